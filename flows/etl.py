@@ -1,0 +1,95 @@
+"""sparkify-etl: stage the raw JSON, transform it into the star schema, check it, publish it.
+
+python flows/etl.py [--source DIR] [--warehouse PATH|BLOCK] [--start-date D] [--end-date D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from tasks.etl import (
+    EtlSummary,
+    QualityCheckFailed,
+    check_quality,
+    ensure_tables,
+    list_run_files,
+    stage,
+    table_counts,
+    transform,
+)
+from tasks.report import format_table
+from tasks.warehouse import resolve_warehouse, transaction
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SOURCE = str(PROJECT_ROOT / "data" / "sample")
+DEFAULT_WAREHOUSE = "sparkify.duckdb"
+
+
+@flow(name="sparkify-etl")
+def etl(
+    source: str = DEFAULT_SOURCE,
+    warehouse: str = DEFAULT_WAREHOUSE,
+    start_date: date | None = None,
+    end_date: date | None = None,
+) -> dict:
+    """Load the source's events of [start_date, end_date] (all days when open) and all songs."""
+    if start_date and end_date and start_date > end_date:
+        raise ValueError(f"start date {start_date} is after end date {end_date}")
+    target = resolve_warehouse(warehouse)
+    files = list_run_files(source, start_date, end_date)
+    ensure_tables(target)
+    staged = stage(target, files)
+    # Write-audit-publish: transforms and checks share one transaction; a failing check rolls
+    # the whole run back, so analysts never see a half-checked load.
+    with transaction(target.get_engine()) as conn:
+        changes = transform(conn)
+        checks = check_quality(conn)
+        failed = [c for c in checks if not c.passed]
+        if failed:
+            raise QualityCheckFailed(failed)
+    counts = table_counts(target)
+    summary = EtlSummary.build(target, files, staged, changes, checks, counts)
+    get_run_logger().info("published to %s: %s", summary.warehouse, counts)
+    return asdict(summary)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line of `python flows/etl.py`."""
+    parser = argparse.ArgumentParser(description="Load Sparkify's JSON into the star schema.")
+    parser.add_argument(
+        "--source", default=DEFAULT_SOURCE, help="directory with log_data/ and song_data/"
+    )
+    parser.add_argument(
+        "--warehouse", default=DEFAULT_WAREHOUSE, help="DuckDB file path or warehouse block name"
+    )
+    parser.add_argument("--start-date", type=date.fromisoformat, help="first day (inclusive)")
+    parser.add_argument("--end-date", type=date.fromisoformat, help="last day (inclusive)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the flow and print the row counts; non-zero exit when a quality check fails."""
+    args = parse_args(argv)
+    try:
+        summary = etl(args.source, args.warehouse, args.start_date, args.end_date)
+    except QualityCheckFailed as error:
+        print(f"\nETL FAILED: {error}", file=sys.stderr)
+        return 1
+    staged = summary["staged"]
+    rejects = staged["events"]["rejects"] + staged["songs"]["rejects"]
+    print(
+        f"\nLoaded {summary['event_files']} event files and {summary['song_files']} song files "
+        f"into {summary['warehouse']} ({rejects} records rejected; see load_rejects)\n"
+    )
+    print(format_table(["table", "rows"], sorted(summary["counts"].items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+-- users: one row per identified user, with the attributes of the user's latest event by ts.
+-- A stored row is replaced only by an event at least as new, so loading an older day after a
+-- newer one changes nothing (loads are order-free).
+delete from users
+where exists (
+    select 1
+    from staging_events
+    where nullif(staging_events.user_id, '') is not null
+        and cast(staging_events.user_id as integer) = users.user_id
+        and staging_events.ts >= users.last_seen_at
+);
+
+insert into users (user_id, first_name, last_name, gender, level, last_seen_at)
+with identified as (
+    select
+        cast(user_id as integer) as user_id,
+        first_name,
+        last_name,
+        gender,
+        level,
+        ts,
+        session_id,
+        item_in_session
+    from staging_events
+    where nullif(user_id, '') is not null
+),
+
+ranked as (
+    select
+        identified.*,
+        row_number() over (
+            partition by user_id
+            order by ts desc, session_id desc, item_in_session desc, level desc
+        ) as recency
+    from identified
+),
+
+final as (
+    select user_id, first_name, last_name, gender, level, ts as last_seen_at
+    from ranked
+    where recency = 1
+        and not exists (select 1 from users where users.user_id = ranked.user_id)
+)
+
+select user_id, first_name, last_name, gender, level, last_seen_at from final;

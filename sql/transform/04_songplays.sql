@@ -1,0 +1,67 @@
+-- songplays: every NextSong event of an identified user, keyed by a hash of the event so that a
+-- reload replaces its rows instead of duplicating them. song_id and artist_id are filled where the
+-- event matches a song on title, artist name and duration, and stay null otherwise.
+delete from songplays
+where songplay_id in (
+    select
+        md5(
+            cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|'
+            || user_id || '|' || cast(ts as varchar)
+        )
+    from staging_events
+    where page = 'NextSong' and nullif(user_id, '') is not null
+);
+
+insert into songplays (
+    songplay_id, start_time, user_id, level, song_id, artist_id, session_id, location, user_agent
+)
+with plays as (
+    select
+        md5(
+            cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|'
+            || user_id || '|' || cast(ts as varchar)
+        ) as songplay_id,
+        ts as start_time,
+        cast(user_id as integer) as user_id,
+        level,
+        song,
+        artist,
+        length,
+        session_id,
+        location,
+        user_agent
+    from staging_events
+    where page = 'NextSong' and nullif(user_id, '') is not null
+),
+
+catalog as (
+    select songs.song_id, songs.artist_id, songs.title, artists.name as artist_name, songs.duration
+    from songs
+    inner join artists on artists.artist_id = songs.artist_id
+),
+
+matched as (
+    select
+        plays.*,
+        catalog.song_id,
+        catalog.artist_id,
+        row_number() over (
+            partition by plays.songplay_id order by catalog.song_id nulls last
+        ) as pick
+    from plays
+    left join catalog
+        on catalog.title = plays.song
+        and catalog.artist_name = plays.artist
+        and catalog.duration = plays.length
+),
+
+final as (
+    select
+        songplay_id, start_time, user_id, level, song_id, artist_id, session_id, location, user_agent
+    from matched
+    where pick = 1
+)
+
+select
+    songplay_id, start_time, user_id, level, song_id, artist_id, session_id, location, user_agent
+from final;

@@ -1,0 +1,344 @@
+"""Staging: the run's raw JSON into staging_events and staging_songs, bad records into load_rejects.
+
+DuckDB reads the event files itself (bulk, typed by the table model). Each line is validated
+before it is typed, so a malformed line, a missing field or a wrong type becomes a row in
+load_rejects with its file, line number and reason, while every good line loads.
+Song files are small and many: reading them in Python (orjson) into one Arrow table is an order
+of magnitude faster than DuckDB's per-file overhead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time as clock
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+from sqlalchemy import Connection, DateTime, Double, Integer, Table, delete, func, select
+from sqlalchemy.types import TypeEngine
+
+from sql import model
+from sql.model import JsonField, json_fields
+
+MAX_RAW_LINE = 4096
+
+# JSON value types (DuckDB's json_type names) each kind of staging column accepts.
+_JSON_TYPES: dict[str, list[str]] = {
+    "integer": ["BIGINT", "UBIGINT"],
+    "double": ["DOUBLE", "BIGINT", "UBIGINT"],
+    "timestamp": ["BIGINT", "UBIGINT"],
+    "text": ["VARCHAR", "BIGINT", "UBIGINT", "DOUBLE"],
+}
+_EXPECTED = {
+    "integer": "an integer",
+    "double": "a number",
+    "timestamp": "epoch milliseconds",
+    "text": "a string",
+}
+
+
+def column_kind(sql_type: TypeEngine) -> str:
+    """The validation kind of a staging column's SQL type."""
+    if isinstance(sql_type, Integer):
+        return "integer"
+    if isinstance(sql_type, Double):
+        return "double"
+    if isinstance(sql_type, DateTime):
+        return "timestamp"
+    return "text"
+
+
+@dataclass
+class StageReport:
+    """What staging one table did."""
+
+    table: str
+    files: int
+    rows: int
+    rejects: int
+    seconds: float
+    reject_samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
+    """A CASE expression naming the first problem of a line's extracted values, and its binds."""
+    whens = ["when vals is null then ?"]
+    params: list[Any] = ["malformed JSON: not a valid JSON object"]
+    for position, f in enumerate(fields, start=1):
+        value = f"vals[{position}]"
+        kind = column_kind(f.sql_type)
+        if f.required:
+            whens.append(f"when coalesce(json_type({value}), 'NULL') = 'NULL' then ?")
+            params.append(f"missing required field {f.field}")
+        whens.append(
+            f"when json_type({value}) <> 'NULL' and (not list_contains(?::varchar[], "
+            f"json_type({value})) or try_cast({value} as {_duck_type(kind)}) is null) then ?"
+        )
+        params += [_JSON_TYPES[kind], f"wrong type for {f.field}: expected {_EXPECTED[kind]}"]
+        if f.pattern is not None:
+            whens.append(
+                f"when json_type({value}) <> 'NULL' "
+                f"and not regexp_full_match({value} ->> '$', ?) then ?"
+            )
+            params += [f.pattern, f"bad value for {f.field}: does not match {f.pattern}"]
+    return "case " + " ".join(whens) + " end", params
+
+
+def _duck_type(kind: str) -> str:
+    return {"integer": "integer", "double": "double", "timestamp": "bigint", "text": "varchar"}[
+        kind
+    ]
+
+
+def _typed_sql(f: JsonField, position: int) -> str:
+    """The expression turning an extracted JSON value into the staging column's type."""
+    value = f"vals[{position}]"
+    kind = column_kind(f.sql_type)
+    if kind == "timestamp":
+        return f"epoch_ms(cast({value} as bigint))"
+    if kind == "text":
+        text = f"({value} ->> '$')"
+        # userId '' marks a logged-out event: staged as null.
+        return f"nullif({text}, '')" if f.pattern is not None else text
+    return f"cast({value} as {_duck_type(kind)})"
+
+
+def events_staging_sql(table: Table) -> dict[str, tuple[str, list[Any]]]:
+    """DuckDB statements (with binds) that read, validate and stage newline-delimited JSON."""
+    fields = json_fields(table)
+    reason, reason_params = _reason_sql(fields)
+    paths = [f"$.{f.field}" for f in fields]
+    columns = ", ".join(f.column for f in fields)
+    typed = ", ".join(_typed_sql(f, i) for i, f in enumerate(fields, start=1))
+    return {
+        "files": (
+            "create or replace temp table raw_files as "
+            "select filename as source_file, content from read_text(?)",
+            [],
+        ),
+        "digests": (
+            "select source_file, case when trim(content) <> '' then md5(content) end "
+            "from raw_files",
+            [],
+        ),
+        "lines": (
+            "create or replace temp table raw_lines as "
+            "select source_file, line_number, rtrim(line, chr(13)) as line from ("
+            "  select source_file, unnest(string_split(content, chr(10))) as line,"
+            "  generate_subscripts(string_split(content, chr(10)), 1) as line_number"
+            "  from raw_files where source_file in (select unnest(?::varchar[]))"
+            ") where trim(line) <> ''",
+            [],
+        ),
+        "checked": (
+            "create or replace temp table raw_checked as "
+            f"select source_file, line_number, line, vals, {reason} as reason from ("
+            "  select *, case when json_valid(line) and json_type(line) = 'OBJECT'"
+            "  then json_extract(line, ?::varchar[]) end as vals from raw_lines)",
+            [*reason_params, paths],
+        ),
+        "stage": (
+            f"insert into {table.name} ({columns}) "
+            f"select {typed} from raw_checked where reason is null",
+            [],
+        ),
+        "rejects": (
+            "insert into load_rejects (source_file, line_number, reason, raw_line, recorded_at) "
+            "select source_file, line_number, reason, left(line, ?), ? "
+            "from raw_checked where reason is not null",
+            [MAX_RAW_LINE],
+        ),
+    }
+
+
+def _file_rejects(files: list[str], digests: dict[str, str | None]) -> list[dict[str, Any]]:
+    """Whole-file problems: empty files (digest None), and files with the same content as an
+    earlier one; their records are not staged (a duplicate's would be loaded twice)."""
+    rejects = []
+    seen: dict[str, str] = {}
+    for name in files:
+        digest = digests.get(name)
+        if digest is None:
+            rejects.append({"source_file": name, "line_number": 0, "reason": "empty file"})
+            continue
+        first = seen.setdefault(digest, name)
+        if first != name:
+            reason = f"duplicate file: same content as {first}"
+            rejects.append({"source_file": name, "line_number": 0, "reason": reason})
+    return rejects
+
+
+def _reset(conn: Connection, table: Table, files: list[str]) -> None:
+    """Empty a staging table and forget earlier rejects of the same files (reruns are clean)."""
+    conn.execute(delete(table))
+    if files:
+        conn.execute(delete(model.load_rejects).where(model.load_rejects.c.source_file.in_(files)))
+
+
+def _insert_rejects(conn: Connection, rejects: list[dict[str, Any]], at: datetime) -> None:
+    if rejects:
+        rows = [{"raw_line": None, **r, "recorded_at": at} for r in rejects]
+        conn.execute(model.load_rejects.insert(), rows)
+
+
+def _reject_samples(conn: Connection, files: list[str], limit: int = 20) -> list[dict[str, Any]]:
+    rejects = model.load_rejects
+    query = (
+        select(rejects.c.source_file, rejects.c.line_number, rejects.c.reason)
+        .where(rejects.c.source_file.in_(files))
+        .order_by(rejects.c.source_file, rejects.c.line_number)
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in conn.execute(query)] if files else []
+
+
+def _count_rejects(conn: Connection, files: list[str]) -> int:
+    if not files:
+        return 0
+    rejects = model.load_rejects
+    query = select(func.count()).select_from(rejects).where(rejects.c.source_file.in_(files))
+    return int(conn.execute(query).scalar_one())
+
+
+def stage_events_duckdb(conn: Connection, files: list[str], at: datetime) -> StageReport:
+    """Load the event files into staging_events on DuckDB; bad lines go to load_rejects."""
+    started = clock.perf_counter()
+    table = model.staging_events
+    _reset(conn, table, files)
+    raw = conn.connection.driver_connection
+    statements = events_staging_sql(table)
+    if files:
+        sql, _ = statements["files"]
+        raw.execute(sql, [files])
+        digests = dict(raw.execute(statements["digests"][0]).fetchall())
+        whole_file = _file_rejects(files, digests)
+        skipped = {r["source_file"] for r in whole_file}
+        keep = [name for name in files if name not in skipped]
+        sql, _ = statements["lines"]
+        raw.execute(sql, [keep])
+        for step in ("checked", "stage"):
+            sql, params = statements[step]
+            raw.execute(sql, params)
+        sql, params = statements["rejects"]
+        raw.execute(sql, [*params, at])
+        _insert_rejects(conn, whole_file, at)
+        for temp in ("raw_files", "raw_lines", "raw_checked"):
+            raw.execute(f"drop table if exists {temp}")
+    rows = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+    return StageReport(
+        table.name,
+        len(files),
+        rows,
+        _count_rejects(conn, files),
+        clock.perf_counter() - started,
+        _reject_samples(conn, files),
+    )
+
+
+def _check_value(f: JsonField, value: Any) -> str | None:
+    """Why a parsed JSON value cannot fill its staging column, or None when it can."""
+    if value is None:
+        return f"missing required field {f.field}" if f.required else None
+    kind = column_kind(f.sql_type)
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = {
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "double": is_number,
+        "timestamp": isinstance(value, int) and not isinstance(value, bool),
+        "text": isinstance(value, str) or is_number,
+    }[kind]
+    if not ok:
+        return f"wrong type for {f.field}: expected {_EXPECTED[kind]}"
+    if kind == "integer" and not -(2**31) <= value < 2**31:
+        return f"wrong type for {f.field}: integer out of range"
+    if f.pattern is not None and not re.fullmatch(f.pattern, str(value)):
+        return f"bad value for {f.field}: does not match {f.pattern}"
+    return None
+
+
+def _arrow_type(f: JsonField) -> pa.DataType:
+    return {
+        "integer": pa.int32(),
+        "double": pa.float64(),
+        "timestamp": pa.int64(),
+        "text": pa.string(),
+    }[column_kind(f.sql_type)]
+
+
+def parse_json_records(
+    table: Table, files: list[str], read: Any = None
+) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """Parse JSON files (one or more objects per file, one per line) into an Arrow table typed by
+    the staging table's model, and the rejected records with file, line and reason."""
+    fields = json_fields(table)
+    columns: dict[str, list[Any]] = {f.column: [] for f in fields}
+    rejects: list[dict[str, Any]] = []
+    reader = read or (lambda name: Path(name).read_bytes())
+    contents = {name: reader(name) for name in files}
+    digests = {
+        name: hashlib.sha256(content).hexdigest() if content.strip() else None
+        for name, content in contents.items()
+    }
+    rejects += _file_rejects(files, digests)
+    skipped = {r["source_file"] for r in rejects}
+    for name in files:
+        if name in skipped:
+            continue
+        for number, line in enumerate(contents[name].splitlines(), start=1):
+            if not line.strip():
+                continue
+            reason, record = None, None
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                reason = "malformed JSON: not a valid JSON object"
+            if reason is None and not isinstance(record, dict):
+                reason = "malformed JSON: not a valid JSON object"
+            if reason is None:
+                reason = next(
+                    (r for f in fields if (r := _check_value(f, record.get(f.field)))), None
+                )
+            if reason is not None:
+                raw = line[:MAX_RAW_LINE].decode("utf-8", "replace")
+                rejects.append(
+                    {"source_file": name, "line_number": number, "reason": reason, "raw_line": raw}
+                )
+                continue
+            for f in fields:
+                value = record.get(f.field)
+                if value is not None and column_kind(f.sql_type) == "text":
+                    value = str(value)
+                columns[f.column].append(value)
+    schema = pa.schema([pa.field(f.column, _arrow_type(f)) for f in fields])
+    return pa.table(columns, schema=schema), rejects
+
+
+def stage_songs_duckdb(
+    conn: Connection, files: list[str], at: datetime, read: Any = None
+) -> StageReport:
+    """Load the song files into staging_songs on DuckDB; bad records go to load_rejects."""
+    started = clock.perf_counter()
+    table = model.staging_songs
+    _reset(conn, table, files)
+    arrow, rejects = parse_json_records(table, files, read)
+    raw = conn.connection.driver_connection
+    raw.register("songs_arrow", arrow)
+    try:
+        columns = ", ".join(c.name for c in table.columns)
+        raw.execute(f"insert into {table.name} ({columns}) select {columns} from songs_arrow")
+    finally:
+        raw.unregister("songs_arrow")
+    _insert_rejects(conn, rejects, at)
+    return StageReport(
+        table.name,
+        len(files),
+        arrow.num_rows,
+        len(rejects),
+        clock.perf_counter() - started,
+        _reject_samples(conn, files),
+    )

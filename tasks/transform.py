@@ -1,0 +1,65 @@
+"""Transforms: the SQL files in sql/transform, run in order inside the run's transaction."""
+
+from __future__ import annotations
+
+import re
+import time as clock
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection
+
+TRANSFORM_DIR = Path(__file__).resolve().parent.parent / "sql" / "transform"
+_TABLE_OF_FILE = re.compile(r"^\d+_(?P<table>\w+)\.sql$")
+_COMMENT = re.compile(r"--[^\n]*")
+
+
+@dataclass
+class TableChange:
+    """What one transform did to its table."""
+
+    table: str
+    deleted: int
+    inserted: int
+    seconds: float
+
+    @property
+    def replaced(self) -> int:
+        """Rows that existed and were written again (deleted then re-inserted)."""
+        return min(self.deleted, self.inserted)
+
+    @property
+    def added(self) -> int:
+        """Rows the table gained."""
+        return self.inserted - self.deleted
+
+
+def split_statements(text: str) -> list[str]:
+    """The statements of a SQL file: comments removed, split on semicolons ending a line."""
+    body = _COMMENT.sub("", text)
+    return [s.strip() for s in re.split(r";\s*(?:\n|$)", body) if s.strip()]
+
+
+def transform_files(directory: Path = TRANSFORM_DIR) -> list[Path]:
+    """The transform files in the order they run (artists and songs before the plays they match)."""
+    return sorted(p for p in directory.glob("*.sql") if _TABLE_OF_FILE.match(p.name))
+
+
+def run_transform_file(conn: Connection, path: Path) -> TableChange:
+    """Run one transform file's statements and count the rows it deleted and inserted."""
+    started = clock.perf_counter()
+    deleted = inserted = 0
+    for statement in split_statements(path.read_text()):
+        result = conn.exec_driver_sql(statement)
+        verb = statement.split(None, 1)[0].lower()
+        if verb == "delete":
+            deleted += max(result.rowcount, 0)
+        elif verb == "insert":
+            inserted += max(result.rowcount, 0)
+    table = _TABLE_OF_FILE.match(path.name).group("table")
+    return TableChange(table, deleted, inserted, clock.perf_counter() - started)
+
+
+def run_transforms(conn: Connection, directory: Path = TRANSFORM_DIR) -> list[TableChange]:
+    """Run every transform file in order on one connection (the caller owns the transaction)."""
+    return [run_transform_file(conn, path) for path in transform_files(directory)]
