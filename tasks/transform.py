@@ -40,9 +40,10 @@ def split_statements(text: str) -> list[str]:
     return [s.strip() for s in re.split(r";\s*(?:\n|$)", body) if s.strip()]
 
 
-def transform_files(directory: Path = TRANSFORM_DIR) -> list[Path]:
+def transform_files(directory: Path | None = None) -> list[Path]:
     """The transform files in the order they run (artists and songs before the plays they match)."""
-    return sorted(p for p in directory.glob("*.sql") if _TABLE_OF_FILE.match(p.name))
+    folder = directory or TRANSFORM_DIR
+    return sorted(p for p in folder.glob("*.sql") if _TABLE_OF_FILE.match(p.name))
 
 
 def run_transform_file(conn: Connection, path: Path) -> TableChange:
@@ -60,6 +61,6 @@ def run_transform_file(conn: Connection, path: Path) -> TableChange:
     return TableChange(table, deleted, inserted, clock.perf_counter() - started)
 
 
-def run_transforms(conn: Connection, directory: Path = TRANSFORM_DIR) -> list[TableChange]:
+def run_transforms(conn: Connection, directory: Path | None = None) -> list[TableChange]:
     """Run every transform file in order on one connection (the caller owns the transaction)."""
     return [run_transform_file(conn, path) for path in transform_files(directory)]

@@ -35,16 +35,16 @@ with plays as (
 ),
 
 catalog as (
-    select songs.song_id, songs.artist_id, songs.title, artists.name as artist_name, songs.duration
-    from songs
-    inner join artists on artists.artist_id = songs.artist_id
+    -- Every run stages the whole song catalog, and a song is matched on the artist name its own
+    -- file credits (one artist_id may be credited as "X" on one song and "X feat. Y" on another).
+    select distinct song_id, title, artist_name, duration
+    from staging_songs
 ),
 
 matched as (
     select
         plays.*,
         catalog.song_id,
-        catalog.artist_id,
         row_number() over (
             partition by plays.songplay_id order by catalog.song_id nulls last
         ) as pick
@@ -57,9 +57,18 @@ matched as (
 
 final as (
     select
-        songplay_id, start_time, user_id, level, song_id, artist_id, session_id, location, user_agent
+        matched.songplay_id,
+        matched.start_time,
+        matched.user_id,
+        matched.level,
+        songs.song_id,
+        songs.artist_id,
+        matched.session_id,
+        matched.location,
+        matched.user_agent
     from matched
-    where pick = 1
+    left join songs on songs.song_id = matched.song_id
+    where matched.pick = 1
 )
 
 select

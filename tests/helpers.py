@@ -1,0 +1,90 @@
+"""Small shared assertion helpers: what is in a DuckDB warehouse, and what the JSON says."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+STAR_TABLES = ("songplays", "users", "songs", "artists", "time")
+
+
+def table_counts(db: Path) -> dict[str, int]:
+    """Row counts of the star tables in a DuckDB file."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in STAR_TABLES}
+
+
+def snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every star table's rows, sorted, for comparing two warehouses."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {
+            t: sorted(con.execute(f"select * from {t}").fetchall(), key=repr) for t in STAR_TABLES
+        }
+
+
+def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of one query on a DuckDB file (read-only)."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def event_records(source: Path) -> Iterator[dict[str, Any]]:
+    """Every event of a source directory, parsed with the standard library."""
+    for path in sorted((source / "log_data").rglob("*.json")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                yield json.loads(line)
+
+
+def song_records(source: Path) -> list[dict[str, Any]]:
+    """Every song record of a source directory."""
+    return [
+        json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted((source / "song_data").rglob("*.json"))
+    ]
+
+
+@dataclass
+class Expected:
+    """Figures computed in plain Python from the JSON, independent of the project's SQL."""
+
+    counts: dict[str, int]
+    matched_plays: int
+    paid_users: int
+    user_levels: dict[int, str]
+
+
+def expected_from_json(source: Path) -> Expected:
+    """What the star schema must hold after loading every file of a source directory."""
+    events = list(event_records(source))
+    songs = song_records(source)
+    catalog = {(s["title"], s["artist_name"], s["duration"]) for s in songs}
+    plays = {}
+    latest: dict[int, tuple[int, str]] = {}
+    for e in events:
+        if e["userId"] == "":
+            continue
+        user = int(e["userId"])
+        if user not in latest or e["ts"] >= latest[user][0]:
+            latest[user] = (e["ts"], e["level"])
+        if e["page"] == "NextSong":
+            key = (e["sessionId"], e["itemInSession"], e["userId"], e["ts"])
+            plays[key] = (e["song"], e["artist"], e["length"])
+    levels = {user: level for user, (_, level) in latest.items()}
+    return Expected(
+        counts={
+            "songplays": len(plays),
+            "users": len(latest),
+            "songs": len({s["song_id"] for s in songs}),
+            "artists": len({s["artist_id"] for s in songs}),
+            "time": len({key[3] for key in plays}),
+        },
+        matched_plays=sum(1 for play in plays.values() if play in catalog),
+        paid_users=sum(1 for level in levels.values() if level == "paid"),
+        user_levels=levels,
+    )

@@ -1,0 +1,141 @@
+"""End-to-end runs of the sparkify-etl flow on real DuckDB files and generated data."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+import tasks.transform
+from flows.etl import etl
+from tasks.etl import QualityCheckFailed
+from tests.helpers import expected_from_json, query, snapshot, table_counts
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+WEEK = [date(2018, 11, 1) + timedelta(days=i) for i in range(6)]
+
+
+def test_month_matches_figures_computed_from_the_json(month_source: Path, tmp_path: Path) -> None:
+    db = tmp_path / "wh.duckdb"
+    summary = etl(str(month_source), str(db))
+    expected = expected_from_json(month_source)
+
+    assert table_counts(db) == expected.counts
+    assert summary["counts"]["songplays"] == expected.counts["songplays"]
+    matched = query(db, "select count(*) from songplays where song_id is not null")[0][0]
+    assert matched == expected.matched_plays
+    assert 0 < matched < expected.counts["songplays"]  # both matching and unmatched plays
+    paid = query(db, "select count(*) from users where level = 'paid'")[0][0]
+    assert paid == expected.paid_users
+    assert dict(query(db, "select user_id, level from users")) == expected.user_levels
+    assert all(c["passed"] for c in summary["checks"])
+    assert summary["staged"]["events"]["rejects"] == 0
+
+
+def test_matched_plays_carry_song_and_artist_of_the_catalog(month_source: Path, tmp_path: Path):
+    db = tmp_path / "wh.duckdb"
+    etl(str(month_source), str(db))
+    mismatched = query(
+        db,
+        "select count(*) from songplays p join songs s on s.song_id = p.song_id "
+        "where s.artist_id <> p.artist_id",
+    )[0][0]
+    assert mismatched == 0
+    types = dict(
+        query(
+            db,
+            "select column_name, data_type from information_schema.columns "
+            "where table_name = 'songs'",
+        )
+    )
+    assert types["duration"] == "DOUBLE"
+
+
+def test_time_follows_iso_week_and_sunday_zero(month_source: Path, tmp_path: Path) -> None:
+    db = tmp_path / "wh.duckdb"
+    etl(str(month_source), str(db))
+    rows = query(db, "select start_time, hour, day, week, month, year, weekday from time")
+    for start, hour, day, week, month, year, weekday in rows:
+        iso = start.isocalendar()
+        assert (hour, day, month, year) == (start.hour, start.day, start.month, start.year)
+        assert week == iso.week
+        assert weekday == start.isoweekday() % 7
+
+
+def test_same_run_twice_gives_identical_tables(week_source: Path, tmp_path: Path) -> None:
+    db = tmp_path / "wh.duckdb"
+    etl(str(week_source), str(db))
+    first = snapshot(db)
+    second_run = etl(str(week_source), str(db))
+    assert snapshot(db) == first
+    changes = {c["table"]: c for c in second_run["changes"]}
+    assert changes["songplays"]["deleted"] == changes["songplays"]["inserted"] > 0
+
+
+@pytest.mark.parametrize("order", ["forward", "reverse"], ids=["in-date-order", "reverse-order"])
+def test_day_by_day_equals_whole_range(week_source: Path, tmp_path: Path, order: str) -> None:
+    whole = tmp_path / "whole.duckdb"
+    etl(str(week_source), str(whole), WEEK[0], WEEK[-1])
+    daily = tmp_path / "daily.duckdb"
+    for day in WEEK if order == "forward" else list(reversed(WEEK)):
+        etl(str(week_source), str(daily), day, day)
+    assert snapshot(daily) == snapshot(whole)
+    # The data has users whose level changes, so an older day loaded last must not win.
+    changed = query(
+        whole,
+        "select count(*) from (select user_id from songplays group by user_id "
+        "having count(distinct level) > 1)",
+    )[0][0]
+    assert changed > 0
+    assert dict(query(daily, "select user_id, level from users")) == (
+        expected_from_json(week_source).user_levels
+    )
+
+
+def test_date_range_loads_only_its_days(week_source: Path, tmp_path: Path) -> None:
+    db = tmp_path / "wh.duckdb"
+    summary = etl(str(week_source), str(db), WEEK[1], WEEK[2])
+    assert summary["event_files"] == 2
+    days = query(db, "select distinct cast(start_time as date) from songplays order by 1")
+    assert [d for (d,) in days] == [WEEK[1], WEEK[2]]
+
+
+@pytest.fixture()
+def failing_transforms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A copy of the transform folder, with a statement added by each test."""
+    folder = tmp_path / "transform"
+    shutil.copytree(tasks.transform.TRANSFORM_DIR, folder)
+    monkeypatch.setattr(tasks.transform, "TRANSFORM_DIR", folder)
+    return folder
+
+
+def test_failing_transform_leaves_tables_as_they_were(
+    week_source: Path, tmp_path: Path, failing_transforms: Path
+) -> None:
+    db = tmp_path / "wh.duckdb"
+    etl(str(week_source), str(db), WEEK[0], WEEK[0])
+    before = snapshot(db)
+    # Runs after artists, songs and users have been rewritten, before songplays.
+    (failing_transforms / "03_zz_injected_failure.sql").write_text(
+        "insert into users select * from no_such_table;\n"
+    )
+    with pytest.raises(Exception, match="no_such_table"):
+        etl(str(week_source), str(db), WEEK[1], WEEK[5])
+    assert snapshot(db) == before
+
+
+def test_failing_quality_check_rolls_the_run_back(
+    week_source: Path, tmp_path: Path, failing_transforms: Path
+) -> None:
+    db = tmp_path / "wh.duckdb"
+    etl(str(week_source), str(db), WEEK[0], WEEK[0])
+    before = snapshot(db)
+    (failing_transforms / "09_zz_duplicate_user.sql").write_text(
+        "insert into users select * from users limit 1;\n"
+    )
+    with pytest.raises(QualityCheckFailed, match="unique_users_user_id"):
+        etl(str(week_source), str(db), WEEK[1], WEEK[1])
+    assert snapshot(db) == before
