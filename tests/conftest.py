@@ -39,3 +39,15 @@ def week_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("week")
     generate_dataset(out, events=1500, songs=60, seed=11, start_date=MONTH_START, days=6)
     return out
+
+
+@pytest.fixture(scope="session")
+def cli_env(prefect_server) -> dict[str, str]:
+    """Environment for running the project's scripts against the session's Prefect server."""
+    from prefect.settings import get_current_settings
+
+    return {
+        **os.environ,
+        "PREFECT_API_URL": str(get_current_settings().api.url),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }

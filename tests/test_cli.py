@@ -1,0 +1,94 @@
+"""The scripts a data engineer runs: python flows/etl.py, create_tables.py, analytics.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import PROJECT_ROOT
+from tests.helpers import query
+
+
+def run(script: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, f"flows/{script}", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_etl_cli_prints_row_counts(week_source: Path, tmp_path: Path, cli_env) -> None:
+    db = tmp_path / "wh.duckdb"
+    done = run("etl.py", "--source", str(week_source), "--warehouse", str(db), env=cli_env)
+    assert done.returncode == 0, done.stderr
+    songplays = query(db, "select count(*) from songplays")[0][0]
+    assert f"songplays     {songplays:,}" in done.stdout
+    assert "table" in done.stdout and "users" in done.stdout
+
+
+def test_etl_cli_fails_and_publishes_nothing_when_a_check_fails(
+    week_source: Path, tmp_path: Path, cli_env
+) -> None:
+    db = tmp_path / "wh.duckdb"
+    assert (
+        run(
+            "etl.py",
+            "--source",
+            str(week_source),
+            "--warehouse",
+            str(db),
+            "--start-date",
+            "2018-11-01",
+            "--end-date",
+            "2018-11-01",
+            env=cli_env,
+        ).returncode
+        == 0
+    )
+    before = query(db, "select count(*) from songplays")[0][0]
+    day = tmp_path / "bad" / "log_data" / "2018" / "11"
+    day.mkdir(parents=True)
+    original = week_source / "log_data" / "2018" / "11" / "2018-11-02-events.json"
+    lines = [json.loads(line) for line in original.read_text().splitlines()]
+    for record in lines:
+        record["level"] = "premium"  # not an accepted level: the accepted_values check fails
+    (day / original.name).write_text("\n".join(json.dumps(r) for r in lines))
+    (tmp_path / "bad" / "song_data").symlink_to(week_source / "song_data")
+
+    done = run("etl.py", "--source", str(tmp_path / "bad"), "--warehouse", str(db), env=cli_env)
+    assert done.returncode == 1
+    assert "accepted_values_users_level" in done.stderr
+    assert query(db, "select count(*) from songplays")[0][0] == before
+    assert query(db, "select count(*) from users where level = 'premium'")[0][0] == 0
+
+
+def test_create_tables_refuses_to_drop_without_yes(week_source: Path, tmp_path: Path, cli_env):
+    db = tmp_path / "wh.duckdb"
+    run("etl.py", "--source", str(week_source), "--warehouse", str(db), env=cli_env)
+    refused = run("create_tables.py", "--warehouse", str(db), env=cli_env)
+    assert refused.returncode == 2
+    assert "--yes" in refused.stderr
+    assert query(db, "select count(*) from songplays")[0][0] > 0
+    done = run("create_tables.py", "--warehouse", str(db), "--yes", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert query(db, "select count(*) from songplays")[0][0] == 0
+
+
+def test_analytics_cli_prints_its_tables(week_source: Path, tmp_path: Path, cli_env) -> None:
+    db = tmp_path / "wh.duckdb"
+    run("etl.py", "--source", str(week_source), "--warehouse", str(db), env=cli_env)
+    done = run("analytics.py", "--warehouse", str(db), env=cli_env)
+    assert done.returncode == 0, done.stderr
+    for heading in ("row counts", "most played songs", "plays by hour", "plays by level"):
+        assert heading in done.stdout
+    top = query(
+        db,
+        "select count(*) from songplays where song_id is not null "
+        "group by song_id order by 1 desc limit 1",
+    )[0][0]
+    assert f"  {top}" in done.stdout.split("most played songs")[1].split("plays by hour")[0]

@@ -1,0 +1,75 @@
+"""The table model: one definition, two dialects."""
+
+from __future__ import annotations
+
+import re
+
+import duckdb_engine
+from sqlalchemy.schema import CreateTable
+from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
+
+from sql import model
+
+
+def ddl(table, dialect) -> str:
+    """Compiled CREATE TABLE, whitespace normalised."""
+    return re.sub(r"\s+", " ", str(CreateTable(table).compile(dialect=dialect))).strip()
+
+
+REDSHIFT = RedshiftDialect_redshift_connector()
+DUCKDB = duckdb_engine.Dialect()
+
+
+def test_redshift_ddl_carries_the_physical_design() -> None:
+    assert ddl(model.songplays, REDSHIFT).endswith(
+        ") DISTSTYLE KEY DISTKEY (user_id) SORTKEY (start_time)"
+    )
+    for table in (model.users, model.songs, model.artists, model.time):
+        assert f") DISTSTYLE ALL SORTKEY ({model.key_column(table)})" in ddl(table, REDSHIFT)
+    assert ddl(model.staging_events, REDSHIFT).endswith(") DISTSTYLE EVEN")
+
+
+def test_duckdb_ddl_has_no_redshift_options() -> None:
+    for table in model.ALL_TABLES:
+        text = ddl(table, DUCKDB)
+        assert not re.search(r"DISTSTYLE|DISTKEY|SORTKEY", text), text
+        assert text.startswith(f"CREATE TABLE {table.name} (")
+
+
+def test_measures_are_double_precision_in_both_dialects() -> None:
+    for dialect in (REDSHIFT, DUCKDB):
+        assert "length DOUBLE PRECISION" in ddl(model.staging_events, dialect)
+        songs = ddl(model.staging_songs, dialect)
+        for column in ("duration", "artist_latitude", "artist_longitude"):
+            assert f"{column} DOUBLE PRECISION" in songs
+        assert "user_id INTEGER NOT NULL" in ddl(model.users, dialect)
+
+
+def test_jsonpaths_follow_staging_columns_in_order() -> None:
+    paths = model.jsonpaths(model.staging_events)["jsonpaths"]
+    assert len(paths) == len(model.staging_events.columns)
+    assert paths[:3] == ["$['artist']", "$['auth']", "$['firstName']"]
+    assert paths[-2:] == ["$['userAgent']", "$['userId']"]
+    songs = model.jsonpaths(model.staging_songs)["jsonpaths"]
+    assert songs == [f"$['{c.name}']" for c in model.staging_songs.columns]
+
+
+def test_star_schema_columns_are_the_public_contract() -> None:
+    columns = {t.name: [c.name for c in t.columns] for t in model.STAR_TABLES}
+    assert columns == {
+        "songplays": [
+            "songplay_id",
+            "start_time",
+            "user_id",
+            "level",
+            "song_id",
+            "artist_id",
+            "session_id",
+            "location",
+            "user_agent",
+        ],
+        "users": ["user_id", "first_name", "last_name", "gender", "level", "last_seen_at"],
+        "songs": ["song_id", "title", "artist_id", "year", "duration"],
+        "artists": ["artist_id", "name", "location", "latitude", "longitude"],
+        "time": ["start_time", "hour", "day", "week", "month", "year", "weekday"],
+    }

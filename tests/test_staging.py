@@ -1,0 +1,170 @@
+"""Staging on DuckDB: bulk reads, validation, and rejects with file, line and reason."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from flows.etl import etl
+from sql import model
+from tasks.staging import events_staging_sql, parse_json_records
+from tasks.warehouse import DuckDBWarehouse, create_tables, transaction
+from tests.helpers import query
+
+GOOD_EVENT = {
+    "artist": "Sigur Rós",
+    "auth": "Logged In",
+    "firstName": "Zoë",
+    "gender": "F",
+    "itemInSession": 0,
+    "lastName": "Ørsted",
+    "length": 218.93179,
+    "level": "free",
+    "location": "Reykjavík",
+    "method": "PUT",
+    "page": "NextSong",
+    "registration": 1.540919166796e12,
+    "sessionId": 5,
+    "song": "Hoppípolla",
+    "status": 200,
+    "ts": 1541105830796,
+    "userAgent": '"Mozilla/5.0"',
+    "userId": "26",
+}
+SONG = {
+    "num_songs": 1,
+    "artist_id": "ARSIGURROS0000001",
+    "artist_latitude": 64.1,
+    "artist_longitude": -21.9,
+    "artist_location": "Reykjavík",
+    "artist_name": "Sigur Rós",
+    "song_id": "SOHOPPIPOLLA00001",
+    "title": "Hoppípolla",
+    "duration": 218.93179,
+    "year": 2005,
+}
+
+
+def event(**changes: object) -> str:
+    """One event line, with fields changed or removed (value ...)."""
+    record = {**GOOD_EVENT, **changes}
+    return json.dumps({k: v for k, v in record.items() if v is not ...}, ensure_ascii=False)
+
+
+@pytest.fixture()
+def bad_source(tmp_path: Path) -> Path:
+    """A day file with good lines between a truncated line, garbage and wrong-typed fields."""
+    day = tmp_path / "src" / "log_data" / "2018" / "11"
+    day.mkdir(parents=True)
+    lines = [
+        event(itemInSession=0, ts=1541105830796),  # 1 good, matches the song
+        event(itemInSession=1, ts=1541105900000)[:57],  # 2 truncated
+        "this is not json at all",  # 3 garbage
+        event(itemInSession=2, sessionId="five"),  # 4 wrong type
+        "",  # blank: ignored, not a reject
+        event(itemInSession=3, ts=1541106000000, song="Other", length=100.0),  # 6 good
+        event(itemInSession=4, ts=..., page="Home"),  # 7 missing required ts
+        event(itemInSession=5, userId="abc"),  # 8 userId is not an id
+        "[1, 2, 3]",  # 9 JSON, but not an object
+        event(itemInSession=6, ts=1541106100000, page="Home", userId="", firstName=None),  # 10 good
+    ]
+    (day / "2018-11-01-events.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (day / "2018-11-02-events.json").write_text("", encoding="utf-8")
+    songs = tmp_path / "src" / "song_data" / "A" / "B" / "C"
+    songs.mkdir(parents=True)
+    (songs / "TRABC1.json").write_text(json.dumps(SONG), encoding="utf-8")
+    (songs / "TRABC2.json").write_text('{"num_songs": 1, "artist_id": ', encoding="utf-8")
+    (songs / "TRABC3.json").write_text(json.dumps({**SONG, "song_id": None}), encoding="utf-8")
+    return tmp_path / "src"
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_bad_lines_are_rejected_and_good_lines_load(bad_source: Path, tmp_path: Path) -> None:
+    db = tmp_path / "wh.duckdb"
+    summary = etl(str(bad_source), str(db))
+
+    assert query(db, "select count(*) from songplays")[0][0] == 2
+    assert query(db, "select count(*) from songplays where song_id is not null")[0][0] == 1
+    assert query(db, "select user_id, first_name, last_name from users") == [(26, "Zoë", "Ørsted")]
+    rejects = query(
+        db,
+        "select regexp_extract(source_file, '[^/]+$'), line_number, reason from load_rejects "
+        "order by 1, 2",
+    )
+    assert rejects == [
+        ("2018-11-01-events.json", 2, "malformed JSON: not a valid JSON object"),
+        ("2018-11-01-events.json", 3, "malformed JSON: not a valid JSON object"),
+        ("2018-11-01-events.json", 4, "wrong type for sessionId: expected an integer"),
+        ("2018-11-01-events.json", 7, "missing required field ts"),
+        ("2018-11-01-events.json", 8, "bad value for userId: does not match [0-9]*"),
+        ("2018-11-01-events.json", 9, "malformed JSON: not a valid JSON object"),
+        ("2018-11-02-events.json", 0, "empty file"),
+        ("TRABC2.json", 1, "malformed JSON: not a valid JSON object"),
+        ("TRABC3.json", 1, "missing required field song_id"),
+    ]
+    raw = query(db, "select raw_line from load_rejects where line_number = 3")[0][0]
+    assert raw == "this is not json at all"
+    assert summary["staged"]["events"]["rejects"] == 7
+    assert summary["staged"]["songs"]["rejects"] == 2
+    assert all(c["passed"] for c in summary["checks"])
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_rerun_replaces_rejects_instead_of_adding(bad_source: Path, tmp_path: Path) -> None:
+    db = tmp_path / "wh.duckdb"
+    etl(str(bad_source), str(db))
+    etl(str(bad_source), str(db))
+    assert query(db, "select count(*) from load_rejects")[0][0] == 9
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_duplicated_file_is_loaded_once_and_reported(bad_source: Path, tmp_path: Path) -> None:
+    day = bad_source / "log_data" / "2018" / "11"
+    copy = day / "2018-11-01-events.json"
+    (day / "2018-11-03-events.json").write_bytes(copy.read_bytes())
+    db = tmp_path / "wh.duckdb"
+    etl(str(bad_source), str(db))
+    assert query(db, "select count(*) from songplays")[0][0] == 2
+    reason = query(db, "select reason from load_rejects where source_file like '%11-03%'")
+    assert reason == [(f"duplicate file: same content as {copy}",)]
+
+
+def test_event_staging_binds_every_value() -> None:
+    statements = events_staging_sql(model.staging_events)
+    sql, params = statements["checked"]
+    assert "NextSong" not in sql and "userId" not in sql and "expected" not in sql
+    assert sql.count("?") == len(params)
+    assert params[-1] == [f"$.{c.info['json']}" for c in model.staging_events.columns]
+
+
+def test_song_records_parse_into_typed_arrow(tmp_path: Path) -> None:
+    good = tmp_path / "a.json"
+    good.write_text(json.dumps({**SONG, "year": 0, "artist_latitude": None}), encoding="utf-8")
+    wrong = tmp_path / "b.json"
+    wrong.write_text(json.dumps({**SONG, "duration": "long"}), encoding="utf-8")
+    table, rejects = parse_json_records(model.staging_songs, [str(good), str(wrong)])
+    assert table.num_rows == 1
+    assert table.column("duration").to_pylist() == [218.93179]
+    assert table.column("artist_latitude").to_pylist() == [None]
+    assert [(r["line_number"], r["reason"]) for r in rejects] == [
+        (1, "wrong type for duration: expected a number")
+    ]
+
+
+def test_staged_events_are_typed(bad_source: Path, tmp_path: Path) -> None:
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
+    files = [str(p) for p in sorted((bad_source / "log_data").rglob("*.json"))]
+    with transaction(warehouse.get_engine()) as conn:
+        create_tables(conn)
+        report = warehouse.stage_events(conn, files, datetime(2024, 1, 1))
+        rows = conn.execute(select(model.staging_events).order_by("item_in_session")).all()
+    assert report.rows == 3 and report.rejects == 7
+    first = rows[0]._mapping
+    assert first["ts"] == datetime(2018, 11, 1, 20, 57, 10, 796000)
+    assert first["registration"] == 1540919166796.0
+    assert first["length"] == 218.93179
+    assert rows[2]._mapping["user_id"] is None  # '' marks a logged-out event
