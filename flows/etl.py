@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger
 from tasks.etl import (
     EtlSummary,
     QualityCheckFailed,
+    StageTimer,
     check_quality,
     ensure_tables,
     list_run_files,
@@ -42,19 +43,23 @@ def etl(
     if start_date and end_date and start_date > end_date:
         raise ValueError(f"start date {start_date} is after end date {end_date}")
     target = resolve_warehouse(warehouse)
-    files = list_run_files(source, start_date, end_date)
-    ensure_tables(target)
-    staged = stage(target, files)
+    timer = StageTimer()
+    with timer("list files"):
+        files = list_run_files(source, start_date, end_date)
+    with timer("create tables"):
+        ensure_tables(target)
+    with timer("stage"):
+        staged = stage(target, files)
     # Write-audit-publish: transforms and checks share one transaction; a failing check rolls
     # the whole run back, so analysts never see a half-checked load.
-    with transaction(target.get_engine()) as conn:
+    with timer("transform + check + commit"), transaction(target.get_engine()) as conn:
         changes = transform(conn)
         checks = check_quality(conn)
         failed = [c for c in checks if not c.passed]
         if failed:
             raise QualityCheckFailed(failed)
     counts = table_counts(target)
-    summary = EtlSummary.build(target, files, staged, changes, checks, counts)
+    summary = EtlSummary.build(target, files, staged, changes, checks, counts, timer.seconds)
     get_run_logger().info("published to %s: %s", summary.warehouse, counts)
     return asdict(summary)
 

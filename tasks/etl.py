@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time as clock
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -150,6 +153,21 @@ def table_counts(warehouse: Warehouse) -> dict[str, int]:
         return count_rows(conn)
 
 
+class StageTimer:
+    """Wall time of each stage of a run, in the order the stages ran."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage_name: str) -> Iterator[None]:
+        started = clock.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage_name] = round(clock.perf_counter() - started, 3)
+
+
 class QualityCheckFailed(Exception):
     """A data test failed: the run's changes were rolled back."""
 
@@ -170,6 +188,7 @@ class EtlSummary:
     changes: list[dict[str, Any]]
     checks: list[dict[str, Any]]
     counts: dict[str, int]
+    seconds: dict[str, float]
 
     @classmethod
     def build(
@@ -180,6 +199,7 @@ class EtlSummary:
         changes: list[TableChange],
         checks: list[CheckResult],
         counts: dict[str, int],
+        seconds: dict[str, float],
     ) -> EtlSummary:
         """Assemble a summary from the tasks' results."""
         return cls(
@@ -190,4 +210,5 @@ class EtlSummary:
             [asdict(c) for c in changes],
             [c.as_row() for c in checks],
             counts,
+            seconds,
         )

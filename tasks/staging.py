@@ -27,13 +27,7 @@ from sql.model import JsonField, json_fields
 
 MAX_RAW_LINE = 4096
 
-# JSON value types (DuckDB's json_type names) each kind of staging column accepts.
-_JSON_TYPES: dict[str, list[str]] = {
-    "integer": ["BIGINT", "UBIGINT"],
-    "double": ["DOUBLE", "BIGINT", "UBIGINT"],
-    "timestamp": ["BIGINT", "UBIGINT"],
-    "text": ["VARCHAR", "BIGINT", "UBIGINT", "DOUBLE"],
-}
+_DUCK_TYPES = {"integer": "integer", "double": "double", "timestamp": "bigint", "text": "varchar"}
 _EXPECTED = {
     "integer": "an integer",
     "double": "a number",
@@ -65,56 +59,72 @@ class StageReport:
     reject_samples: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
-    """A CASE expression naming the first problem of a line's extracted values, and its binds."""
-    whens = ["when vals is null then ?"]
-    params: list[Any] = ["malformed JSON: not a valid JSON object"]
-    for position, f in enumerate(fields, start=1):
-        value = f"vals[{position}]"
-        kind = column_kind(f.sql_type)
-        if f.required:
-            whens.append(f"when coalesce(json_type({value}), 'NULL') = 'NULL' then ?")
-            params.append(f"missing required field {f.field}")
-        whens.append(
-            f"when json_type({value}) <> 'NULL' and (not list_contains(?::varchar[], "
-            f"json_type({value})) or try_cast({value} as {_duck_type(kind)}) is null) then ?"
-        )
-        params += [_JSON_TYPES[kind], f"wrong type for {f.field}: expected {_EXPECTED[kind]}"]
-        if f.pattern is not None:
-            whens.append(
-                f"when json_type({value}) <> 'NULL' "
-                f"and not regexp_full_match({value} ->> '$', ?) then ?"
-            )
-            params += [f.pattern, f"bad value for {f.field}: does not match {f.pattern}"]
-    return "case " + " ".join(whens) + " end", params
-
-
-def _duck_type(kind: str) -> str:
-    return {"integer": "integer", "double": "double", "timestamp": "bigint", "text": "varchar"}[
-        kind
-    ]
-
-
-def _typed_sql(f: JsonField, position: int) -> str:
-    """The expression turning an extracted JSON value into the staging column's type."""
-    value = f"vals[{position}]"
+def _cast_sql(f: JsonField) -> str:
+    """The staging column's value from the field's text (None when it does not convert)."""
+    text = f's."{f.field}"'
     kind = column_kind(f.sql_type)
-    if kind == "timestamp":
-        return f"epoch_ms(cast({value} as bigint))"
     if kind == "text":
-        text = f"({value} ->> '$')"
         # userId '' marks a logged-out event: staged as null.
         return f"nullif({text}, '')" if f.pattern is not None else text
-    return f"cast({value} as {_duck_type(kind)})"
+    if kind == "timestamp":
+        return f"epoch_ms(try_cast({text} as bigint))"
+    return f"try_cast({text} as {_DUCK_TYPES[kind]})"
 
 
-def events_staging_sql(table: Table) -> dict[str, tuple[str, list[Any]]]:
-    """DuckDB statements (with binds) that read, validate and stage newline-delimited JSON."""
+def _field_ok_sql(f: JsonField) -> list[str]:
+    """Conditions a parsed line meets when this field can fill its column."""
+    text = f's."{f.field}"'
+    conditions = []
+    if column_kind(f.sql_type) != "text":
+        conditions.append(f"({text} is null or {_cast_sql(f)} is not null)")
+    if f.required:
+        conditions.append(f"{text} is not null")
+    if f.pattern is not None:
+        conditions.append(f"({text} is null or regexp_full_match({text}, ?))")
+    return conditions
+
+
+def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
+    """A CASE expression naming the first problem of a parsed line, and its bind values."""
+    whens = ["when s is null then ?"]
+    params: list[Any] = ["malformed JSON: not a valid JSON object"]
+    for f in fields:
+        text = f's."{f.field}"'
+        if f.required:
+            whens.append(f"when {text} is null then ?")
+            params.append(f"missing required field {f.field}")
+        if column_kind(f.sql_type) != "text":
+            whens.append(f"when {text} is not null and {_cast_sql(f)} is null then ?")
+            params.append(
+                f"wrong type for {f.field}: expected {_EXPECTED[column_kind(f.sql_type)]}"
+            )
+        if f.pattern is not None:
+            whens.append(f"when {text} is not null and not regexp_full_match({text}, ?) then ?")
+            params += [f.pattern, f"bad value for {f.field}: does not match {f.pattern}"]
+    return "case " + " ".join(whens) + " else ? end", [*params, "invalid record"]
+
+
+# Each non-blank line, parsed once into text fields when it is a JSON object (a valid JSON text
+# starting with "{"; the cheap first-character test spares a second parse).
+_PARSED_LINES = (
+    "select rowid as line_id, case when (line[1] = '{' or starts_with(ltrim(line), '{')) "
+    "and json_valid(line) then json_transform(line, ?) end as s "
+    "from raw_lines where not regexp_full_match(line, '\\s*')"
+)
+
+
+def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[Any]]]:
+    """DuckDB statements and their bind values that read, validate and stage newline-delimited
+    JSON. Each line is parsed once into text fields (json_transform) and cast with try_cast, so
+    a bad line is flagged instead of failing the load; only flagged lines get a detailed reason
+    and a line number (from their position in the split file). `at` stamps the rejects."""
     fields = json_fields(table)
-    reason, reason_params = _reason_sql(fields)
-    paths = [f"$.{f.field}" for f in fields]
+    shape = orjson.dumps({f.field: "VARCHAR" for f in fields}).decode()
     columns = ", ".join(f.column for f in fields)
-    typed = ", ".join(_typed_sql(f, i) for i, f in enumerate(fields, start=1))
+    typed = ", ".join(f"{_cast_sql(f)} as {f.column}" for f in fields)
+    ok_conditions = [c for f in fields for c in _field_ok_sql(f)]
+    ok_params = [f.pattern for f in fields if f.pattern is not None]
+    reason, reason_params = _reason_sql(fields)
     return {
         "files": (
             "create or replace temp table raw_files as "
@@ -122,36 +132,40 @@ def events_staging_sql(table: Table) -> dict[str, tuple[str, list[Any]]]:
             [],
         ),
         "digests": (
-            "select source_file, case when trim(content) <> '' then md5(content) end "
-            "from raw_files",
+            "select source_file, case when regexp_matches(content, '\\S') "
+            "then cast(hash(content) as varchar) end from raw_files",
             [],
         ),
-        "lines": (
+        "split": (
+            # rowid follows the split order: a line's number is its rowid less its file's first.
             "create or replace temp table raw_lines as "
-            "select source_file, line_number, rtrim(line, chr(13)) as line from ("
-            "  select source_file, unnest(string_split(content, chr(10))) as line,"
-            "  generate_subscripts(string_split(content, chr(10)), 1) as line_number"
-            "  from raw_files where source_file in (select unnest(?::varchar[]))"
-            ") where trim(line) <> ''",
+            "select source_file, unnest(string_split(content, chr(10))) as line from raw_files "
+            "where source_file in (select unnest(?::varchar[]))",
             [],
         ),
-        "checked": (
-            "create or replace temp table raw_checked as "
-            f"select source_file, line_number, line, vals, {reason} as reason from ("
-            "  select *, case when json_valid(line) and json_type(line) = 'OBJECT'"
-            "  then json_extract(line, ?::varchar[]) end as vals from raw_lines)",
-            [*reason_params, paths],
+        "parse": (
+            "create or replace temp table raw_parsed as "
+            f"select line_id, s is not null and {' and '.join(ok_conditions)} as ok, {typed} "
+            f"from ({_PARSED_LINES}) as parsed",
+            [*ok_params, shape],
         ),
         "stage": (
-            f"insert into {table.name} ({columns}) "
-            f"select {typed} from raw_checked where reason is null",
+            f"insert into {table.name} ({columns}) select {columns} from raw_parsed where ok",
             [],
         ),
         "rejects": (
+            # Only the flagged lines are parsed again, to name their first problem.
             "insert into load_rejects (source_file, line_number, reason, raw_line, recorded_at) "
-            "select source_file, line_number, reason, left(line, ?), ? "
-            "from raw_checked where reason is not null",
-            [MAX_RAW_LINE],
+            f"select source_file, line_id - first_id + 1, {reason}, left(line, ?), ? from ("
+            "  select lines.source_file, parsed.line_id, rtrim(lines.line, chr(13)) as line,"
+            "  firsts.first_id, case when starts_with(ltrim(lines.line), '{') "
+            "  and json_valid(lines.line) then json_transform(lines.line, ?) end as s"
+            "  from (select line_id from raw_parsed where not ok) as parsed"
+            "  join raw_lines as lines on lines.rowid = parsed.line_id"
+            "  join (select source_file, min(rowid) as first_id from raw_lines"
+            "  group by source_file) as firsts on firsts.source_file = lines.source_file"
+            ") as flagged",
+            [*reason_params, MAX_RAW_LINE, at, shape],
         ),
     }
 
@@ -211,7 +225,7 @@ def stage_events_duckdb(conn: Connection, files: list[str], at: datetime) -> Sta
     table = model.staging_events
     _reset(conn, table, files)
     raw = conn.connection.driver_connection
-    statements = events_staging_sql(table)
+    statements = events_staging_sql(table, at)
     if files:
         sql, _ = statements["files"]
         raw.execute(sql, [files])
@@ -219,15 +233,15 @@ def stage_events_duckdb(conn: Connection, files: list[str], at: datetime) -> Sta
         whole_file = _file_rejects(files, digests)
         skipped = {r["source_file"] for r in whole_file}
         keep = [name for name in files if name not in skipped]
-        sql, _ = statements["lines"]
+        sql, _ = statements["split"]
         raw.execute(sql, [keep])
-        for step in ("checked", "stage"):
+        for step in ("parse", "stage"):
             sql, params = statements[step]
             raw.execute(sql, params)
         sql, params = statements["rejects"]
-        raw.execute(sql, [*params, at])
+        raw.execute(sql, params)
         _insert_rejects(conn, whole_file, at)
-        for temp in ("raw_files", "raw_lines", "raw_checked"):
+        for temp in ("raw_files", "raw_lines", "raw_parsed"):
             raw.execute(f"drop table if exists {temp}")
     rows = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
     return StageReport(

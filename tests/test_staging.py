@@ -134,11 +134,19 @@ def test_duplicated_file_is_loaded_once_and_reported(bad_source: Path, tmp_path:
 
 
 def test_event_staging_binds_every_value() -> None:
-    statements = events_staging_sql(model.staging_events)
-    sql, params = statements["checked"]
-    assert "NextSong" not in sql and "userId" not in sql and "expected" not in sql
+    statements = events_staging_sql(model.staging_events, datetime(2024, 1, 1))
+    for sql, _params in statements.values():
+        assert "userId" not in sql or 's."userId"' in sql  # only as an identifier
+        assert "expected" not in sql and "[0-9]" not in sql
+    sql, params = statements["parse"]
     assert sql.count("?") == len(params)
-    assert params[-1] == [f"$.{c.info['json']}" for c in model.staging_events.columns]
+    assert json.loads(params[-1]) == {
+        c.info["json"]: "VARCHAR" for c in model.staging_events.columns
+    }
+    sql, params = statements["rejects"]
+    assert sql.count("?") == len(params)
+    assert datetime(2024, 1, 1) in params
+    assert "wrong type for sessionId: expected an integer" in params
 
 
 def test_song_records_parse_into_typed_arrow(tmp_path: Path) -> None:
