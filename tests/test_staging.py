@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from flows.etl import etl
 from sql import model
+from tasks.source import LocalSource
 from tasks.staging import events_staging_sql, parse_json_records
 from tasks.warehouse import DuckDBWarehouse, create_tables, transaction
 from tests.helpers import query
@@ -168,7 +169,7 @@ def test_staged_events_are_typed(bad_source: Path, tmp_path: Path) -> None:
     files = [str(p) for p in sorted((bad_source / "log_data").rglob("*.json"))]
     with transaction(warehouse.get_engine()) as conn:
         create_tables(conn)
-        report = warehouse.stage_events(conn, files, datetime(2024, 1, 1))
+        report = warehouse.stage_events(conn, LocalSource(bad_source), files, datetime(2024, 1, 1))
         rows = conn.execute(select(model.staging_events).order_by("item_in_session")).all()
     assert report.rows == 3 and report.rejects == 7
     first = rows[0]._mapping
