@@ -25,6 +25,7 @@ from tasks.etl import (
     transform,
 )
 from tasks.report import format_table
+from tasks.source import resolve_source
 from tasks.warehouse import resolve_warehouse, transaction
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -38,18 +39,22 @@ def etl(
     warehouse: str = DEFAULT_WAREHOUSE,
     start_date: date | None = None,
     end_date: date | None = None,
+    aws_credentials: str | None = None,
 ) -> dict:
-    """Load the source's events of [start_date, end_date] (all days when open) and all songs."""
+    """Load the source's events of [start_date, end_date] (all days when open) and all songs.
+    source: a directory, s3://bucket/prefix or s3-bucket/BLOCK; warehouse: a DuckDB path or a
+    warehouse block; aws_credentials: an AwsCredentials block for an s3:// source."""
     if start_date and end_date and start_date > end_date:
         raise ValueError(f"start date {start_date} is after end date {end_date}")
     target = resolve_warehouse(warehouse)
+    raw_data = resolve_source(source, aws_credentials)
     timer = StageTimer()
     with timer("list files"):
-        files = list_run_files(source, start_date, end_date)
+        files = list_run_files(raw_data, start_date, end_date)
     with timer("create tables"):
         ensure_tables(target)
     with timer("stage"):
-        staged = stage(target, files)
+        staged = stage(target, raw_data, files)
     # Write-audit-publish: transforms and checks share one transaction; a failing check rolls
     # the whole run back, so analysts never see a half-checked load.
     with timer("transform + check + commit"), transaction(target.get_engine()) as conn:
@@ -75,6 +80,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--start-date", type=date.fromisoformat, help="first day (inclusive)")
     parser.add_argument("--end-date", type=date.fromisoformat, help="last day (inclusive)")
+    parser.add_argument(
+        "--aws-credentials",
+        help="AwsCredentials block for an s3:// source (default: boto3's chain)",
+    )
     return parser.parse_args(argv)
 
 
@@ -82,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the flow and print the row counts; non-zero exit when a quality check fails."""
     args = parse_args(argv)
     try:
-        summary = etl(args.source, args.warehouse, args.start_date, args.end_date)
+        summary = etl(
+            args.source, args.warehouse, args.start_date, args.end_date, args.aws_credentials
+        )
     except QualityCheckFailed as error:
         print(f"\nETL FAILED: {error}", file=sys.stderr)
         return 1

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -17,7 +16,7 @@ from sqlalchemy import Connection, func, select
 from sql import model
 from tasks.quality import CheckResult, run_checks
 from tasks.retry import retry_if_transient
-from tasks.source import LocalSource, RunFiles
+from tasks.source import RunFiles, Source
 from tasks.staging import StageReport
 from tasks.transform import TableChange, run_transforms
 from tasks.warehouse import Warehouse, create_tables, transaction
@@ -27,19 +26,20 @@ RETRY_DELAYS = [2, 10, 30]
 
 @task(
     name="list-run-files",
+    cache_policy=NO_CACHE,
     retries=2,
     retry_delay_seconds=RETRY_DELAYS,
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_if_transient,
 )
-def list_run_files(source: str, start: date | None, end: date | None) -> RunFiles:
+def list_run_files(source: Source, start: date | None, end: date | None) -> RunFiles:
     """The event files of the run's days and every song file under the source."""
-    files = LocalSource(Path(source)).run_files(start, end)
+    files = source.run_files(start, end)
     get_run_logger().info(
         "%d event files and %d song files in %s",
         len(files.event_files),
         len(files.song_files),
-        source,
+        source.describe(),
     )
     return files
 
@@ -79,14 +79,14 @@ class StageResult:
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_if_transient,
 )
-def stage(warehouse: Warehouse, files: RunFiles) -> StageResult:
+def stage(warehouse: Warehouse, source: Source, files: RunFiles) -> StageResult:
     """Load the run's files into the staging tables (one transaction; safe to retry)."""
     logger = get_run_logger()
     at = datetime.now(UTC).replace(tzinfo=None)
     with transaction(warehouse.get_engine()) as conn:
         result = StageResult(
-            warehouse.stage_events(conn, files.event_files, at),
-            warehouse.stage_songs(conn, files.song_files, at),
+            warehouse.stage_events(conn, source, files.event_files, at),
+            warehouse.stage_songs(conn, source, files.song_files, at),
         )
     for report in (result.events, result.songs):
         logger.info(

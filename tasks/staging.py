@@ -19,7 +19,17 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-from sqlalchemy import Connection, DateTime, Double, Integer, Table, delete, func, select
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Double,
+    Integer,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.types import TypeEngine
 
 from sql import model
@@ -187,7 +197,7 @@ def _file_rejects(files: list[str], digests: dict[str, str | None]) -> list[dict
     return rejects
 
 
-def _reset(conn: Connection, table: Table, files: list[str]) -> None:
+def reset_staging(conn: Connection, table: Table, files: list[str]) -> None:
     """Empty a staging table and forget earlier rejects of the same files (reruns are clean)."""
     conn.execute(delete(table))
     if files:
@@ -219,20 +229,37 @@ def _count_rejects(conn: Connection, files: list[str]) -> int:
     return int(conn.execute(query).scalar_one())
 
 
-def stage_events_duckdb(conn: Connection, files: list[str], at: datetime) -> StageReport:
-    """Load the event files into staging_events on DuckDB; bad lines go to load_rejects."""
+def _rename_rejects(conn: Connection, local: dict[str, str]) -> None:
+    """Name rejects by the file's source name (an s3:// URI) instead of its local copy."""
+    renames = [{"name": name, "path": path} for name, path in local.items() if name != path]
+    if renames:
+        rejects = model.load_rejects
+        conn.execute(
+            rejects.update()
+            .where(rejects.c.source_file == bindparam("path"))
+            .values(source_file=bindparam("name")),
+            renames,
+        )
+
+
+def stage_events_duckdb(
+    conn: Connection, files: list[str], at: datetime, local: dict[str, str] | None = None
+) -> StageReport:
+    """Load the event files into staging_events on DuckDB; bad lines go to load_rejects.
+    `local` maps a file's name to the local copy DuckDB reads (files are local when omitted)."""
     started = clock.perf_counter()
     table = model.staging_events
-    _reset(conn, table, files)
+    paths = local or {name: name for name in files}
+    reset_staging(conn, table, files)
     raw = conn.connection.driver_connection
     statements = events_staging_sql(table, at)
     if files:
         sql, _ = statements["files"]
-        raw.execute(sql, [files])
+        raw.execute(sql, [[paths[name] for name in files]])
         digests = dict(raw.execute(statements["digests"][0]).fetchall())
-        whole_file = _file_rejects(files, digests)
+        whole_file = _file_rejects(files, {name: digests.get(paths[name]) for name in files})
         skipped = {r["source_file"] for r in whole_file}
-        keep = [name for name in files if name not in skipped]
+        keep = [paths[name] for name in files if name not in skipped]
         sql, _ = statements["split"]
         raw.execute(sql, [keep])
         for step in ("parse", "stage"):
@@ -240,6 +267,7 @@ def stage_events_duckdb(conn: Connection, files: list[str], at: datetime) -> Sta
             raw.execute(sql, params)
         sql, params = statements["rejects"]
         raw.execute(sql, params)
+        _rename_rejects(conn, paths)
         _insert_rejects(conn, whole_file, at)
         for temp in ("raw_files", "raw_lines", "raw_parsed"):
             raw.execute(f"drop table if exists {temp}")
@@ -333,13 +361,17 @@ def parse_json_records(
 
 
 def stage_songs_duckdb(
-    conn: Connection, files: list[str], at: datetime, read: Any = None
+    conn: Connection, files: list[str], at: datetime, local: dict[str, str] | None = None
 ) -> StageReport:
-    """Load the song files into staging_songs on DuckDB; bad records go to load_rejects."""
+    """Load the song files into staging_songs on DuckDB; bad records go to load_rejects.
+    `local` maps a file's name to the local copy that is read (files are local when omitted)."""
     started = clock.perf_counter()
     table = model.staging_songs
-    _reset(conn, table, files)
-    arrow, rejects = parse_json_records(table, files, read)
+    reset_staging(conn, table, files)
+    paths = local or {}
+    arrow, rejects = parse_json_records(
+        table, files, lambda name: Path(paths.get(name, name)).read_bytes()
+    )
     raw = conn.connection.driver_connection
     raw.register("songs_arrow", arrow)
     try:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.pool import NullPool
 
 from sql import model
+from tasks.source import Source
 from tasks.staging import StageReport, stage_events_duckdb, stage_songs_duckdb
 
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
@@ -30,12 +31,16 @@ class Warehouse(Protocol):
         """A SQLAlchemy engine on the warehouse."""
         ...
 
-    def stage_events(self, conn: Connection, files: list[str], at: datetime) -> StageReport:
-        """Load event files into staging_events."""
+    def stage_events(
+        self, conn: Connection, source: Source, files: list[str], at: datetime
+    ) -> StageReport:
+        """Load event files of the source into staging_events."""
         ...
 
-    def stage_songs(self, conn: Connection, files: list[str], at: datetime) -> StageReport:
-        """Load song files into staging_songs."""
+    def stage_songs(
+        self, conn: Connection, source: Source, files: list[str], at: datetime
+    ) -> StageReport:
+        """Load song files of the source into staging_songs."""
         ...
 
     def describe(self) -> str:
@@ -61,13 +66,17 @@ class DuckDBWarehouse(Block):
         file.parent.mkdir(parents=True, exist_ok=True)
         return create_engine(f"duckdb:///{file}", poolclass=NullPool)
 
-    def stage_events(self, conn: Connection, files: list[str], at: datetime) -> StageReport:
-        """Read, validate and stage event files with DuckDB."""
-        return stage_events_duckdb(conn, files, at)
+    def stage_events(
+        self, conn: Connection, source: Source, files: list[str], at: datetime
+    ) -> StageReport:
+        """Read, validate and stage event files with DuckDB (S3 objects are fetched first)."""
+        return stage_events_duckdb(conn, files, at, source.localize(files))
 
-    def stage_songs(self, conn: Connection, files: list[str], at: datetime) -> StageReport:
-        """Parse and stage song files through Arrow."""
-        return stage_songs_duckdb(conn, files, at)
+    def stage_songs(
+        self, conn: Connection, source: Source, files: list[str], at: datetime
+    ) -> StageReport:
+        """Parse and stage song files through Arrow (S3 objects are fetched first)."""
+        return stage_songs_duckdb(conn, files, at, source.localize(files))
 
     def describe(self) -> str:
         """The DuckDB file's path."""
@@ -75,11 +84,20 @@ class DuckDBWarehouse(Block):
 
 
 def resolve_warehouse(spec: str) -> Warehouse:
-    """A warehouse from a DuckDB file path or the name of a saved warehouse block."""
+    """A warehouse from a DuckDB file path or a saved warehouse block, named
+    `sparkify-duckdb-warehouse/NAME` or `sparkify-redshift-warehouse/NAME`."""
     if spec == ":memory:":
         raise ValueError("an in-memory DuckDB cannot outlive the run: give a file path")
     if spec.endswith(DUCKDB_SUFFIXES) or Path(spec).exists():
         return DuckDBWarehouse(path=spec)
+    if "/" not in spec:
+        raise ValueError(
+            f"warehouse {spec!r} is neither a DuckDB file (*.duckdb) nor a block name "
+            "(sparkify-duckdb-warehouse/NAME or sparkify-redshift-warehouse/NAME)"
+        )
+    # Loading by slug needs the block's class registered: importing the module does that.
+    import tasks.redshift  # noqa: F401
+
     return Block.load(spec)
 
 

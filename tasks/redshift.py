@@ -1,0 +1,239 @@
+"""Amazon Redshift as the warehouse: a block that hands out engines, and staging by COPY.
+
+Each run writes a manifest naming exactly its files, and the JSONPaths document generated from
+the staging table's model, beside the data in S3; COPY loads through the manifest with the
+block's IAM role. The rows Redshift rejected are read back from its load-error log and kept in
+load_rejects like DuckDB's.
+"""
+
+from __future__ import annotations
+
+import time as clock
+from datetime import datetime
+from typing import Any, Literal
+
+from prefect.blocks.core import Block
+from prefect_aws import AwsCredentials
+from pydantic import Field, SecretStr, field_validator
+from sqlalchemy import URL, Connection, Engine, Table, column, create_engine, func, select, table
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy_redshift.commands import CopyCommand, Format
+from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
+
+from sql import model
+from sql.model import jsonpaths
+from tasks.source import CONTROL_PREFIX, S3Source, Source
+from tasks.staging import MAX_RAW_LINE, StageReport, reset_staging
+
+LOAD_ERROR_VIEWS = {
+    # view: (file, line, column, reason, raw line or None)
+    "sys_load_error_detail": ("file_name", "line_number", "column_name", "error_message", None),
+    "stl_load_errors": ("filename", "line_number", "colname", "err_reason", "raw_line"),
+}
+
+
+class RedshiftWarehouse(Block):
+    """An Amazon Redshift database holding the staging tables and the star schema."""
+
+    _block_type_name = "Sparkify Redshift Warehouse"
+    _block_type_slug = "sparkify-redshift-warehouse"
+    _description = "Sparkify's production warehouse on Amazon Redshift, loaded by COPY from S3."
+
+    host: str = Field(description="Cluster (or workgroup) endpoint host name.")
+    port: int = Field(default=5439, description="Port of the endpoint.")
+    database: str = Field(default="dev", description="Database holding Sparkify's tables.")
+    user: str = Field(description="Database user the flows connect as.")
+    password: SecretStr = Field(description="Password of the database user.")
+    iam_role_arn: str = Field(
+        description="ARN of the IAM role Redshift assumes to read the source bucket for COPY."
+    )
+    region: str = Field(default="us-west-2", description="AWS region of the source bucket.")
+    max_errors: int = Field(
+        default=0,
+        ge=0,
+        description="COPY's MAXERROR: rejected records tolerated per staging table and run.",
+    )
+    load_errors_view: Literal["sys_load_error_detail", "stl_load_errors"] = Field(
+        default="sys_load_error_detail",
+        description="Where COPY's rejected records are read: SYS view (provisioned and "
+        "serverless) or the STL table of older provisioned clusters.",
+    )
+    aws_credentials: AwsCredentials | None = Field(
+        default=None,
+        description="Credentials that write the run's manifests and JSONPaths to S3 "
+        "(default: the source's).",
+    )
+
+    @field_validator("iam_role_arn")
+    @classmethod
+    def _role_arn(cls, value: str) -> str:
+        if not value.startswith("arn:") or ":role/" not in value:
+            raise ValueError(f"not an IAM role ARN: {value!r}")
+        return value
+
+    def url(self) -> URL:
+        """The SQLAlchemy URL of the database (the password stays inside the URL object)."""
+        return URL.create(
+            "redshift+redshift_connector",
+            username=self.user,
+            password=self.password.get_secret_value(),
+            host=self.host,
+            port=self.port,
+            database=self.database,
+        )
+
+    def get_engine(self) -> Engine:
+        """A SQLAlchemy engine on redshift_connector; dropped connections are detected."""
+        return create_engine(self.url(), pool_pre_ping=True, connect_args={"timeout": 30})
+
+    def stage_events(
+        self, conn: Connection, source: Source, files: list[str], at: datetime
+    ) -> StageReport:
+        """COPY the event files into staging_events."""
+        return stage_by_copy(conn, self._s3(source), model.staging_events, files, at, self)
+
+    def stage_songs(
+        self, conn: Connection, source: Source, files: list[str], at: datetime
+    ) -> StageReport:
+        """COPY the song files into staging_songs."""
+        return stage_by_copy(conn, self._s3(source), model.staging_songs, files, at, self)
+
+    def describe(self) -> str:
+        """Endpoint and database (never the password)."""
+        return f"redshift://{self.user}@{self.host}:{self.port}/{self.database}"
+
+    def _s3(self, source: Source) -> S3Source:
+        if not isinstance(source, S3Source):
+            raise ValueError(
+                f"Redshift loads by COPY from S3: the source must be s3://bucket/prefix or an "
+                f"S3Bucket block, not {source.describe()}"
+            )
+        if self.aws_credentials is not None:
+            return S3Source(source.bucket, source.prefix, self.aws_credentials, source.cache_dir)
+        return source
+
+
+def copy_statement(
+    target: Table, manifest_uri: str, jsonpaths_uri: str, warehouse: RedshiftWarehouse
+) -> str:
+    """The exact COPY text for a staging table. Redshift refuses bind parameters inside COPY,
+    so the statement is compiled with literal values, quoted by the Redshift dialect."""
+    command = CopyCommand(
+        target,
+        data_location=manifest_uri,
+        iam_role_arns=warehouse.iam_role_arn,
+        format=Format.json,
+        path_file=jsonpaths_uri,
+        time_format="epochmillisecs",
+        max_error=warehouse.max_errors,
+        manifest=True,
+        region=warehouse.region,
+        truncate_columns=True,
+        comp_update=False,
+        stat_update=False,
+    )
+    compiled = command.compile(
+        dialect=RedshiftDialect_redshift_connector(), compile_kwargs={"literal_binds": True}
+    )
+    return str(compiled)
+
+
+def manifest(files: list[str]) -> dict[str, Any]:
+    """A COPY manifest naming exactly these files; a missing one fails the COPY."""
+    return {"entries": [{"url": uri, "mandatory": True} for uri in files]}
+
+
+def load_errors_query(view: str, copy_id: int) -> Any:
+    """The rejected records of one COPY, from Redshift's load-error log."""
+    file_col, line_col, column_col, reason_col, raw_col = LOAD_ERROR_VIEWS[view]
+    id_col = "query_id" if view.startswith("sys_") else "query"
+    names = [file_col, line_col, column_col, reason_col] + ([raw_col] if raw_col else [])
+    log = table(view, *(column(n) for n in [id_col, *names]))
+    return (
+        select(*(func.trim(log.c[n]).label(n) if n != line_col else log.c[n] for n in names))
+        .where(log.c[id_col] == copy_id)
+        .order_by(log.c[file_col], log.c[line_col])
+    )
+
+
+def parse_load_errors(view: str, rows: list[Any]) -> list[dict[str, Any]]:
+    """Load-error rows as rejects: file, line, and a reason naming the column."""
+    file_col, line_col, column_col, reason_col, raw_col = LOAD_ERROR_VIEWS[view]
+    rejects = []
+    for row in rows:
+        values = row._mapping if hasattr(row, "_mapping") else row
+        reason = str(values[reason_col]).strip()
+        col = (values[column_col] or "").strip()
+        raw = values[raw_col] if raw_col else None
+        rejects.append(
+            {
+                "source_file": str(values[file_col]).strip(),
+                "line_number": int(values[line_col]),
+                "reason": f"{col}: {reason}" if col else reason,
+                "raw_line": raw.strip()[:MAX_RAW_LINE] if raw else None,
+            }
+        )
+    return rejects
+
+
+class LoadFailed(Exception):
+    """A COPY failed; carries the records Redshift logged as rejected."""
+
+    def __init__(self, table_name: str, rejects: list[dict[str, Any]], cause: Exception) -> None:
+        shown = "; ".join(
+            f"{r['source_file']} line {r['line_number']}: {r['reason']}" for r in rejects[:10]
+        )
+        super().__init__(
+            f"COPY into {table_name} failed with {len(rejects)} rejected records"
+            + (f" ({shown})" if shown else f": {cause}")
+        )
+        self.rejects = rejects
+
+
+def _copy_errors(conn: Connection, view: str) -> list[dict[str, Any]]:
+    """The records the session's last COPY rejected."""
+    copy_id = int(conn.execute(select(func.pg_last_copy_id())).scalar_one())
+    return parse_load_errors(view, conn.execute(load_errors_query(view, copy_id)).all())
+
+
+def stage_by_copy(
+    conn: Connection,
+    source: S3Source,
+    target: Table,
+    files: list[str],
+    at: datetime,
+    warehouse: RedshiftWarehouse,
+) -> StageReport:
+    """Reset a staging table (DELETE: TRUNCATE would commit the transaction), COPY the run's
+    files through a manifest, and keep Redshift's rejected records in load_rejects."""
+    started = clock.perf_counter()
+    reset_staging(conn, target, files)
+    if not files:
+        return StageReport(target.name, 0, 0, 0, clock.perf_counter() - started)
+    control = source.key(CONTROL_PREFIX)
+    paths_uri = source.put_json(f"{control}/jsonpaths/{target.name}.json", jsonpaths(target))
+    run = at.strftime("%Y%m%dT%H%M%S%f")
+    manifest_uri = source.put_json(
+        f"{control}/manifests/{run}/{target.name}.manifest", manifest(files)
+    )
+    view = warehouse.load_errors_view
+    try:
+        conn.exec_driver_sql(copy_statement(target, manifest_uri, paths_uri, warehouse))
+    except DBAPIError as error:
+        # More rejects than MAXERROR (or an unreadable file) fail the COPY: roll back, then read
+        # what the failed load logged in this session, so the run says which records and why.
+        conn.rollback()
+        rejects = _copy_errors(conn, view)
+        raise LoadFailed(target.name, rejects, error) from error
+    rows = int(conn.execute(select(func.pg_last_copy_count())).scalar_one())
+    rejects = _copy_errors(conn, view)
+    if rejects:
+        conn.execute(model.load_rejects.insert(), [{**r, "recorded_at": at} for r in rejects])
+    return StageReport(
+        target.name,
+        len(files),
+        rows,
+        len(rejects),
+        clock.perf_counter() - started,
+        [{k: r[k] for k in ("source_file", "line_number", "reason")} for r in rejects[:20]],
+    )
