@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -51,3 +58,66 @@ def cli_env(prefect_server) -> dict[str, str]:
         "PREFECT_API_URL": str(get_current_settings().api.url),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server on 127.0.0.1 (real HTTP), started once for the session."""
+    port = _free_port()
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "false"}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("moto_server did not start") from None
+            time.sleep(0.2)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture()
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """boto3's standard chain pointed at the moto server (no block needed), for one test."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_endpoint
+
+
+@pytest.fixture()
+def aws_credentials(moto_endpoint: str):
+    """A prefect-aws AwsCredentials block whose clients talk to the moto server."""
+    from prefect_aws import AwsCredentials
+
+    return AwsCredentials(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+        aws_client_parameters={"endpoint_url": moto_endpoint},
+    )
+
+
+@pytest.fixture()
+def bucket_name() -> str:
+    """A bucket name unique to the test (the moto server lives for the whole session)."""
+    return "sparkify-" + uuid.uuid4().hex[:12]

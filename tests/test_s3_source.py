@@ -1,0 +1,70 @@
+"""S3 sources against a moto server over HTTP."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tasks.source import S3Source, resolve_source
+
+
+def upload_tree(client, bucket: str, root: Path, prefix: str) -> list[str]:
+    """Upload every file under root to s3://bucket/prefix/; returns the keys."""
+    keys = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        key = f"{prefix}/{path.relative_to(root).as_posix()}"
+        client.upload_file(str(path), bucket, key)
+        keys.append(key)
+    return keys
+
+
+@pytest.fixture()
+def s3_week(aws_credentials, bucket_name: str, week_source: Path) -> S3Source:
+    """The generated week uploaded under s3://<bucket>/raw/."""
+    client = S3Source(bucket_name, "raw", aws_credentials).client()
+    client.create_bucket(Bucket=bucket_name)
+    upload_tree(client, bucket_name, week_source, "raw")
+    return S3Source(bucket_name, "raw", aws_credentials)
+
+
+def test_run_files_select_days_by_name(s3_week: S3Source) -> None:
+    files = s3_week.run_files(date(2018, 11, 2), date(2018, 11, 3))
+    assert files.event_files == [
+        f"s3://{s3_week.bucket}/raw/log_data/2018/11/2018-11-02-events.json",
+        f"s3://{s3_week.bucket}/raw/log_data/2018/11/2018-11-03-events.json",
+    ]
+    assert len(files.song_files) == 60
+    assert all(f.startswith(f"s3://{s3_week.bucket}/raw/song_data/") for f in files.song_files)
+
+
+def test_localize_downloads_once_and_refreshes_changed_objects(
+    s3_week: S3Source, tmp_path: Path, aws_credentials
+) -> None:
+    source = S3Source(s3_week.bucket, "raw", aws_credentials, cache_dir=tmp_path / "cache")
+    files = source.run_files(date(2018, 11, 1), date(2018, 11, 1)).event_files
+    local = source.localize(files)
+    path = Path(local[files[0]])
+    assert path.is_relative_to(tmp_path / "cache")
+    original = path.read_bytes()
+    key = files[0].removeprefix(f"s3://{source.bucket}/")
+    source.client().put_object(Bucket=source.bucket, Key=key, Body=original + b"\n")
+    again = S3Source(source.bucket, "raw", aws_credentials, cache_dir=tmp_path / "cache")
+    again.run_files(date(2018, 11, 1), date(2018, 11, 1))
+    assert Path(again.localize(files)[files[0]]).read_bytes() == original + b"\n"
+
+
+def test_default_chain_reaches_the_endpoint_from_the_environment(
+    aws_env: str, bucket_name: str
+) -> None:
+    boto3.client("s3").create_bucket(Bucket=bucket_name)
+    boto3.client("s3").put_object(
+        Bucket=bucket_name, Key="p/log_data/2018/11/2018-11-05-events.json", Body=b"{}"
+    )
+    source = resolve_source(f"s3://{bucket_name}/p")
+    assert isinstance(source, S3Source)
+    assert source.run_files(None, None).event_files == [
+        f"s3://{bucket_name}/p/log_data/2018/11/2018-11-05-events.json"
+    ]
