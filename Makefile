@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= INFO
 
-.PHONY: run test lint format bench venv clean
+.PHONY: run test lint format bench venv clean blocks
 
 venv: $(STAMP)
 
@@ -31,6 +31,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Register the project's block types (DuckDB and Redshift warehouses) with the Prefect server
+# named by PREFECT_API_URL, so they can be created in the UI or from Python.
+blocks: $(STAMP)
+	$(BIN)/prefect block register -m tasks.warehouse
+	$(BIN)/prefect block register -m tasks.redshift
 
 bench: $(STAMP)
 	$(BIN)/python bench/etl_local.py
