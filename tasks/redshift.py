@@ -220,11 +220,21 @@ def stage_by_copy(
     try:
         conn.exec_driver_sql(copy_statement(target, manifest_uri, paths_uri, warehouse))
     except DBAPIError as error:
-        # More rejects than MAXERROR (or an unreadable file) fail the COPY: roll back, then read
-        # what the failed load logged in this session, so the run says which records and why.
-        conn.rollback()
-        rejects = _copy_errors(conn, view)
-        raise LoadFailed(target.name, rejects, error) from error
+        # More rejects than MAXERROR (or an unreadable file) fail the COPY. Roll the session back
+        # and read what the failed load logged in it, so the run says which records and why;
+        # SQLAlchemy's transaction is over, so this goes through the DB-API connection.
+        raw = conn.connection.dbapi_connection
+        raw.rollback()
+        cursor = raw.cursor()
+        cursor.execute("select pg_last_copy_id()")
+        copy_id = int(cursor.fetchone()[0])
+        query = load_errors_query(view, copy_id).compile(
+            dialect=conn.dialect, compile_kwargs={"literal_binds": True}
+        )
+        cursor.execute(str(query))
+        columns = [d[0] for d in cursor.description]
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        raise LoadFailed(target.name, parse_load_errors(view, rows), error) from error
     rows = int(conn.execute(select(func.pg_last_copy_count())).scalar_one())
     rejects = _copy_errors(conn, view)
     if rejects:

@@ -1,0 +1,293 @@
+"""Redshift: exact statement text, manifests on S3 (moto over HTTP), and the pipeline's order of
+statements through a real SQLAlchemy engine with the Redshift dialect over a recording DB-API."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.schema import CreateTable
+from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
+
+from flows.etl import etl
+from sql import model
+from tasks.redshift import (
+    LoadFailed,
+    RedshiftWarehouse,
+    copy_statement,
+    load_errors_query,
+    manifest,
+    parse_load_errors,
+)
+from tasks.source import S3Source
+from tests import fake_redshift
+from tests.test_s3_source import upload_tree
+
+ROLE = "arn:aws:iam::123456789012:role/sparkify-redshift-s3-read"
+DIALECT = RedshiftDialect_redshift_connector()
+
+
+def normal(sql: str) -> str:
+    return " ".join(str(sql).split())
+
+
+def warehouse(**changes) -> RedshiftWarehouse:
+    fields = {
+        "host": "sparkify.abc123.us-west-2.redshift.amazonaws.com",
+        "user": "sparkify",
+        "password": "Not-a-real-0ne",
+        "iam_role_arn": ROLE,
+        "region": "us-west-2",
+        "max_errors": 10,
+    }
+    return RedshiftWarehouse(**{**fields, **changes})
+
+
+def test_ddl_of_every_table_is_exact() -> None:
+    ddl = {t.name: normal(CreateTable(t).compile(dialect=DIALECT)) for t in model.ALL_TABLES}
+    assert ddl["songplays"] == (
+        "CREATE TABLE songplays ( songplay_id VARCHAR(32) NOT NULL, start_time TIMESTAMP WITHOUT "
+        "TIME ZONE NOT NULL, user_id INTEGER NOT NULL, level VARCHAR(16), song_id VARCHAR(32), "
+        "artist_id VARCHAR(32), session_id INTEGER NOT NULL, location VARCHAR(512), user_agent "
+        "VARCHAR(65535) ) DISTSTYLE KEY DISTKEY (user_id) SORTKEY (start_time)"
+    )
+    assert ddl["users"] == (
+        "CREATE TABLE users ( user_id INTEGER NOT NULL, first_name VARCHAR(512), last_name "
+        "VARCHAR(512), gender VARCHAR(8), level VARCHAR(16), last_seen_at TIMESTAMP WITHOUT TIME "
+        "ZONE NOT NULL ) DISTSTYLE ALL SORTKEY (user_id)"
+    )
+    assert ddl["songs"] == (
+        "CREATE TABLE songs ( song_id VARCHAR(32) NOT NULL, title VARCHAR(512), artist_id "
+        "VARCHAR(32), year INTEGER, duration DOUBLE PRECISION ) DISTSTYLE ALL SORTKEY (song_id)"
+    )
+    assert ddl["artists"] == (
+        "CREATE TABLE artists ( artist_id VARCHAR(32) NOT NULL, name VARCHAR(512), location "
+        "VARCHAR(512), latitude DOUBLE PRECISION, longitude DOUBLE PRECISION ) DISTSTYLE ALL "
+        "SORTKEY (artist_id)"
+    )
+    assert ddl["time"] == (
+        "CREATE TABLE time ( start_time TIMESTAMP WITHOUT TIME ZONE NOT NULL, hour INTEGER, day "
+        "INTEGER, week INTEGER, month INTEGER, year INTEGER, weekday INTEGER ) DISTSTYLE ALL "
+        "SORTKEY (start_time)"
+    )
+    assert ddl["staging_songs"] == (
+        "CREATE TABLE staging_songs ( num_songs INTEGER, artist_id VARCHAR(32), artist_latitude "
+        "DOUBLE PRECISION, artist_longitude DOUBLE PRECISION, artist_location VARCHAR(512), "
+        "artist_name VARCHAR(512), song_id VARCHAR(32), title VARCHAR(512), duration DOUBLE "
+        "PRECISION, year INTEGER ) DISTSTYLE EVEN"
+    )
+    assert ddl["staging_events"].startswith("CREATE TABLE staging_events ( artist VARCHAR(512), ")
+    assert ddl["staging_events"].endswith(
+        "ts TIMESTAMP WITHOUT TIME ZONE, user_agent VARCHAR(65535), user_id VARCHAR(32) ) "
+        "DISTSTYLE EVEN"
+    )
+    assert ddl["load_rejects"].endswith(
+        "recorded_at TIMESTAMP WITHOUT TIME ZONE NOT NULL ) DISTSTYLE EVEN"
+    )
+
+
+@pytest.mark.parametrize("target", [model.staging_events, model.staging_songs])
+def test_copy_statements_are_exact_and_carry_no_bind_markers(target) -> None:
+    text = copy_statement(
+        target,
+        f"s3://raw-bucket/sparkify/_sparkify/manifests/20181101T000000000000/{target.name}.manifest",
+        f"s3://raw-bucket/sparkify/_sparkify/jsonpaths/{target.name}.json",
+        warehouse(),
+    )
+    assert normal(text) == (
+        f"COPY {target.name} FROM "
+        f"'s3://raw-bucket/sparkify/_sparkify/manifests/20181101T000000000000/{target.name}.manifest'"
+        f" WITH CREDENTIALS AS 'aws_iam_role={ROLE}' "
+        f"FORMAT AS JSON AS 's3://raw-bucket/sparkify/_sparkify/jsonpaths/{target.name}.json' "
+        "MANIFEST TIMEFORMAT AS 'epochmillisecs' TRUNCATECOLUMNS COMPUPDATE OFF MAXERROR AS 10 "
+        "STATUPDATE OFF REGION 'us-west-2'"
+    )
+    assert not re.search(r"%s|%\(|\$\d|\?", text)
+
+
+def test_copy_values_are_quoted_by_the_dialect() -> None:
+    text = copy_statement(
+        model.staging_songs, "s3://b/it's/m.manifest", "s3://b/it's/j.json", warehouse()
+    )
+    assert "'s3://b/it''s/m.manifest'" in text
+
+
+def test_block_refuses_what_is_not_a_role_arn() -> None:
+    with pytest.raises(ValueError, match="not an IAM role ARN"):
+        warehouse(iam_role_arn="AKIAEXAMPLE")
+
+
+def test_block_url_and_description_never_show_the_password() -> None:
+    block = warehouse()
+    assert block.url().drivername == "redshift+redshift_connector"
+    assert "Not-a-real-0ne" not in block.describe()
+    assert "Not-a-real-0ne" not in repr(block)
+    assert "Not-a-real-0ne" not in str(block.url())
+
+
+def test_manifest_names_exactly_the_files() -> None:
+    files = ["s3://b/p/log_data/2018/11/2018-11-01-events.json"]
+    assert manifest(files) == {"entries": [{"url": files[0], "mandatory": True}]}
+
+
+def test_load_error_rows_become_rejects() -> None:
+    query = normal(load_errors_query("stl_load_errors", 77).compile(dialect=DIALECT))
+    assert query.startswith("SELECT trim(stl_load_errors.filename) AS filename")
+    assert "WHERE stl_load_errors.query = %s ORDER BY" in query
+    sys_query = normal(load_errors_query("sys_load_error_detail", 77).compile(dialect=DIALECT))
+    assert "trim(sys_load_error_detail.error_message) AS error_message" in sys_query
+    assert "WHERE sys_load_error_detail.query_id = %s ORDER BY" in sys_query
+    rows = [
+        {
+            "filename": "s3://b/p/log_data/2018/11/2018-11-02-events.json   ",
+            "line_number": 7,
+            "colname": "ts      ",
+            "err_reason": "Invalid timestamp format or value [YYYY-MM-DD HH24:MI:SS]   ",
+            "raw_line": '{"ts": "yesterday"}   ',
+        }
+    ]
+    assert parse_load_errors("stl_load_errors", rows) == [
+        {
+            "source_file": "s3://b/p/log_data/2018/11/2018-11-02-events.json",
+            "line_number": 7,
+            "reason": "ts: Invalid timestamp format or value [YYYY-MM-DD HH24:MI:SS]",
+            "raw_line": '{"ts": "yesterday"}',
+        }
+    ]
+
+
+@pytest.fixture()
+def recorder(monkeypatch: pytest.MonkeyPatch) -> fake_redshift.Recorder:
+    """Every engine of a RedshiftWarehouse records into a fresh recorder."""
+    fresh = fake_redshift.Recorder()
+    monkeypatch.setattr(fake_redshift, "RECORDER", fresh)
+    url = warehouse().url()
+    monkeypatch.setattr(
+        RedshiftWarehouse, "get_engine", lambda self: create_engine(url, module=fake_redshift)
+    )
+    return fresh
+
+
+@pytest.fixture()
+def s3_week(aws_credentials, bucket_name: str, week_source: Path) -> S3Source:
+    source = S3Source(bucket_name, "raw", aws_credentials)
+    source.client().create_bucket(Bucket=bucket_name)
+    upload_tree(source.client(), bucket_name, week_source, "raw")
+    return source
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_redshift_pipeline_statements_in_order_in_one_transaction_each(
+    recorder: fake_redshift.Recorder, s3_week: S3Source, aws_credentials, bucket_name: str
+) -> None:
+    aws_credentials.save("moto-test", overwrite=True)
+    warehouse().save("recorded", overwrite=True)
+    events_error = (
+        f"s3://{bucket_name}/raw/log_data/2018/11/2018-11-02-events.json",
+        7,
+        "ts",
+        "Invalid timestamp format or value",
+    )
+    recorder.answer(r"pg_last_copy_id", ["pg_last_copy_id"], [(4242,)])
+    recorder.answer(r"pg_last_copy_count", ["pg_last_copy_count"], [(1234,)])
+    recorder.answer(
+        r"from sys_load_error_detail",
+        ["file_name", "line_number", "column_name", "error_message"],
+        [events_error],
+    )
+
+    summary = etl(
+        f"s3://{bucket_name}/raw",
+        "sparkify-redshift-warehouse/recorded",
+        date(2018, 11, 2),
+        date(2018, 11, 3),
+        aws_credentials="moto-test",
+    )
+
+    statements = recorder.executed()
+    assert not any(s.upper().startswith("TRUNCATE") for s in statements)
+    copies = [i for i, s in enumerate(statements) if s.startswith("COPY ")]
+    assert [statements[i].split()[1] for i in copies] == ["staging_events", "staging_songs"]
+    commits = [i for i, s in enumerate(statements) if s == "COMMIT"]
+    # Staging: delete (never TRUNCATE, which would commit), COPY, count, errors, then commit.
+    begin = statements.index("DELETE FROM staging_events")
+    end = next(c for c in commits if c > copies[1])
+    stage = statements[begin : end + 1]
+    assert stage[1].startswith("DELETE FROM load_rejects WHERE load_rejects.source_file IN")
+    assert stage.count("COMMIT") == 1 and "ROLLBACK" not in stage
+    copy = copies[0] - begin
+    assert stage[copy + 1] == "SELECT pg_last_copy_count() AS pg_last_copy_count_1"
+    assert stage[copy + 2] == "SELECT pg_last_copy_id() AS pg_last_copy_id_1"
+    assert "FROM sys_load_error_detail WHERE sys_load_error_detail.query_id" in stage[copy + 3]
+    assert stage[copy + 4].startswith("INSERT INTO load_rejects")
+    assert stage[copy + 5] == "DELETE FROM staging_songs"
+    # Transform and checks: every transform file's statements, then the checks, one commit.
+    publish = statements[end + 1 :]
+    while publish[0] == "ROLLBACK":  # a pooled connection's reset, before the transaction
+        publish.pop(0)
+    publish = publish[: publish.index("COMMIT") + 1]
+    assert publish.count("COMMIT") == 1
+    assert publish[0].startswith("create temp table artists_next")
+    assert any(s.startswith("insert into songplays") for s in publish)
+    last_transform = max(i for i, s in enumerate(publish) if s.startswith("insert into time"))
+    assert all(s.startswith("SELECT count(*)") for s in publish[last_transform + 1 : -1])
+    # The manifest COPY read names exactly the run's two days; it and the JSONPaths are in S3.
+    manifest_uri = re.search(r"FROM '([^']+)'", statements[copies[0]]).group(1)
+    jsonpaths_uri = re.search(r"FORMAT AS JSON AS '([^']+)'", statements[copies[0]]).group(1)
+    client = s3_week.client()
+    body = client.get_object(Bucket=bucket_name, Key=manifest_uri.split("/", 3)[3])["Body"]
+    entries = [e["url"] for e in json.loads(body.read())["entries"]]
+    assert entries == [
+        f"s3://{bucket_name}/raw/log_data/2018/11/2018-11-02-events.json",
+        f"s3://{bucket_name}/raw/log_data/2018/11/2018-11-03-events.json",
+    ]
+    for uri in entries:
+        client.head_object(Bucket=bucket_name, Key=uri.split("/", 3)[3])
+    paths = client.get_object(Bucket=bucket_name, Key=jsonpaths_uri.split("/", 3)[3])["Body"]
+    assert json.loads(paths.read()) == model.jsonpaths(model.staging_events)
+    songs_manifest = re.search(r"FROM '([^']+)'", statements[copies[1]]).group(1)
+    body = client.get_object(Bucket=bucket_name, Key=songs_manifest.split("/", 3)[3])["Body"]
+    assert len(json.loads(body.read())["entries"]) == 60
+    # The load error is in the run's rejects report.
+    assert summary["staged"]["events"]["rejects"] == 1
+    assert summary["staged"]["events"]["reject_samples"] == [
+        {
+            "source_file": events_error[0],
+            "line_number": 7,
+            "reason": "ts: Invalid timestamp format or value",
+        }
+    ]
+    assert summary["staged"]["events"]["rows"] == 1234
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_failed_copy_rolls_back_and_reports_the_rejected_records(
+    recorder: fake_redshift.Recorder, s3_week: S3Source, bucket_name: str
+) -> None:
+    recorder.fail_on = r"^copy staging_events"
+    recorder.answer(r"pg_last_copy_id", ["pg_last_copy_id"], [(99,)])
+    recorder.answer(
+        r"from sys_load_error_detail",
+        ["file_name", "line_number", "column_name", "error_message"],
+        [(f"s3://{bucket_name}/raw/x.json", n, "ts", "Invalid timestamp") for n in range(1, 12)],
+    )
+    block = warehouse()
+    with pytest.raises(LoadFailed, match=r"COPY into staging_events failed with 11 rejected"):
+        with block.get_engine().begin() as conn:
+            files = s3_week.run_files(None, None)
+            block.stage_events(conn, s3_week, files.event_files, datetime(2024, 1, 1))
+    statements = recorder.executed()
+    copy = next(i for i, s in enumerate(statements) if s.startswith("COPY"))
+    assert statements[copy + 1] == "ROLLBACK"
+    assert "COMMIT" not in statements
+
+
+def test_redshift_needs_an_s3_source(tmp_path: Path) -> None:
+    from tasks.source import LocalSource
+
+    with pytest.raises(ValueError, match="Redshift loads by COPY from S3"):
+        warehouse().stage_events(None, LocalSource(tmp_path), [], datetime(2024, 1, 1))
