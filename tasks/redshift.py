@@ -15,7 +15,20 @@ from typing import Any, Literal
 from prefect.blocks.core import Block
 from prefect_aws import AwsCredentials
 from pydantic import Field, SecretStr, field_validator
-from sqlalchemy import URL, Connection, Engine, Table, column, create_engine, func, select, table
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    Table,
+    and_,
+    column,
+    create_engine,
+    delete,
+    func,
+    not_,
+    select,
+    table,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy_redshift.commands import CopyCommand, Format
 from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
@@ -196,6 +209,34 @@ def _copy_errors(conn: Connection, view: str) -> list[dict[str, Any]]:
     return parse_load_errors(view, conn.execute(load_errors_query(view, copy_id)).all())
 
 
+def _reject_bad_patterns(
+    conn: Connection, target: Table, manifest_uri: str
+) -> list[dict[str, Any]]:
+    """Remove staged rows whose text breaks a column's pattern (a userId that is not digits would
+    fail the transform's cast); COPY cannot check this. Recorded per column against the manifest,
+    since COPY keeps no file or line for loaded rows."""
+    rejects = []
+    for col in target.columns:
+        pattern = col.info.get("pattern")
+        if not pattern:
+            continue
+        bad = and_(col.is_not(None), not_(col.regexp_match(f"^({pattern})$")))
+        count = int(conn.execute(select(func.count()).select_from(target).where(bad)).scalar_one())
+        if count:
+            conn.execute(delete(target).where(bad))
+            rejects.append(
+                {
+                    "source_file": manifest_uri,
+                    "line_number": 0,
+                    "reason": f"bad value for {col.info['json']}: does not match {pattern} "
+                    f"({count} records)",
+                    "raw_line": None,
+                    "records": count,
+                }
+            )
+    return rejects
+
+
 def stage_by_copy(
     conn: Connection,
     source: S3Source,
@@ -237,13 +278,18 @@ def stage_by_copy(
         raise LoadFailed(target.name, parse_load_errors(view, rows), error) from error
     rows = int(conn.execute(select(func.pg_last_copy_count())).scalar_one())
     rejects = _copy_errors(conn, view)
+    rejects += _reject_bad_patterns(conn, target, manifest_uri)
+    rows -= sum(r["records"] for r in rejects if "records" in r)
     if rejects:
-        conn.execute(model.load_rejects.insert(), [{**r, "recorded_at": at} for r in rejects])
+        rows_out = [
+            {k: v for k, v in r.items() if k != "records"} | {"recorded_at": at} for r in rejects
+        ]
+        conn.execute(model.load_rejects.insert(), rows_out)
     return StageReport(
         target.name,
         len(files),
         rows,
-        len(rejects),
+        sum(r.get("records", 1) for r in rejects),
         clock.perf_counter() - started,
         [{k: r[k] for k in ("source_file", "line_number", "reason")} for r in rejects[:20]],
     )

@@ -194,6 +194,7 @@ def test_redshift_pipeline_statements_in_order_in_one_transaction_each(
     )
     recorder.answer(r"pg_last_copy_id", ["pg_last_copy_id"], [(4242,)])
     recorder.answer(r"pg_last_copy_count", ["pg_last_copy_count"], [(1234,)])
+    recorder.answer(r"count\(\*\).*user_id !~", ["count"], [(3,)])
     recorder.answer(
         r"from sys_load_error_detail",
         ["file_name", "line_number", "column_name", "error_message"],
@@ -223,8 +224,19 @@ def test_redshift_pipeline_statements_in_order_in_one_transaction_each(
     assert stage[copy + 1] == "SELECT pg_last_copy_count() AS pg_last_copy_count_1"
     assert stage[copy + 2] == "SELECT pg_last_copy_id() AS pg_last_copy_id_1"
     assert "FROM sys_load_error_detail WHERE sys_load_error_detail.query_id" in stage[copy + 3]
-    assert stage[copy + 4].startswith("INSERT INTO load_rejects")
-    assert stage[copy + 5] == "DELETE FROM staging_songs"
+    # userIds that are not digits would break the transform's cast: checked after COPY.
+    assert stage[copy + 4] == (
+        "SELECT count(*) AS count_1 FROM staging_events WHERE staging_events.user_id IS NOT NULL "
+        "AND staging_events.user_id !~ %s"
+    )
+    assert stage[copy + 5] == (
+        "DELETE FROM staging_events WHERE staging_events.user_id IS NOT NULL "
+        "AND staging_events.user_id !~ %s"
+    )
+    # One reject row from the load-error log, one for the bad userIds (executemany: one each).
+    assert stage[copy + 6].startswith("INSERT INTO load_rejects")
+    assert stage[copy + 7] == stage[copy + 6]
+    assert stage[copy + 8] == "DELETE FROM staging_songs"
     # Transform and checks: every transform file's statements, then the checks, one commit.
     publish = statements[end + 1 :]
     while publish[0] == "ROLLBACK":  # a pooled connection's reset, before the transaction
@@ -253,15 +265,18 @@ def test_redshift_pipeline_statements_in_order_in_one_transaction_each(
     body = client.get_object(Bucket=bucket_name, Key=songs_manifest.split("/", 3)[3])["Body"]
     assert len(json.loads(body.read())["entries"]) == 60
     # The load error is in the run's rejects report.
-    assert summary["staged"]["events"]["rejects"] == 1
-    assert summary["staged"]["events"]["reject_samples"] == [
+    assert summary["staged"]["events"]["rejects"] == 1 + 3
+    assert summary["staged"]["events"]["reject_samples"][1]["reason"] == (
+        "bad value for userId: does not match [0-9]* (3 records)"
+    )
+    assert summary["staged"]["events"]["reject_samples"][:1] == [
         {
             "source_file": events_error[0],
             "line_number": 7,
             "reason": "ts: Invalid timestamp format or value",
         }
     ]
-    assert summary["staged"]["events"]["rows"] == 1234
+    assert summary["staged"]["events"]["rows"] == 1234 - 3
 
 
 @pytest.mark.usefixtures("prefect_server")

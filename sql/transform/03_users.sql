@@ -1,19 +1,20 @@
 -- users: one row per identified user, with the attributes of the user's latest event by ts.
 -- A stored row is replaced only by an event at least as new, so loading an older day after a
--- newer one changes nothing (loads are order-free).
+-- newer one changes nothing (loads are order-free). user_id is cast only through nullif: Redshift
+-- does not promise to apply the filter before the cast, and '' is no integer.
 delete from users
 where exists (
     select 1
     from staging_events
     where nullif(staging_events.user_id, '') is not null
-        and cast(staging_events.user_id as integer) = users.user_id
+        and cast(nullif(staging_events.user_id, '') as integer) = users.user_id
         and staging_events.ts >= users.last_seen_at
 );
 
 insert into users (user_id, first_name, last_name, gender, level, last_seen_at)
 with identified as (
     select
-        cast(user_id as integer) as user_id,
+        cast(nullif(user_id, '') as integer) as user_id,
         first_name,
         last_name,
         gender,

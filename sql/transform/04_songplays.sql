@@ -22,7 +22,7 @@ with plays as (
             || user_id || '|' || cast(ts as varchar)
         ) as songplay_id,
         ts as start_time,
-        cast(user_id as integer) as user_id,
+        cast(nullif(user_id, '') as integer) as user_id,
         level,
         song,
         artist,
