@@ -139,3 +139,19 @@ def test_failing_quality_check_rolls_the_run_back(
     with pytest.raises(QualityCheckFailed, match="unique_users_user_id"):
         etl(str(week_source), str(db), WEEK[1], WEEK[1])
     assert snapshot(db) == before
+
+
+def test_a_saved_duckdb_block_names_the_warehouse(week_source: Path, tmp_path: Path) -> None:
+    from tasks.warehouse import DuckDBWarehouse
+
+    db = tmp_path / "from-block.duckdb"
+    DuckDBWarehouse(path=str(db)).save("laptop-test", overwrite=True)
+    summary = etl(str(week_source), "sparkify-duckdb-warehouse/laptop-test", WEEK[0], WEEK[0])
+    assert summary["warehouse"] == f"duckdb:{db}"
+    counts = table_counts(db)
+    assert counts == {t: summary["counts"][t] for t in counts} and counts["songplays"] > 0
+
+
+def test_an_unknown_warehouse_is_a_clear_error(week_source: Path) -> None:
+    with pytest.raises(ValueError, match="neither a DuckDB file"):
+        etl(str(week_source), "production")
