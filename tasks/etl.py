@@ -15,22 +15,17 @@ from sqlalchemy import Connection, func, select
 
 from sql import model
 from tasks.quality import CheckResult, run_checks
-from tasks.retry import retry_if_transient
+from tasks.retry import RETRY_TRANSIENT
 from tasks.source import RunFiles, Source
 from tasks.staging import StageReport
 from tasks.transform import TableChange, run_transforms
 from tasks.warehouse import Warehouse, create_tables, transaction
 
-RETRY_DELAYS = [2, 10, 30]
-
 
 @task(
     name="list-run-files",
     cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
 )
 def list_run_files(source: Source, start: date | None, end: date | None) -> RunFiles:
     """The event files of the run's days and every song file under the source."""
@@ -47,10 +42,7 @@ def list_run_files(source: Source, start: date | None, end: date | None) -> RunF
 @task(
     name="ensure-tables",
     cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
 )
 def ensure_tables(warehouse: Warehouse) -> list[str]:
     """Create the model's tables where missing."""
@@ -74,10 +66,7 @@ class StageResult:
 @task(
     name="stage",
     cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
 )
 def stage(warehouse: Warehouse, source: Source, files: RunFiles) -> StageResult:
     """Load the run's files into the staging tables (one transaction; safe to retry)."""
@@ -143,9 +132,7 @@ def count_rows(conn: Connection) -> dict[str, int]:
 @task(
     name="row-counts",
     cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=retry_if_transient,
+    **RETRY_TRANSIENT,
 )
 def table_counts(warehouse: Warehouse) -> dict[str, int]:
     """Row counts of every star table after the run."""

@@ -41,3 +41,13 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     except Exception as error:  # noqa: BLE001 - the state's own exception, re-raised by result()
         return is_transient(error)
     return False
+
+
+# Task options for work that may meet a transient failure: three tries more, with backoff and
+# jitter, only when a retry can succeed.
+RETRY_TRANSIENT: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": [2, 10, 30],
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_if_transient,
+}
