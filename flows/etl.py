@@ -84,6 +84,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--aws-credentials",
         help="AwsCredentials block for an s3:// source (default: boto3's chain)",
     )
+    cluster = parser.add_argument_group("ephemeral Redshift cluster (flows/ephemeral.py)")
+    cluster.add_argument(
+        "--ephemeral-cluster",
+        action="store_true",
+        help="create a Redshift cluster for this run, load into it, delete it afterwards "
+        "(--source must be on S3; --warehouse is ignored)",
+    )
+    cluster.add_argument("--node-type", default="dc2.large", help="node type of the cluster")
+    cluster.add_argument("--number-of-nodes", type=int, default=1, help="nodes of the cluster")
+    cluster.add_argument(
+        "--ingress-cidr", help="admit this CIDR on port 5439 (default: nothing is opened)"
+    )
     return parser.parse_args(argv)
 
 
@@ -91,9 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the flow and print the row counts; non-zero exit when a quality check fails."""
     args = parse_args(argv)
     try:
-        summary = etl(
-            args.source, args.warehouse, args.start_date, args.end_date, args.aws_credentials
-        )
+        if args.ephemeral_cluster:
+            from flows.ephemeral import ephemeral_etl  # it imports this module
+
+            summary = ephemeral_etl(
+                args.source, args.start_date, args.end_date, args.aws_credentials,
+                node_type=args.node_type, number_of_nodes=args.number_of_nodes,
+                ingress_cidr=args.ingress_cidr,
+            )  # fmt: skip
+        else:
+            summary = etl(
+                args.source, args.warehouse, args.start_date, args.end_date, args.aws_credentials
+            )
     except QualityCheckFailed as error:
         print(f"\nETL FAILED: {error}", file=sys.stderr)
         return 1

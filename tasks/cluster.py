@@ -728,7 +728,7 @@ def delete_cluster(
     if info.status == "deleting":
         return True
     snapshot = (
-        {"FinalClusterSnapshotIdentifier": final_snapshot}
+        {"SkipFinalClusterSnapshot": False, "FinalClusterSnapshotIdentifier": final_snapshot}
         if final_snapshot
         else {"SkipFinalClusterSnapshot": True}
     )

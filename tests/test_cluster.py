@@ -1,0 +1,385 @@
+"""Cluster lifecycle: pure helpers, and the flows against the session's moto server over HTTP
+through an AwsCredentials block."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from prefect.blocks.system import Secret
+
+from flows.cluster import (
+    cluster_create,
+    cluster_delete,
+    cluster_pause,
+    cluster_resume,
+    cluster_status,
+)
+from tasks.cluster import (
+    EXPIRES_TAG,
+    ClusterInfo,
+    ClusterSpec,
+    ClusterWaitTimeout,
+    aws_client,
+    cluster_tags,
+    expired_clusters,
+    generate_password,
+    hourly_cost,
+    is_expired,
+    is_valid_password,
+    parse_expiry,
+    poll_until,
+    s3_read_policy,
+    security_group_name,
+    tag_map,
+    trust_policy,
+    validate_cidr,
+)
+from tasks.redshift import RedshiftWarehouse
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+FAST = {"poll_seconds": 0.1, "timeout_minutes": 1.0}
+
+
+# --- pure helpers -------------------------------------------------------------------------
+
+
+def test_policy_reads_only_the_source_prefix() -> None:
+    assert s3_read_policy("raw-bucket", "/sparkify/") == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ListSourcePrefix",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": "arn:aws:s3:::raw-bucket",
+                "Condition": {"StringLike": {"s3:prefix": ["sparkify", "sparkify/*"]}},
+            },
+            {
+                "Sid": "ReadSourceObjects",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::raw-bucket/sparkify/*",
+            },
+        ],
+    }
+
+
+def test_policy_for_a_whole_bucket_has_no_prefix_condition() -> None:
+    listing, objects = s3_read_policy("raw-bucket", "")["Statement"]
+    assert "Condition" not in listing
+    assert objects["Resource"] == "arn:aws:s3:::raw-bucket/*"
+
+
+def test_generated_passwords_satisfy_redshift_rules() -> None:
+    passwords = {generate_password() for _ in range(300)}
+    assert len(passwords) == 300
+    for password in passwords:
+        assert 8 <= len(password) <= 64
+        assert any(c.isupper() for c in password) and any(c.islower() for c in password)
+        assert any(c.isdigit() for c in password)
+        assert not set(password) & set("'\"\\/@ ")
+    assert len(generate_password(8)) == 8 and len(generate_password(64)) == 64
+    with pytest.raises(ValueError):
+        generate_password(65)
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["Short1a", "alllower123", "ALLUPPER123", "NoDigitsHere", "Has Space1", "Has@At1x", "Q'uote1x"],
+)
+def test_invalid_passwords_are_refused(password: str) -> None:
+    assert not is_valid_password(password)
+
+
+def test_expiry_needs_the_project_tag_and_a_past_readable_time() -> None:
+    past = tag_map(cluster_tags("ana", NOW - timedelta(minutes=1)))
+    future = tag_map(cluster_tags("ana", NOW + timedelta(hours=1)))
+    assert past == {"project": "sparkify-etl", "owner": "ana", "expires-at": "2026-11-20T11:59:00Z"}
+    assert is_expired(past, NOW)
+    assert not is_expired(future, NOW)
+    assert not is_expired({**past, "project": "other"}, NOW)
+    assert not is_expired({"expires-at": past["expires-at"]}, NOW)
+    assert not is_expired({**past, "expires-at": "tomorrow"}, NOW)
+    assert parse_expiry("2026-11-20T11:59:00") == NOW - timedelta(minutes=1)
+
+
+def test_expired_clusters_skip_those_already_deleting() -> None:
+    tags = tag_map(cluster_tags("ana", NOW - timedelta(hours=1)))
+    clusters = [
+        ClusterInfo("a", "available", "dc2.large", 1, None, None, "dev", "u", None, tags),
+        ClusterInfo("b", "deleting", "dc2.large", 1, None, None, "dev", "u", None, tags),
+        ClusterInfo("c", "available", "dc2.large", 1, None, None, "dev", "u", None, {}),
+    ]
+    assert [c.identifier for c in expired_clusters(clusters, NOW)] == ["a"]
+
+
+def test_cost_comes_from_the_price_table() -> None:
+    assert hourly_cost("dc2.large", 2, "us-east-1") == 0.5
+    assert hourly_cost("ra3.xlplus", 1, "us-west-2") == 1.086
+    assert hourly_cost("ra3.4xlarge", 3, "us-east-1") == pytest.approx(9.78)
+    assert hourly_cost("dc2.large", 1, "eu-west-1") is None
+    info = ClusterInfo(
+        "a", "available", "ra3.large", 2, "h", 5439, "dev", "u", NOW - timedelta(hours=3)
+    )
+    assert info.cost_so_far("us-east-1", NOW) == pytest.approx(3.26)
+
+
+def test_spec_opens_nothing_without_a_cidr() -> None:
+    args = ClusterSpec("c1", owner="ana", ttl_hours=2).create_arguments("arn:r", "pw", NOW, None)
+    assert args["PubliclyAccessible"] is False
+    assert "VpcSecurityGroupIds" not in args
+    assert args["ClusterType"] == "single-node" and "NumberOfNodes" not in args
+    assert tag_map(args["Tags"])[EXPIRES_TAG] == "2026-11-20T14:00:00Z"
+    multi = ClusterSpec("c1", number_of_nodes=3, ingress_cidr="198.51.100.7/32")
+    args = multi.create_arguments("arn:r", "pw", NOW, "sg-1")
+    assert args["ClusterType"] == "multi-node" and args["NumberOfNodes"] == 3
+    assert args["PubliclyAccessible"] is True and args["VpcSecurityGroupIds"] == ["sg-1"]
+
+
+def test_cidrs_are_validated() -> None:
+    assert validate_cidr("198.51.100.7/24") == "198.51.100.0/24"
+    with pytest.raises(ValueError):
+        ClusterSpec("c1", ingress_cidr="everywhere")
+    with pytest.raises(ValueError):
+        ClusterSpec("c1", number_of_nodes=0)
+
+
+def test_poll_until_reports_progress_and_times_out() -> None:
+    states = iter(["creating", "creating", None])
+    clock = {"now": 0.0}
+    reports: list[tuple[str, float]] = []
+
+    def sleep(seconds: float) -> None:
+        clock["now"] += seconds
+
+    waited = poll_until(
+        lambda: next(states), 100, 10, lambda s, t: reports.append((s, t)), sleep,
+        lambda: clock["now"],
+    )  # fmt: skip
+    assert waited == 20 and reports == [("creating", 0), ("creating", 10)]
+    with pytest.raises(ClusterWaitTimeout, match="still modifying"):
+        poll_until(lambda: "modifying", 25, 10, lambda s, t: None, sleep, lambda: clock["now"])
+
+
+# --- against the moto server --------------------------------------------------------------
+
+
+def unique(prefix: str) -> str:
+    """A name no other test of the session uses (the moto server is shared)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture()
+def credentials_block(prefect_server, aws_credentials) -> str:
+    """The moto AwsCredentials block, saved under a unique name."""
+    name = unique("moto")
+    aws_credentials.save(name)
+    return name
+
+
+@pytest.fixture()
+def names(bucket_name: str) -> dict[str, str]:
+    """Unique identifier, role and secret names for one test's cluster."""
+    return {
+        "identifier": unique("sparkify-t"),
+        "role_name": unique("sparkify-role"),
+        "password_secret": unique("sparkify-pw"),
+        "source": f"s3://{bucket_name}/raw/sparkify",
+    }
+
+
+def describe(aws_credentials, identifier: str) -> dict[str, Any] | None:
+    """The raw describe_clusters entry, or None if the cluster is gone."""
+    try:
+        return aws_client(aws_credentials, "redshift").describe_clusters(
+            ClusterIdentifier=identifier
+        )["Clusters"][0]
+    except ClientError as error:
+        assert error.response["Error"]["Code"] == "ClusterNotFound"
+        return None
+
+
+def create(names: dict[str, str], credentials_block: str, **extra: Any) -> dict[str, Any]:
+    """Run the create flow for the test's names."""
+    return cluster_create(
+        **names, owner="ana", ttl_hours=2, aws_credentials=credentials_block, **FAST, **extra
+    )
+
+
+def test_create_makes_the_scoped_role_the_tagged_cluster_and_the_block(
+    aws_credentials, credentials_block: str, names: dict[str, str], bucket_name: str
+) -> None:
+    before = datetime.now(UTC)
+    result = create(names, credentials_block)
+
+    iam = aws_client(aws_credentials, "iam")
+    role = iam.get_role(RoleName=names["role_name"])["Role"]
+    assert role["AssumeRolePolicyDocument"] == trust_policy()
+    policy = iam.get_role_policy(RoleName=names["role_name"], PolicyName="sparkify-s3-source-read")
+    assert policy["PolicyDocument"] == s3_read_policy(bucket_name, "raw/sparkify")
+    assert policy["PolicyDocument"]["Statement"][1]["Resource"] == (
+        f"arn:aws:s3:::{bucket_name}/raw/sparkify/*"
+    )
+    assert iam.list_attached_role_policies(RoleName=names["role_name"])["AttachedPolicies"] == []
+
+    cluster = describe(aws_credentials, names["identifier"])
+    assert cluster["ClusterStatus"] == "available"
+    assert [r["IamRoleArn"] for r in cluster["IamRoles"]] == [role["Arn"]]
+    assert cluster["NodeType"] == "dc2.large" and cluster["MasterUsername"] == "sparkify"
+    assert cluster["PubliclyAccessible"] is False and cluster["VpcSecurityGroups"] == []
+    tags = tag_map(cluster["Tags"])
+    assert tags["project"] == "sparkify-etl" and tags["owner"] == "ana"
+    expires = parse_expiry(tags["expires-at"])
+    assert before + timedelta(hours=2) - timedelta(seconds=1) <= expires
+    assert expires <= datetime.now(UTC) + timedelta(hours=2)
+
+    password = Secret.load(names["password_secret"]).get()
+    assert is_valid_password(password)
+    block = RedshiftWarehouse.load(names["identifier"])
+    assert block.host == cluster["Endpoint"]["Address"] and block.port == 5439
+    assert (block.user, block.database) == ("sparkify", "dev")
+    assert block.password.get_secret_value() == password
+    assert block.iam_role_arn == role["Arn"] and block.region == "us-east-1"
+    assert result["warehouse"] == f"sparkify-redshift-warehouse/{names['identifier']}"
+    assert result["endpoint"] == f"{cluster['Endpoint']['Address']}:5439"
+    assert password not in json.dumps(result)
+
+
+def test_create_again_reuses_the_cluster_and_updates_the_role_policy(
+    aws_credentials, credentials_block: str, names: dict[str, str], bucket_name: str
+) -> None:
+    create(names, credentials_block)
+    first = describe(aws_credentials, names["identifier"])
+    password = Secret.load(names["password_secret"]).get()
+
+    moved = {**names, "source": f"s3://{bucket_name}/elsewhere"}
+    create(moved, credentials_block)
+
+    again = describe(aws_credentials, names["identifier"])
+    assert again["ClusterCreateTime"] == first["ClusterCreateTime"]
+    assert again["Tags"] == first["Tags"]
+    assert Secret.load(names["password_secret"]).get() == password
+    iam = aws_client(aws_credentials, "iam")
+    policy = iam.get_role_policy(RoleName=names["role_name"], PolicyName="sparkify-s3-source-read")
+    assert policy["PolicyDocument"] == s3_read_policy(bucket_name, "elsewhere")
+    assert len(iam.list_role_policies(RoleName=names["role_name"])["PolicyNames"]) == 1
+    clusters = aws_client(aws_credentials, "redshift").describe_clusters()["Clusters"]
+    assert [c["ClusterIdentifier"] for c in clusters].count(names["identifier"]) == 1
+
+
+def test_ingress_is_opened_only_to_the_named_cidr(
+    aws_credentials, credentials_block: str, names: dict[str, str]
+) -> None:
+    create(names, credentials_block, ingress_cidr="203.0.113.9/24")
+
+    ec2 = aws_client(aws_credentials, "ec2")
+    group_name = security_group_name(names["identifier"])
+    (group,) = ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [group_name]}]
+    )["SecurityGroups"]
+    assert [
+        (p["IpProtocol"], p["FromPort"], p["ToPort"], [r["CidrIp"] for r in p["IpRanges"]])
+        for p in group["IpPermissions"]
+    ] == [("tcp", 5439, 5439, ["203.0.113.0/24"])]
+    cluster = describe(aws_credentials, names["identifier"])
+    assert [g["VpcSecurityGroupId"] for g in cluster["VpcSecurityGroups"]] == [group["GroupId"]]
+    assert cluster["PubliclyAccessible"] is True
+
+    # A second create neither duplicates the rule nor the group.
+    create(names, credentials_block, ingress_cidr="203.0.113.9/24")
+    groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [group_name]}])[
+        "SecurityGroups"
+    ]
+    assert len(groups) == 1 and len(groups[0]["IpPermissions"]) == 1
+
+    cluster_delete(names["identifier"], aws_credentials=credentials_block, **FAST)
+    assert (
+        ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [group_name]}])[
+            "SecurityGroups"
+        ]
+        == []
+    )
+
+
+def test_no_ingress_rule_anywhere_without_a_cidr(
+    aws_credentials, credentials_block: str, names: dict[str, str]
+) -> None:
+    create(names, credentials_block)
+    ec2 = aws_client(aws_credentials, "ec2")
+    group_name = security_group_name(names["identifier"])
+    assert (
+        ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [group_name]}])[
+            "SecurityGroups"
+        ]
+        == []
+    )
+    opened = [
+        g["GroupName"]
+        for g in ec2.describe_security_groups()["SecurityGroups"]
+        for p in g["IpPermissions"]
+        if p.get("FromPort") == 5439
+        and any(r["CidrIp"] == "0.0.0.0/0" for r in p.get("IpRanges", []))
+    ]
+    assert opened == []
+
+
+def test_pause_resume_and_status(
+    aws_credentials, credentials_block: str, names: dict[str, str]
+) -> None:
+    create(names, credentials_block)
+    identifier = names["identifier"]
+
+    assert cluster_pause(identifier, credentials_block, **FAST) == "paused"
+    assert describe(aws_credentials, identifier)["ClusterStatus"] == "paused"
+    assert cluster_status(identifier, credentials_block)["status"] == "paused"
+    assert cluster_pause(identifier, credentials_block, **FAST) == "paused"  # already paused
+
+    assert cluster_resume(identifier, credentials_block, **FAST) == "available"
+    assert describe(aws_credentials, identifier)["ClusterStatus"] == "available"
+
+    report = cluster_status(identifier, credentials_block)
+    cluster = describe(aws_credentials, identifier)
+    assert report["status"] == "available"
+    assert report["endpoint"] == f"{cluster['Endpoint']['Address']}:5439"
+    assert report["owner"] == "ana" and report["expired"] is False
+    assert report["expires_at"] == tag_map(cluster["Tags"])["expires-at"]
+    assert report["cost_per_hour_usd"] == 0.25
+    assert 0 <= report["age_hours"] < 1 and 0 <= report["cost_so_far_usd"] < 0.25
+    assert cluster_status(unique("absent"), credentials_block) == {"status": "absent"}
+
+
+def test_delete_removes_cluster_and_block_and_succeeds_again(
+    aws_credentials, credentials_block: str, names: dict[str, str]
+) -> None:
+    create(names, credentials_block)
+    identifier = names["identifier"]
+
+    assert cluster_delete(
+        identifier, block_name=identifier, aws_credentials=credentials_block, **FAST
+    )
+    assert describe(aws_credentials, identifier) is None
+    with pytest.raises(ValueError, match="Unable to find block document"):
+        RedshiftWarehouse.load(identifier)
+
+    again = cluster_delete(
+        identifier, block_name=identifier, aws_credentials=credentials_block, **FAST
+    )
+    assert again is False
+
+
+def test_delete_with_a_final_snapshot(
+    aws_credentials, credentials_block: str, names: dict[str, str]
+) -> None:
+    create(names, credentials_block)
+    snapshot = f"{names['identifier']}-final"
+    cluster_delete(names["identifier"], snapshot, aws_credentials=credentials_block, **FAST)
+    assert describe(aws_credentials, names["identifier"]) is None
+    snapshots = aws_client(aws_credentials, "redshift").describe_cluster_snapshots(
+        SnapshotIdentifier=snapshot
+    )["Snapshots"]
+    assert [s["ClusterIdentifier"] for s in snapshots] == [names["identifier"]]
