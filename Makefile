@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= INFO
 
-.PHONY: run test lint format bench venv clean blocks
+.PHONY: run test lint format bench venv clean blocks deploy server worker
 
 venv: $(STAMP)
 
@@ -37,6 +37,33 @@ format: $(STAMP)
 blocks: $(STAMP)
 	$(BIN)/prefect block register -m tasks.warehouse
 	$(BIN)/prefect block register -m tasks.redshift
+
+# Deployments (deployments/prefect.yaml) on the Prefect server named by PREFECT_API_URL:
+# `make server` in one terminal, `make deploy`, `make worker` in another.
+WORK_POOL ?= sparkify-process
+# The flows hold this limit by this name (tasks/deployment.py WAREHOUSE_LIMIT).
+WAREHOUSE_LIMIT := sparkify-warehouse
+
+server: $(STAMP)
+	$(BIN)/prefect server start
+
+# The process work pool, the block types, the project's path (the deployments' pull step changes
+# into it), the one-slot concurrency limit that keeps ETL runs off the warehouse at the same
+# time, then every deployment. Safe to rerun.
+deploy: $(STAMP)
+	@$(BIN)/python -c "from prefect.settings import get_current_settings as s; \
+	    raise SystemExit(0 if s().api.url else 'set PREFECT_API_URL first, e.g. ' \
+	    'prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api')"
+	$(BIN)/prefect work-pool inspect $(WORK_POOL) >/dev/null 2>&1 || \
+	    $(BIN)/prefect work-pool create $(WORK_POOL) --type process
+	$(MAKE) --no-print-directory blocks
+	$(BIN)/prefect variable set sparkify_project_dir "$(CURDIR)" --overwrite
+	$(BIN)/prefect global-concurrency-limit inspect $(WAREHOUSE_LIMIT) >/dev/null 2>&1 || \
+	    $(BIN)/prefect global-concurrency-limit create $(WAREHOUSE_LIMIT) --limit 1
+	$(BIN)/prefect --no-prompt deploy --prefect-file deployments/prefect.yaml --all
+
+worker: $(STAMP)
+	$(BIN)/prefect worker start --pool $(WORK_POOL)
 
 bench: $(STAMP)
 	$(BIN)/python bench/etl_local.py

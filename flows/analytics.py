@@ -13,6 +13,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.artifacts import publish_analytics
 from tasks.etl import table_counts
 from tasks.report import format_table
 from tasks.warehouse import Warehouse, resolve_warehouse
@@ -36,7 +37,9 @@ def analytics(warehouse: str = "sparkify.duckdb") -> dict[str, Any]:
     target = resolve_warehouse(warehouse)
     counts = table_counts(target)
     results = {name: run_query(target, name) for name in QUERIES}
-    return {"counts": counts, "queries": results}
+    report = {"counts": counts, "queries": results}
+    publish_analytics(report)
+    return report
 
 
 def render(report: dict[str, Any]) -> str:

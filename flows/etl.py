@@ -12,7 +12,10 @@ from datetime import date
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 
+from tasks.artifacts import publish_load, publish_quality, publish_rejects
+from tasks.deployment import run_dates, warehouse_lock
 from tasks.etl import (
     EtlSummary,
     QualityCheckFailed,
@@ -40,10 +43,13 @@ def etl(
     start_date: date | None = None,
     end_date: date | None = None,
     aws_credentials: str | None = None,
+    days_back: int | None = None,
 ) -> dict:
     """Load the source's events of [start_date, end_date] (all days when open) and all songs.
     source: a directory, s3://bucket/prefix or s3-bucket/BLOCK; warehouse: a DuckDB path or a
-    warehouse block; aws_credentials: an AwsCredentials block for an s3:// source."""
+    warehouse block; aws_credentials: an AwsCredentials block for an s3:// source; days_back:
+    load only the day that many days before the run's scheduled start (UTC), for schedules."""
+    start_date, end_date = run_dates(start_date, end_date, days_back, flow_run.scheduled_start_time)
     if start_date and end_date and start_date > end_date:
         raise ValueError(f"start date {start_date} is after end date {end_date}")
     target = resolve_warehouse(warehouse)
@@ -51,20 +57,25 @@ def etl(
     timer = StageTimer()
     with timer("list files"):
         files = list_run_files(raw_data, start_date, end_date)
-    with timer("create tables"):
-        ensure_tables(target)
-    with timer("stage"):
-        staged = stage(target, raw_data, files)
-    # Write-audit-publish: transforms and checks share one transaction; a failing check rolls
-    # the whole run back, so analysts never see a half-checked load.
-    with timer("transform + check + commit"), transaction(target.get_engine()) as conn:
-        changes = transform(conn)
-        checks = check_quality(conn)
-        failed = [c for c in checks if not c.passed]
-        if failed:
-            raise QualityCheckFailed(failed)
-    counts = table_counts(target)
+    # One run at a time on the warehouse, from the first DDL to the last count.
+    with warehouse_lock():
+        with timer("create tables"):
+            ensure_tables(target)
+        with timer("stage"):
+            staged = stage(target, raw_data, files)
+        publish_rejects([staged.events, staged.songs], target.describe())
+        # Write-audit-publish: transforms and checks share one transaction; a failing check
+        # rolls the whole run back, so analysts never see a half-checked load.
+        with timer("transform + check + commit"), transaction(target.get_engine()) as conn:
+            changes = transform(conn)
+            checks = check_quality(conn)
+            publish_quality(checks)
+            failed = [c for c in checks if not c.passed]
+            if failed:
+                raise QualityCheckFailed(failed)
+        counts = table_counts(target)
     summary = EtlSummary.build(target, files, staged, changes, checks, counts, timer.seconds)
+    publish_load([staged.events, staged.songs], changes, counts, summary.warehouse, timer.seconds)
     get_run_logger().info("published to %s: %s", summary.warehouse, counts)
     return asdict(summary)
 
