@@ -44,9 +44,7 @@ def tear_down(flow: Any, flow_run: FlowRun, state: State) -> None:
     identifier = ephemeral_identifier(flow_run.id)
     parameters = flow_run.parameters or {}
     credentials = load_credentials(parameters.get("aws_credentials"))
-    run_logger().warning(
-        "run %s ended %s: deleting cluster %s", flow_run.id, state.type, identifier
-    )
+    run_logger().warning("run %s %s: deleting cluster %s", flow_run.id, state.name, identifier)
     delete_cluster.fn(credentials, identifier)
     wait_until_deleted.fn(
         credentials,

@@ -212,7 +212,11 @@ def create(names: dict[str, str], credentials_block: str, **extra: Any) -> dict[
 
 
 def test_create_makes_the_scoped_role_the_tagged_cluster_and_the_block(
-    aws_credentials, credentials_block: str, names: dict[str, str], bucket_name: str
+    aws_credentials,
+    credentials_block: str,
+    names: dict[str, str],
+    bucket_name: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     before = datetime.now(UTC)
     result = create(names, credentials_block)
@@ -248,6 +252,7 @@ def test_create_makes_the_scoped_role_the_tagged_cluster_and_the_block(
     assert result["warehouse"] == f"sparkify-redshift-warehouse/{names['identifier']}"
     assert result["endpoint"] == f"{cluster['Endpoint']['Address']}:5439"
     assert password not in json.dumps(result)
+    assert "generated a master password" in caplog.text and password not in caplog.text
 
 
 def test_create_again_reuses_the_cluster_and_updates_the_role_policy(

@@ -1,0 +1,302 @@
+"""A cluster is never forgotten: the ephemeral ETL deletes its cluster however the run ends, the
+janitor deletes expired clusters (and only those), and the scripts work from the command line.
+All against the session's moto server over HTTP."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+from prefect.client.schemas.objects import FlowRun
+from prefect.states import Cancelled
+
+from flows.cluster import cluster_create
+from flows.ephemeral import ephemeral_etl, ephemeral_identifier, tear_down
+from flows.janitor import cluster_janitor
+from tasks.cluster import aws_client, cluster_tags
+from tasks.redshift import RedshiftWarehouse
+from tests.conftest import PROJECT_ROOT
+
+FAST = {"poll_seconds": 0.1, "timeout_minutes": 1.0}
+
+
+def unique(prefix: str) -> str:
+    """A name no other test of the session uses (the moto server is shared)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture()
+def credentials_block(prefect_server, aws_credentials) -> str:
+    """The moto AwsCredentials block, saved under a unique name."""
+    name = unique("moto")
+    aws_credentials.save(name)
+    return name
+
+
+@pytest.fixture()
+def cluster_names(bucket_name: str) -> dict[str, str]:
+    """Unique role and secret names, and an S3 source whose bucket does not exist, so that the
+    ETL fails (NoSuchBucket, not retried) while the cluster steps succeed."""
+    return {
+        "role_name": unique("sparkify-role"),
+        "password_secret": unique("sparkify-pw"),
+        "source": f"s3://{bucket_name}/raw",
+    }
+
+
+def cluster_exists(aws_credentials, identifier: str) -> bool:
+    """Whether describe_clusters knows the cluster."""
+    try:
+        aws_client(aws_credentials, "redshift").describe_clusters(ClusterIdentifier=identifier)
+    except ClientError as error:
+        assert error.response["Error"]["Code"] == "ClusterNotFound"
+        return False
+    return True
+
+
+def block_exists(name: str) -> bool:
+    """Whether a Redshift warehouse block of that name is saved."""
+    try:
+        RedshiftWarehouse.load(name)
+    except ValueError:
+        return False
+    return True
+
+
+def child_runs(parent_id: uuid.UUID) -> dict[str, Any]:
+    """The subflow runs of a flow run, by flow name."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id])
+            )
+        )
+        return {client.read_flow(run.flow_id).name: run for run in runs}
+
+
+def test_ephemeral_etl_deletes_the_cluster_after_a_forced_failure(
+    aws_credentials, credentials_block: str, cluster_names: dict[str, str]
+) -> None:
+    state = ephemeral_etl(
+        **cluster_names, aws_credentials=credentials_block, owner="ana", **FAST, return_state=True
+    )
+
+    assert state.is_failed()
+    with pytest.raises(ClientError, match="NoSuchBucket"):
+        state.result()
+    run_id = state.state_details.flow_run_id
+    identifier = ephemeral_identifier(run_id)
+    children = child_runs(run_id)
+    assert children["sparkify-cluster-create"].state.is_completed()
+    etl_run = children["sparkify-etl"]
+    assert etl_run.state.is_failed()
+    assert etl_run.parameters["warehouse"] == f"sparkify-redshift-warehouse/{identifier}"
+    assert children["sparkify-cluster-delete"].state.is_completed()
+    assert not cluster_exists(aws_credentials, identifier)
+    assert not block_exists(identifier)
+
+
+KILLED_RUN = """
+import sys, time
+from prefect import flow
+import flows.ephemeral as ephemeral
+
+@flow(name="sparkify-etl")
+def slow_etl(source, warehouse, *args):
+    print("ETL-STARTED", warehouse.split("/", 1)[1], flush=True)
+    time.sleep(120)
+
+ephemeral.etl = slow_etl
+ephemeral.cluster_delete = lambda *args, **kwargs: None  # only the hook may delete
+source, credentials, role, secret = sys.argv[1:]
+ephemeral.ephemeral_etl(source=source, aws_credentials=credentials, role_name=role,
+                        password_secret=secret, poll_seconds=0.1, timeout_minutes=1.0)
+"""
+
+
+def test_the_crash_hook_alone_deletes_the_cluster_of_a_killed_run(
+    aws_credentials,
+    credentials_block: str,
+    cluster_names: dict[str, str],
+    cli_env: dict[str, str],
+    tmp_path,
+) -> None:
+    """SIGTERM arrives during the ETL, with the `finally` delete disabled: the on_crashed hook
+    must remove the cluster on its own."""
+    script = tmp_path / "killed_run.py"
+    script.write_text(KILLED_RUN)
+    names = cluster_names
+    process = subprocess.Popen(
+        [sys.executable, str(script), names["source"], credentials_block, names["role_name"],
+         names["password_secret"]],
+        cwd=PROJECT_ROOT, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        identifier = None
+        for line in process.stdout:
+            if line.startswith("ETL-STARTED"):
+                identifier = line.split()[1]
+                break
+        assert identifier, process.stderr.read()
+        assert cluster_exists(aws_credentials, identifier) and block_exists(identifier)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode != 0
+    assert "Crashed" in stderr and f"Crashed: deleting cluster {identifier}" in stderr
+    assert not cluster_exists(aws_credentials, identifier), stderr
+    assert not block_exists(identifier)
+
+
+def test_the_cancellation_hook_deletes_the_run_cluster_and_block(
+    aws_credentials, credentials_block: str, cluster_names: dict[str, str]
+) -> None:
+    assert tear_down in ephemeral_etl.on_cancellation_hooks
+    assert tear_down in ephemeral_etl.on_crashed_hooks
+    run = FlowRun(
+        flow_id=uuid.uuid4(),
+        parameters={"aws_credentials": credentials_block, "poll_seconds": 0.1},
+    )
+    identifier = ephemeral_identifier(run.id)
+    cluster_create(
+        **cluster_names, identifier=identifier, aws_credentials=credentials_block, **FAST
+    )
+    assert cluster_exists(aws_credentials, identifier) and block_exists(identifier)
+
+    tear_down(ephemeral_etl, run, Cancelled())
+
+    assert not cluster_exists(aws_credentials, identifier)
+    assert not block_exists(identifier)
+    tear_down(ephemeral_etl, run, Cancelled())  # a second teardown finds nothing and succeeds
+
+
+def make_cluster(aws_credentials, identifier: str, tags: list[dict[str, str]]) -> None:
+    """A cluster created directly, as another tool or a person would."""
+    aws_client(aws_credentials, "redshift").create_cluster(
+        ClusterIdentifier=identifier,
+        NodeType="dc2.large",
+        ClusterType="single-node",
+        MasterUsername="someone",
+        MasterUserPassword="Passw0rd-x",
+        Tags=tags,
+    )
+
+
+@pytest.fixture()
+def janitor_clusters(aws_credentials) -> dict[str, str]:
+    """An expired project cluster, an unexpired one, an untagged one and another project's
+    expired one; whatever is left is removed afterwards."""
+    now = datetime.now(UTC)
+    expired_tags = cluster_tags("ana", now - timedelta(minutes=5))
+    clusters = {
+        "expired": (unique("jan-expired"), expired_tags),
+        "unexpired": (unique("jan-unexpired"), cluster_tags("ana", now + timedelta(hours=1))),
+        "untagged": (unique("jan-untagged"), []),
+        "other": (
+            unique("jan-other"),
+            [{**t, "Value": "other"} if t["Key"] == "project" else t for t in expired_tags],
+        ),
+    }
+    for identifier, tags in clusters.values():
+        make_cluster(aws_credentials, identifier, tags)
+    yield {role: identifier for role, (identifier, _) in clusters.items()}
+    redshift = aws_client(aws_credentials, "redshift")
+    for identifier, _ in clusters.values():
+        if cluster_exists(aws_credentials, identifier):
+            redshift.delete_cluster(ClusterIdentifier=identifier, SkipFinalClusterSnapshot=True)
+
+
+def test_janitor_deletes_only_expired_project_clusters(
+    aws_credentials, credentials_block: str, janitor_clusters: dict[str, str]
+) -> None:
+    deleted = cluster_janitor(credentials_block, **FAST)
+
+    assert janitor_clusters["expired"] in deleted
+    assert not cluster_exists(aws_credentials, janitor_clusters["expired"])
+    for role in ("unexpired", "untagged", "other"):
+        assert janitor_clusters[role] not in deleted
+        assert cluster_exists(aws_credentials, janitor_clusters[role])
+
+
+def test_janitor_dry_run_deletes_nothing(
+    aws_credentials, credentials_block: str, janitor_clusters: dict[str, str]
+) -> None:
+    listed = cluster_janitor(credentials_block, dry_run=True, **FAST)
+    assert janitor_clusters["expired"] in listed
+    assert janitor_clusters["unexpired"] not in listed
+    assert all(cluster_exists(aws_credentials, i) for i in janitor_clusters.values())
+
+
+# --- the command line, with boto3's default chain pointed at moto (no block) -------------------
+
+
+def run(script: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, f"flows/{script}", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture()
+def aws_cli_env(cli_env: dict[str, str], moto_endpoint: str) -> dict[str, str]:
+    """The scripts' environment: the session's Prefect server, AWS through moto."""
+    return {
+        **cli_env,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+def test_cluster_cli_create_status_delete(
+    aws_credentials, aws_cli_env: dict[str, str], cluster_names: dict[str, str]
+) -> None:
+    identifier = unique("sparkify-cli")
+    common = ["--identifier", identifier, "--poll-seconds", "0.1"]
+    created = run(
+        "cluster.py", "create", *common, "--source", cluster_names["source"],
+        "--role-name", cluster_names["role_name"],
+        "--password-secret", cluster_names["password_secret"], "--owner", "ana",
+        env=aws_cli_env,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert f"sparkify-redshift-warehouse/{identifier}" in created.stdout
+    assert "$0.25/hour" in created.stdout
+
+    status = run("cluster.py", "status", "--identifier", identifier, env=aws_cli_env)
+    assert status.returncode == 0, status.stderr
+    assert "available" in status.stdout and ".redshift.amazonaws.com:5439" in status.stdout
+
+    deleted = run("cluster.py", "delete", *common, env=aws_cli_env)
+    assert deleted.returncode == 0, deleted.stderr
+    assert f"deleted         {identifier}" in deleted.stdout
+    assert not cluster_exists(aws_credentials, identifier)
+    assert not block_exists(identifier)
+
+
+def test_etl_cli_ephemeral_cluster_is_deleted_when_the_etl_fails(
+    aws_credentials, aws_cli_env: dict[str, str], cluster_names: dict[str, str]
+) -> None:
+    done = run(
+        "etl.py", "--ephemeral-cluster", "--source", cluster_names["source"], env=aws_cli_env
+    )
+    assert done.returncode != 0
+    assert "NoSuchBucket" in done.stderr
+    assert "sparkify-cluster-delete" in done.stderr  # the teardown ran
+    clusters = aws_client(aws_credentials, "redshift").describe_clusters()["Clusters"]
+    assert [c for c in clusters if c["ClusterIdentifier"].startswith("sparkify-eph-")] == []
