@@ -26,11 +26,10 @@ from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_logger
-from prefect.tasks import exponential_backoff
 from prefect_aws import AwsCredentials
 
 from tasks.redshift import RedshiftWarehouse
-from tasks.retry import retry_if_transient
+from tasks.retry import RETRY_TRANSIENT
 from tasks.source import S3Source, resolve_source
 
 PROJECT = "sparkify-etl"
@@ -70,13 +69,9 @@ NODE_HOUR_PRICES: dict[str, dict[str, float]] = {
 PASSWORD_PUNCTUATION = "!#$%^&*()-_=+"
 PASSWORD_FORBIDDEN = frozenset("'\"\\/@ ")
 
-AWS_TASK = {
-    "cache_policy": NO_CACHE,
-    "retries": 4,
-    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
-    "retry_jitter_factor": 0.5,
-    "retry_condition_fn": retry_if_transient,
-}
+# AWS calls retry throttling and clusters in a changing state, never permission or validation
+# errors; their inputs are blocks and their point is a side effect, so nothing is cached.
+AWS_TASK: dict[str, Any] = {"cache_policy": NO_CACHE, **RETRY_TRANSIENT}
 
 
 class ClusterWaitTimeout(Exception):
@@ -445,9 +440,7 @@ def status_check(redshift: Any, identifier: str, wanted: str) -> Callable[[], st
     """A probe that is done when the cluster's status is `wanted` (no boto3 waiter exists)."""
 
     def check() -> str | None:
-        info = find_cluster(redshift, identifier)
-        if info is None:
-            raise ValueError(f"cluster {identifier} does not exist")
+        info = require_cluster(redshift, identifier)
         return None if info.status == wanted else info.status
 
     return check
@@ -469,6 +462,27 @@ def load_or_create_password(secret_name: str) -> tuple[str, bool]:
         password = generate_password()
         Secret(value=password).save(secret_name)
         return password, True
+
+
+def wait_for(
+    check: Callable[[], str | None], identifier: str, timeout_s: float, delay_s: float
+) -> float:
+    """Poll a cluster probe until done, logging the cluster's state at each wait."""
+    logger = run_logger()
+    return poll_until(
+        check,
+        timeout_s,
+        delay_s,
+        lambda state, s: logger.info("cluster %s is %s after %.0f s", identifier, state, s),
+    )
+
+
+def require_cluster(redshift: Any, identifier: str) -> ClusterInfo:
+    """The cluster's description; ValueError when it does not exist."""
+    info = find_cluster(redshift, identifier)
+    if info is None:
+        raise ValueError(f"cluster {identifier} does not exist")
+    return info
 
 
 def delete_security_group(ec2: Any, identifier: str) -> bool:
@@ -616,15 +630,10 @@ def wait_until_available(
     """Wait with boto3's cluster_available waiter, logging progress, up to timeout_s."""
     logger = run_logger()
     redshift = aws_client(credentials, "redshift")
-    waited = poll_until(
-        waiter_check(redshift, "cluster_available", identifier),
-        timeout_s,
-        delay_s,
-        lambda state, s: logger.info("cluster %s is %s after %.0f s", identifier, state, s),
+    waited = wait_for(
+        waiter_check(redshift, "cluster_available", identifier), identifier, timeout_s, delay_s
     )
-    info = find_cluster(redshift, identifier)
-    if info is None:
-        raise ValueError(f"cluster {identifier} vanished while waiting")
+    info = require_cluster(redshift, identifier)
     logger.info(
         "cluster %s is available at %s:%s (%.0f s)", identifier, info.host, info.port, waited
     )
@@ -685,17 +694,10 @@ def pause_cluster(
     """Pause the cluster (compute billing stops) and wait until it is paused."""
     logger = run_logger()
     redshift = aws_client(credentials, "redshift")
-    info = find_cluster(redshift, identifier)
-    if info is None:
-        raise ValueError(f"cluster {identifier} does not exist")
+    info = require_cluster(redshift, identifier)
     if info.status != "paused":
         redshift.pause_cluster(ClusterIdentifier=identifier)
-    poll_until(
-        status_check(redshift, identifier, "paused"),
-        timeout_s,
-        delay_s,
-        lambda state, s: logger.info("cluster %s is %s after %.0f s", identifier, state, s),
-    )
+    wait_for(status_check(redshift, identifier, "paused"), identifier, timeout_s, delay_s)
     logger.info("cluster %s is paused", identifier)
     return "paused"
 
@@ -704,9 +706,7 @@ def pause_cluster(
 def resume_cluster(credentials: AwsCredentials, identifier: str) -> str:
     """Ask a paused cluster to resume; returns the status it had."""
     redshift = aws_client(credentials, "redshift")
-    info = find_cluster(redshift, identifier)
-    if info is None:
-        raise ValueError(f"cluster {identifier} does not exist")
+    info = require_cluster(redshift, identifier)
     if info.status == "paused":
         redshift.resume_cluster(ClusterIdentifier=identifier)
         run_logger().info("resuming cluster %s", identifier)
@@ -753,11 +753,11 @@ def wait_until_deleted(
     """Wait with boto3's cluster_deleted waiter, logging progress; then remove the cluster's
     ingress security group, which only a deleted cluster releases."""
     logger = run_logger()
-    poll_until(
+    wait_for(
         waiter_check(aws_client(credentials, "redshift"), "cluster_deleted", identifier),
+        identifier,
         timeout_s,
         delay_s,
-        lambda state, s: logger.info("cluster %s is %s after %.0f s", identifier, state, s),
     )
     if delete_security_group(aws_client(credentials, "ec2"), identifier):
         logger.info("removed security group %s", security_group_name(identifier))

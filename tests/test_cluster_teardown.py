@@ -24,21 +24,11 @@ from flows.janitor import cluster_janitor
 from tasks.cluster import aws_client, cluster_tags
 from tasks.redshift import RedshiftWarehouse
 from tests.conftest import PROJECT_ROOT
+from tests.test_cli import run
+from tests.test_cluster import FAST, describe, unique
+from tests.test_cluster import credentials_block as saved_credentials_block
 
-FAST = {"poll_seconds": 0.1, "timeout_minutes": 1.0}
-
-
-def unique(prefix: str) -> str:
-    """A name no other test of the session uses (the moto server is shared)."""
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture()
-def credentials_block(prefect_server, aws_credentials) -> str:
-    """The moto AwsCredentials block, saved under a unique name."""
-    name = unique("moto")
-    aws_credentials.save(name)
-    return name
+credentials_block = saved_credentials_block  # the moto AwsCredentials block fixture
 
 
 @pytest.fixture()
@@ -54,12 +44,7 @@ def cluster_names(bucket_name: str) -> dict[str, str]:
 
 def cluster_exists(aws_credentials, identifier: str) -> bool:
     """Whether describe_clusters knows the cluster."""
-    try:
-        aws_client(aws_credentials, "redshift").describe_clusters(ClusterIdentifier=identifier)
-    except ClientError as error:
-        assert error.response["Error"]["Code"] == "ClusterNotFound"
-        return False
-    return True
+    return describe(aws_credentials, identifier) is not None
 
 
 def block_exists(name: str) -> bool:
@@ -238,17 +223,6 @@ def test_janitor_dry_run_deletes_nothing(
 
 
 # --- the command line, with boto3's default chain pointed at moto (no block) -------------------
-
-
-def run(script: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, f"flows/{script}", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.fixture()
