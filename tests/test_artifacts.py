@@ -1,0 +1,210 @@
+"""Artifacts: the pure builders, and what the ETL and analytics flows publish under stable keys."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+import tasks.etl
+from flows.analytics import analytics
+from flows.etl import etl
+from tasks.artifacts import (
+    LOAD_KEY,
+    QUALITY_KEY,
+    REJECTS_KEY,
+    artifact_key,
+    jsonable,
+    load_rows,
+    quality_description,
+    quality_rows,
+    rejects_markdown,
+    result_table,
+)
+from tasks.quality import CheckResult, run_checks
+from tasks.staging import StageReport
+from tasks.transform import TableChange
+from tests.helpers import table_counts
+
+EVENTS = StageReport("staging_events", files=2, rows=100, rejects=0, seconds=0.5)
+SONGS = StageReport("staging_songs", files=10, rows=10, rejects=0, seconds=0.25)
+
+
+def test_keys_are_lowercase_letters_digits_and_dashes() -> None:
+    assert artifact_key("sparkify-analytics", "plays_by_hour") == "sparkify-analytics-plays-by-hour"
+    assert artifact_key("Most Played", "songs_2") == "most-played-songs-2"
+    with pytest.raises(ValueError):
+        artifact_key("__")
+
+
+def test_load_rows_split_inserted_from_updated_and_carry_rows_and_timings() -> None:
+    changes = [
+        TableChange("users", deleted=30, inserted=80, seconds=0.1234),  # 30 rewritten, 50 new
+        TableChange("songplays", deleted=0, inserted=90, seconds=0.2),
+    ]
+    counts = {"users": 80, "songplays": 90, "load_rejects": 3}
+    rows = {r["table"]: r for r in load_rows([EVENTS, SONGS], changes, counts)}
+
+    assert list(rows) == ["staging_events", "staging_songs", "users", "songplays", "load_rejects"]
+    assert rows["staging_events"] == {
+        "table": "staging_events",
+        "files": 2,
+        "staged": 100,
+        "rejected": 0,
+        "inserted": None,
+        "updated": None,
+        "rows": None,
+        "seconds": 0.5,
+    }
+    assert (rows["users"]["inserted"], rows["users"]["updated"]) == (50, 30)
+    assert rows["users"]["rows"] == 80 and rows["users"]["seconds"] == 0.123
+    assert (rows["songplays"]["inserted"], rows["songplays"]["updated"]) == (90, 0)
+    assert rows["load_rejects"]["rows"] == 3
+
+
+def test_quality_rows_say_pass_or_fail() -> None:
+    checks = [
+        CheckResult("unique_users_user_id", "unique", "users", 0),
+        CheckResult("not_null_songplays_user_id", "not_null", "songplays", 4),
+    ]
+    assert quality_rows(checks) == [
+        {
+            "check": "unique_users_user_id",
+            "kind": "unique",
+            "table": "users",
+            "failing_rows": 0,
+            "result": "pass",
+        },
+        {
+            "check": "not_null_songplays_user_id",
+            "kind": "not_null",
+            "table": "songplays",
+            "failing_rows": 4,
+            "result": "FAIL",
+        },
+    ]
+    assert quality_description(checks).startswith("1 of 2 checks FAILED")
+    assert quality_description(checks[:1]) == "All 1 checks passed; the run was committed."
+
+
+def test_rejects_markdown_lists_file_line_and_reason_or_nothing() -> None:
+    assert rejects_markdown([EVENTS, SONGS], "duckdb:/x.duckdb") is None
+    samples = [
+        {"source_file": "log_data/a.json", "line_number": 7, "reason": "not JSON | broken"},
+        {"source_file": "log_data/b.json", "line_number": 2, "reason": "missing ts"},
+    ]
+    bad = StageReport("staging_events", 2, 98, rejects=3, seconds=0.5, reject_samples=samples)
+    text = rejects_markdown([bad, SONGS], "duckdb:/x.duckdb")
+
+    assert text is not None
+    assert text.startswith("# 3 rejected records")
+    assert "`duckdb:/x.duckdb`" in text and "from load_rejects" in text
+    assert "| staging_events | 3 |" in text and "staging_songs |" not in text
+    assert "| log_data/a.json | 7 | not JSON \\| broken |" in text
+    assert "| log_data/b.json | 2 | missing ts |" in text
+    assert "First 2 of 3 shown." in text
+
+
+def test_query_results_become_json_records() -> None:
+    rows = [(datetime(2018, 11, 1, 2, 30), Decimal("1.5"), float("nan"), "x", 3)]
+    table = result_table(["at", "share", "ratio", "name", "plays"], rows)
+    assert table == [
+        {"at": "2018-11-01T02:30:00", "share": 1.5, "ratio": None, "name": "x", "plays": 3}
+    ]
+    assert jsonable(date(2018, 11, 1)) == "2018-11-01"
+    json.dumps(table)  # a table artifact is stored as JSON
+
+
+# Flows publishing into the session's Prefect server.
+
+
+def _artifacts(flow_run_id: UUID) -> dict[str, Any]:
+    """The latest artifacts of a flow run, by key."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {a.key: a for a in found}
+
+
+def _table(artifact: Any) -> list[dict[str, Any]]:
+    data = artifact.data
+    return json.loads(data) if isinstance(data, str) else data
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_etl_publishes_load_quality_and_rejects(week_source: Path, tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    shutil.copytree(week_source, source)
+    day_file = next((source / "log_data").rglob("2018-11-01-events.json"))
+    with day_file.open("a") as f:
+        f.write("{not json\n")
+    db = tmp_path / "wh.duckdb"
+
+    state = etl(str(source), str(db), date(2018, 11, 1), date(2018, 11, 1), return_state=True)
+    summary = state.result()
+    found = _artifacts(state.state_details.flow_run_id)
+
+    assert {LOAD_KEY, QUALITY_KEY, REJECTS_KEY} <= set(found)
+    load = {row["table"]: row for row in _table(found[LOAD_KEY])}
+    counts = table_counts(db)
+    for table, rows in counts.items():
+        assert load[table]["rows"] == rows and load[table]["inserted"] == rows
+    assert load["staging_events"]["staged"] == summary["staged"]["events"]["rows"] > 0
+    assert load["staging_events"]["rejected"] == 1
+    assert load["load_rejects"]["rows"] == 1
+    quality = _table(found[QUALITY_KEY])
+    assert len(quality) == len(summary["checks"]) and {r["result"] for r in quality} == {"pass"}
+    rejects = found[REJECTS_KEY]
+    assert rejects.type == "markdown"
+    line = sum(1 for _ in day_file.open())
+    assert f"{day_file} | {line} |" in rejects.data
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_quality_artifact_is_published_when_a_check_fails(
+    week_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def one_failing(conn: Any) -> list[CheckResult]:
+        return [*run_checks(conn), CheckResult("injected_failure", "unique", "users", 2)]
+
+    monkeypatch.setattr(tasks.etl, "run_checks", one_failing)
+    state = etl(str(week_source), str(tmp_path / "wh.duckdb"), return_state=True)
+
+    assert state.is_failed()
+    found = _artifacts(state.state_details.flow_run_id)
+    assert LOAD_KEY not in found and REJECTS_KEY not in found  # nothing committed, no rejects
+    quality = {row["check"]: row for row in _table(found[QUALITY_KEY])}
+    assert quality["injected_failure"] == {
+        "check": "injected_failure",
+        "kind": "unique",
+        "table": "users",
+        "failing_rows": 2,
+        "result": "FAIL",
+    }
+    assert found[QUALITY_KEY].description.startswith("1 of ")
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_analytics_publishes_its_tables(week_source: Path, tmp_path: Path) -> None:
+    db = tmp_path / "wh.duckdb"
+    etl(str(week_source), str(db))
+    state = analytics(str(db), return_state=True)
+    report = state.result()
+    found = _artifacts(state.state_details.flow_run_id)
+
+    counts = {row["table"]: row["rows"] for row in _table(found["sparkify-analytics-row-counts"])}
+    assert counts == report["counts"]
+    for name, result in report["queries"].items():
+        rows = _table(found[artifact_key("sparkify-analytics", name)])
+        assert len(rows) == len(result["rows"]) > 0
+        assert list(rows[0]) == result["columns"]

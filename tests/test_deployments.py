@@ -1,0 +1,428 @@
+"""Deployments end to end: a real Prefect server, `make deploy`, a process worker and
+`prefect deployment run`; plus the scheduled-day arithmetic and the warehouse lock on their own."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tasks.deployment import WAREHOUSE_LIMIT, run_dates
+from tests.conftest import PROJECT_ROOT, _free_port
+from tests.helpers import expected_from_json, query, table_counts
+
+SAMPLE = PROJECT_ROOT / "data" / "sample"
+PREFECT = str(Path(sys.executable).parent / "prefect")
+RUN_TIMEOUT = 180.0
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+# The scheduled day, without Prefect.
+
+
+def test_a_run_scheduled_at_two_on_the_twelfth_loads_the_eleventh() -> None:
+    at = datetime(2018, 11, 12, 2, 0, tzinfo=UTC)
+    assert run_dates(None, None, 1, at) == (date(2018, 11, 11), date(2018, 11, 11))
+    assert run_dates(None, None, 0, at) == (date(2018, 11, 12), date(2018, 11, 12))
+
+
+def test_the_day_is_the_utc_day_of_the_scheduled_time() -> None:
+    # 23:30 on the 11th in New York is 04:30 on the 12th in UTC.
+    new_york = timezone(timedelta(hours=-5))
+    at = datetime(2018, 11, 11, 23, 30, tzinfo=new_york)
+    assert run_dates(None, None, 1, at) == (date(2018, 11, 11), date(2018, 11, 11))
+    naive = datetime(2018, 11, 12, 0, 5)  # taken as UTC
+    assert run_dates(None, None, 1, naive) == (date(2018, 11, 11), date(2018, 11, 11))
+
+
+def test_without_days_back_the_given_dates_stand() -> None:
+    at = datetime(2018, 11, 12, 2, 0, tzinfo=UTC)
+    assert run_dates(None, None, None, at) == (None, None)  # a plain run loads every file
+    span = (date(2018, 11, 1), date(2018, 11, 3))
+    assert run_dates(*span, None, at) == span
+
+
+def test_days_back_with_dates_or_negative_is_refused() -> None:
+    at = datetime(2018, 11, 12, 2, 0, tzinfo=UTC)
+    with pytest.raises(ValueError, match="not both"):
+        run_dates(date(2018, 11, 1), None, 1, at)
+    with pytest.raises(ValueError, match="negative"):
+        run_dates(None, None, -1, at)
+
+
+# The deployment file.
+
+
+def test_prefect_yaml_declares_the_deployments_on_the_process_pool() -> None:
+    config = yaml.safe_load((PROJECT_ROOT / "deployments" / "prefect.yaml").read_text())
+    deployments = {(d["entrypoint"], d["name"]): d for d in config["deployments"]}
+    daily = deployments[("flows/etl.py:etl", "daily")]
+    assert daily["parameters"]["days_back"] == 1
+    assert daily["schedules"][0]["cron"] == "0 2 * * *"
+    assert "days_back" not in deployments[("flows/etl.py:etl", "backfill")]["parameters"]
+    for entrypoint in ("flows/create_tables.py:create_all_tables", "flows/analytics.py:analytics"):
+        assert (entrypoint, "default") in deployments
+    assert {d["work_pool"]["name"] for d in config["deployments"]} == {"sparkify-process"}
+    step = config["pull"][0]["prefect.deployments.steps.set_working_directory"]
+    assert step["directory"] == "{{ prefect.variables.sparkify_project_dir }}"
+    for entrypoint, _ in deployments:
+        assert (PROJECT_ROOT / entrypoint.split(":")[0]).is_file()
+
+
+# The warehouse lock where no limit exists (a plain local run on a temporary server).
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_without_the_limit_the_lock_warns_and_runs(caplog: pytest.LogCaptureFixture) -> None:
+    from prefect import flow
+
+    from tasks.deployment import warehouse_lock
+
+    @flow
+    def guarded() -> str:
+        with warehouse_lock("sparkify-no-such-limit"):
+            return "ran"
+
+    assert guarded() == "ran"
+    assert "no global concurrency limit 'sparkify-no-such-limit'" in caplog.text
+
+
+# End to end on a real server.
+
+
+@dataclass
+class Deployed:
+    """A Prefect server with the project deployed and a process worker polling its pool."""
+
+    api: str
+    env: dict[str, str]
+    logs: Path
+
+    def run(self, deployment: str, parameters: dict[str, Any], *options: str) -> str:
+        """Trigger a deployment with `prefect deployment run`; the flow run's id."""
+        done = subprocess.run(
+            [PREFECT, "deployment", "run", deployment, "--params", json.dumps(parameters)]
+            + list(options),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
+
+    def get(self, path: str) -> Any:
+        """GET one API path."""
+        response = httpx.get(f"{self.api}{path}", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST a JSON body to one API path."""
+        response = httpx.post(f"{self.api}{path}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def wait(self, flow_run_id: str) -> dict[str, Any]:
+        """The flow run once it is in a terminal state (bounded wait)."""
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while time.monotonic() < deadline:
+            run = self.get(f"/flow_runs/{flow_run_id}")
+            if run["state_type"] in TERMINAL:
+                return run
+            time.sleep(0.5)
+        raise AssertionError(f"flow run {flow_run_id} not finished:\n{self.tail()}")
+
+    def wait_completed(self, flow_run_id: str) -> dict[str, Any]:
+        """The flow run once Completed; its logs and the worker's log when it is not."""
+        run = self.wait(flow_run_id)
+        assert run["state_type"] == "COMPLETED", (
+            f"{run['state_type']}: {run['state']['message']}\n"
+            + "\n".join(self.messages(flow_run_id))
+            + self.tail()
+        )
+        return run
+
+    def artifacts(self, flow_run_id: str) -> dict[str, dict[str, Any]]:
+        """The flow run's artifacts by key."""
+        found = self.post(
+            "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
+        )
+        return {a["key"]: a for a in found}
+
+    def log_records(self, flow_run_id: str) -> list[dict[str, Any]]:
+        """The flow run's log records, oldest first."""
+        body = {
+            "logs": {"flow_run_id": {"any_": [flow_run_id]}},
+            "sort": "TIMESTAMP_ASC",
+            "limit": 200,
+        }
+        return self.post("/logs/filter", body)
+
+    def messages(self, flow_run_id: str) -> list[str]:
+        """The flow run's log messages, oldest first."""
+        return [r["message"] for r in self.log_records(flow_run_id)]
+
+    def tail(self) -> str:
+        """The end of the server's and worker's output, for failure messages."""
+        parts = []
+        for name in ("server.log", "worker.log"):
+            text = (self.logs / name).read_text(errors="replace")
+            parts.append(f"\n--- {name}\n{text[-4000:]}")
+        return "".join(parts)
+
+
+def _server_env(home: Path, api: str) -> dict[str, str]:
+    """The environment of the server, `make deploy`, the worker and the CLI: nothing inherited
+    from the session's own Prefect settings, a private PREFECT_HOME."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_API_URL=api,
+        PREFECT_SERVER_UI_API_URL=api,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_ENABLED="false",
+        # The deployments' schedules must not create runs of their own during the test.
+        PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
+        # A run waiting for the warehouse lock retries every second, not up to 30 s.
+        PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS="1",
+        PREFECT_WORKER_QUERY_SECONDS="1",
+        PREFECT_LOGGING_LEVEL="INFO",
+    )
+    return env
+
+
+def _start(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
+    """A background process in its own process group (so its children stop with it)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _stop(process: subprocess.Popen | None) -> None:
+    """Stop a process group started by _start: SIGTERM, then SIGKILL after a bounded wait."""
+    if process is None or process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _wait_healthy(api: str, server: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"prefect server exited:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"prefect server not healthy after {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    """`prefect server start` on a free port, `make deploy`, `prefect worker start` elsewhere than
+    the repository (the deployments' pull step must find it); stopped whatever happens."""
+    root = tmp_path_factory.mktemp("deployed")
+    (root / "home").mkdir()
+    (root / "elsewhere").mkdir()
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = _server_env(root / "home", api)
+    server = worker = None
+    try:
+        server = _start(
+            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env,
+            root,
+            root / "server.log",
+        )
+        _wait_healthy(api, server, root / "server.log")
+        # -o: never reinstall the virtualenv from here, whatever pyproject's timestamp says.
+        make = subprocess.run(
+            ["make", "--no-print-directory", "-o", ".venv/.installed", "deploy"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert make.returncode == 0, make.stdout[-4000:] + make.stderr[-4000:]
+        worker = _start(
+            [PREFECT, "worker", "start", "--pool", "sparkify-process"],
+            env,
+            root / "elsewhere",
+            root / "worker.log",
+        )
+        yield Deployed(api, env, root)
+    finally:
+        _stop(worker)  # before the server, so it can say goodbye
+        _stop(server)
+
+
+def _sample_with_a_bad_line(tmp_path: Path) -> tuple[Path, Path, int]:
+    """A copy of the bundled sample with one malformed line appended to one day's file."""
+    source = tmp_path / "source"
+    shutil.copytree(SAMPLE, source)
+    day_file = next((source / "log_data").rglob("2018-11-05-events.json"))
+    with day_file.open("a") as f:
+        f.write("{this is not json\n")
+    return source, day_file, sum(1 for _ in day_file.open())
+
+
+def _table(artifact: dict[str, Any]) -> list[dict[str, Any]]:
+    return json.loads(artifact["data"])
+
+
+def _event_lines(source: Path, pattern: str = "*.json") -> int:
+    return sum(
+        1
+        for path in (source / "log_data").rglob(pattern)
+        for line in path.read_text().splitlines()
+        if line.strip()
+    )
+
+
+def test_deployment_run_loads_the_warehouse_and_explains_itself(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    source, bad_file, bad_line = _sample_with_a_bad_line(tmp_path)
+    db = tmp_path / "wh.duckdb"
+    run_id = deployed.run("sparkify-etl/backfill", {"source": str(source), "warehouse": str(db)})
+    deployed.wait_completed(run_id)
+
+    expected = expected_from_json(SAMPLE)
+    assert table_counts(db) == expected.counts
+    artifacts = deployed.artifacts(run_id)
+    assert {"sparkify-etl-load", "sparkify-etl-quality", "sparkify-etl-rejects"} <= set(artifacts)
+
+    load = {row["table"]: row for row in _table(artifacts["sparkify-etl-load"])}
+    for table, rows in expected.counts.items():
+        assert load[table]["rows"] == rows, table
+        assert load[table]["inserted"] == rows and load[table]["updated"] == 0, table
+        assert load[table]["seconds"] >= 0
+    events = load["staging_events"]
+    assert (events["files"], events["staged"], events["rejected"]) == (
+        30,
+        _event_lines(SAMPLE),
+        1,
+    )
+    assert load["staging_songs"]["staged"] == expected.counts["songs"]
+    assert load["load_rejects"]["rows"] == 1
+
+    quality = _table(artifacts["sparkify-etl-quality"])
+    assert len(quality) > 10 and {row["result"] for row in quality} == {"pass"}
+    assert {"unique_songplays_songplay_id", "not_null_users_user_id"} <= {
+        row["check"] for row in quality
+    }
+    rejects = artifacts["sparkify-etl-rejects"]
+    assert rejects["type"] == "markdown"
+    assert f"| {bad_file} | {bad_line} |" in rejects["data"]
+    assert query(db, "select source_file, line_number from load_rejects") == [
+        (str(bad_file), bad_line)
+    ]
+
+
+def test_a_run_scheduled_at_two_on_the_twelfth_loads_the_eleventh_end_to_end(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    db = tmp_path / "day.duckdb"
+    # The daily deployment's own source (data/sample, relative to the repository) and
+    # days_back: 1; the worker runs elsewhere, so the pull step must set the directory.
+    run_id = deployed.run(
+        "sparkify-etl/daily", {"warehouse": str(db)}, "--start-at", "2018-11-12 02:00:00 UTC"
+    )
+    run = deployed.wait_completed(run_id)
+
+    assert run["expected_start_time"].startswith("2018-11-12T02:00:00")
+    assert run["parameters"].get("days_back", 1) == 1
+    days = query(db, "select distinct cast(start_time as date) from songplays")
+    assert days == [(date(2018, 11, 11),)]
+    plays = {
+        (e["sessionId"], e["itemInSession"], e["userId"], e["ts"])
+        for e in map(json.loads, _day_file_lines(SAMPLE, "2018-11-11"))
+        if e["page"] == "NextSong"
+    }
+    assert table_counts(db)["songplays"] == len(plays) > 0
+    load = {r["table"]: r for r in _table(deployed.artifacts(run_id)["sparkify-etl-load"])}
+    assert load["staging_events"]["files"] == 1
+    assert load["staging_events"]["staged"] == _event_lines(SAMPLE, "2018-11-11-events.json")
+
+
+def _day_file_lines(source: Path, day: str) -> list[str]:
+    path = next((source / "log_data").rglob(f"{day}-events.json"))
+    return [line for line in path.read_text().splitlines() if line.strip()]
+
+
+def _held_interval(deployed: Deployed, run_id: str) -> tuple[datetime, datetime]:
+    """When the run acquired and released the warehouse lock, from its logs."""
+    return (
+        _wait_for_message(deployed, run_id, f"acquired the warehouse lock '{WAREHOUSE_LIMIT}'"),
+        _wait_for_message(deployed, run_id, f"released the warehouse lock '{WAREHOUSE_LIMIT}'"),
+    )
+
+
+def _wait_for_message(deployed: Deployed, run_id: str, prefix: str) -> datetime:
+    """The time of the run's first log message starting with prefix (bounded wait: a run's
+    last logs may reach the server shortly after its final state)."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        for record in deployed.log_records(run_id):
+            if record["message"].startswith(prefix):
+                return datetime.fromisoformat(record["timestamp"])
+        if deployed.get(f"/flow_runs/{run_id}")["state_type"] in TERMINAL - {"COMPLETED"}:
+            raise AssertionError("\n".join(deployed.messages(run_id)))
+        time.sleep(0.5)
+    raise AssertionError(f"{run_id} never logged {prefix!r}:\n{deployed.tail()}")
+
+
+def test_two_runs_on_one_warehouse_take_turns(deployed: Deployed, tmp_path: Path) -> None:
+    db = tmp_path / "shared.duckdb"
+    parameters = {"source": str(SAMPLE), "warehouse": str(db)}
+    # The test holds the lock first, so both runs are certain to be waiting at the same time
+    # when it lets go: only the lock can keep them apart then.
+    lease = deployed.post(
+        "/v2/concurrency_limits/increment-with-lease",
+        {"names": [WAREHOUSE_LIMIT], "slots": 1, "mode": "concurrency", "lease_duration": 300},
+    )
+    try:
+        runs = [deployed.run("sparkify-etl/backfill", parameters) for _ in range(2)]
+        waiting = [_wait_for_message(deployed, r, "waiting for the warehouse lock") for r in runs]
+    finally:
+        deployed.post(
+            "/v2/concurrency_limits/decrement-with-lease", {"lease_id": lease["lease_id"]}
+        )
+    for run_id in runs:
+        deployed.wait_completed(run_id)
+
+    first, second = sorted(_held_interval(deployed, r) for r in runs)
+    assert max(waiting) < first[0]  # both were waiting before either held the lock
+    assert first[0] < first[1] <= second[0] < second[1]  # one after the other, never both
+    assert table_counts(db) == expected_from_json(SAMPLE).counts
+    limit = deployed.get(f"/v2/concurrency_limits/{WAREHOUSE_LIMIT}")
+    assert (limit["limit"], limit["active_slots"]) == (1, 0)
