@@ -56,7 +56,7 @@ deploy: $(STAMP)
 	    'prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api')"
 	$(BIN)/prefect work-pool inspect $(WORK_POOL) >/dev/null 2>&1 || \
 	    $(BIN)/prefect work-pool create $(WORK_POOL) --type process
-	$(MAKE) --no-print-directory blocks
+	$(MAKE) --no-print-directory -o $(STAMP) blocks
 	$(BIN)/prefect variable set sparkify_project_dir "$(CURDIR)" --overwrite
 	$(BIN)/prefect global-concurrency-limit inspect $(WAREHOUSE_LIMIT) >/dev/null 2>&1 || \
 	    $(BIN)/prefect global-concurrency-limit create $(WAREHOUSE_LIMIT) --limit 1
