@@ -4,7 +4,9 @@
   start time, in UTC), so a late or retried run still loads the day it was scheduled for.
 - Two ETL runs never interleave on the warehouse: each holds a slot of the global concurrency
   limit `sparkify-warehouse` (one slot, created by `make deploy`) while it creates tables, stages,
-  transforms, checks and counts. A second run waits for the slot, saying so in its logs.
+  transforms, checks and counts. A second run waits for the slot, saying so in its logs. The
+  limit is one per Prefect server, not per warehouse: runs into different warehouses take turns
+  too, which costs little for a daily load and needs no limit created per warehouse.
 """
 
 from __future__ import annotations
