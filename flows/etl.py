@@ -27,7 +27,7 @@ from tasks.etl import (
     table_counts,
     transform,
 )
-from tasks.report import format_table
+from tasks.report import count_of, format_table
 from tasks.source import resolve_source
 from tasks.warehouse import resolve_warehouse, transaction
 
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     rejects = staged["events"]["rejects"] + staged["songs"]["rejects"]
     print(
         f"\nLoaded {summary['event_files']} event files and {summary['song_files']} song files "
-        f"into {summary['warehouse']} ({rejects} records rejected; see load_rejects)\n"
+        f"into {summary['warehouse']} ({count_of(rejects, 'record')} rejected; see load_rejects)\n"
     )
     print(format_table(["table", "rows"], sorted(summary["counts"].items())))
     return 0

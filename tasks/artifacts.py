@@ -17,6 +17,7 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks.quality import CheckResult
+from tasks.report import count_of
 from tasks.staging import StageReport
 from tasks.transform import TableChange
 
@@ -109,7 +110,7 @@ def rejects_markdown(staged: Sequence[StageReport], warehouse: str) -> str | Non
     if total == 0:
         return None
     lines = [
-        f"# {total} rejected records",
+        f"# {count_of(total, 'rejected record')}",
         "",
         f"Every rejected record is kept in the `load_rejects` table of `{warehouse}`:",
         "",
@@ -188,7 +189,9 @@ def publish_rejects(staged: Sequence[StageReport], warehouse: str) -> None:
     markdown = rejects_markdown(staged, warehouse)
     if markdown is not None:
         total = sum(r.rejects for r in staged)
-        create_markdown_artifact(markdown, key=REJECTS_KEY, description=f"{total} records rejected")
+        create_markdown_artifact(
+            markdown, key=REJECTS_KEY, description=f"{count_of(total, 'record')} rejected"
+        )
 
 
 def publish_analytics(report: Mapping[str, Any]) -> None:

@@ -11,7 +11,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     numeric = [
-        all(isinstance(row[i], int | float) for row in rows) and bool(rows)
+        all(isinstance(row[i], int | float) for row in rows if row[i] is not None) and bool(rows)
         for i in range(len(headers))
     ]
 
@@ -33,3 +33,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
+
+
+def count_of(number: int, noun: str) -> str:
+    """`1 record`, `2 records`: a count with its noun in the right number."""
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
