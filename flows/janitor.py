@@ -1,4 +1,5 @@
-"""sparkify-cluster-janitor: delete every cluster this project tagged whose expiry has passed.
+"""sparkify-cluster-janitor: delete every cluster this project tagged whose expiry has passed,
+and the warehouse block named after it when that block points at the deleted endpoint.
 
 Only clusters tagged project=sparkify-etl with an expires-at in the past are touched; a cluster
 without the tags, or with an expiry that cannot be read, is never deleted. Deployed on an hourly
@@ -21,6 +22,7 @@ from tasks.cluster import (
     delete_cluster,
     expired_clusters,
     final_snapshot_name,
+    forget_warehouse_block,
     format_expiry,
     list_clusters,
     load_credentials,
@@ -56,6 +58,7 @@ def cluster_janitor(
         delete_cluster(credentials, cluster.identifier, snapshot)
     for cluster in expired:
         wait_until_deleted(credentials, cluster.identifier, timeout_minutes * 60, poll_seconds)
+        forget_warehouse_block(cluster)
     logger.info("deleted %d expired clusters", len(expired))
     return [c.identifier for c in expired]
 

@@ -775,3 +775,18 @@ def delete_warehouse_block(block_name: str) -> bool:
         raise
     run_logger().info("removed %s/%s", WAREHOUSE_BLOCK_SLUG, block_name)
     return True
+
+
+@task(name="forget-warehouse-block", cache_policy=NO_CACHE)
+def forget_warehouse_block(cluster: ClusterInfo) -> bool:
+    """Remove the warehouse block named after a deleted cluster, when it points at that
+    cluster's endpoint (a block reused for another endpoint is left alone)."""
+    try:
+        block = RedshiftWarehouse.load(cluster.identifier)
+    except ValueError as error:
+        if is_missing_block(error):
+            return False
+        raise
+    if cluster.host is None or block.host != cluster.host:
+        return False
+    return delete_warehouse_block(cluster.identifier)

@@ -204,6 +204,16 @@ def janitor_clusters(aws_credentials) -> dict[str, str]:
 def test_janitor_deletes_only_expired_project_clusters(
     aws_credentials, credentials_block: str, janitor_clusters: dict[str, str]
 ) -> None:
+    redshift = aws_client(aws_credentials, "redshift")
+    for identifier in (janitor_clusters["expired"], janitor_clusters["unexpired"]):
+        cluster = redshift.describe_clusters(ClusterIdentifier=identifier)["Clusters"][0]
+        RedshiftWarehouse(
+            host=cluster["Endpoint"]["Address"],
+            user="sparkify",
+            password="Not-a-real-0ne",
+            iam_role_arn="arn:aws:iam::123456789012:role/sparkify-redshift-s3-read",
+        ).save(identifier, overwrite=True)
+
     deleted = cluster_janitor(credentials_block, **FAST)
 
     assert janitor_clusters["expired"] in deleted
@@ -211,6 +221,10 @@ def test_janitor_deletes_only_expired_project_clusters(
     for role in ("unexpired", "untagged", "other"):
         assert janitor_clusters[role] not in deleted
         assert cluster_exists(aws_credentials, janitor_clusters[role])
+    # The expired cluster's warehouse block went with it; the live cluster's stays.
+    with pytest.raises(ValueError, match="Unable to find block document"):
+        RedshiftWarehouse.load(janitor_clusters["expired"])
+    assert RedshiftWarehouse.load(janitor_clusters["unexpired"]).host
 
 
 def test_janitor_dry_run_deletes_nothing(
