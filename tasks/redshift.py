@@ -9,6 +9,7 @@ load_rejects like DuckDB's.
 from __future__ import annotations
 
 import time as clock
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Executable
 from sqlalchemy_redshift.commands import CopyCommand, Format
 from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
@@ -203,19 +205,40 @@ class LoadFailed(Exception):
         self.rejects = rejects
 
 
-def _copy_errors(conn: Connection, view: str) -> list[dict[str, Any]]:
-    """The records the session's last COPY rejected."""
-    copy_id = int(conn.execute(select(func.pg_last_copy_id())).scalar_one())
-    return parse_load_errors(view, conn.execute(load_errors_query(view, copy_id)).all())
+def _copy_errors(
+    fetch: Callable[[Executable], list[dict[str, Any]]], view: str
+) -> list[dict[str, Any]]:
+    """The records the session's last COPY rejected, read through `fetch` (a query's rows)."""
+    copy_id = int(next(iter(fetch(select(func.pg_last_copy_id()))[0].values())))
+    return parse_load_errors(view, fetch(load_errors_query(view, copy_id)))
+
+
+def _fetch_sqlalchemy(conn: Connection) -> Callable[[Executable], list[dict[str, Any]]]:
+    """Rows of a query run in the connection's transaction."""
+    return lambda query: [dict(row._mapping) for row in conn.execute(query)]
+
+
+def _fetch_dbapi(conn: Connection) -> Callable[[Executable], list[dict[str, Any]]]:
+    """Rows of a query run straight on the DB-API connection (after SQLAlchemy's transaction
+    has ended); values are compiled in, as the query's only values are the view's ids."""
+
+    def fetch(query: Executable) -> list[dict[str, Any]]:
+        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.execute(str(compiled))
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    return fetch
 
 
 def _reject_bad_patterns(
     conn: Connection, target: Table, manifest_uri: str
-) -> list[dict[str, Any]]:
+) -> tuple[int, list[dict[str, Any]]]:
     """Remove staged rows whose text breaks a column's pattern (a userId that is not digits would
     fail the transform's cast); COPY cannot check this. Recorded per column against the manifest,
-    since COPY keeps no file or line for loaded rows."""
-    rejects = []
+    since COPY keeps no file or line for loaded rows. Returns the rows removed and the rejects."""
+    removed, rejects = 0, []
     for col in target.columns:
         pattern = col.info.get("pattern")
         if not pattern:
@@ -231,10 +254,10 @@ def _reject_bad_patterns(
                     "reason": f"bad value for {col.info['json']}: does not match {pattern} "
                     f"({count} records)",
                     "raw_line": None,
-                    "records": count,
                 }
             )
-    return rejects
+            removed += count
+    return removed, rejects
 
 
 def stage_by_copy(
@@ -264,32 +287,20 @@ def stage_by_copy(
         # More rejects than MAXERROR (or an unreadable file) fail the COPY. Roll the session back
         # and read what the failed load logged in it, so the run says which records and why;
         # SQLAlchemy's transaction is over, so this goes through the DB-API connection.
-        raw = conn.connection.dbapi_connection
-        raw.rollback()
-        cursor = raw.cursor()
-        cursor.execute("select pg_last_copy_id()")
-        copy_id = int(cursor.fetchone()[0])
-        query = load_errors_query(view, copy_id).compile(
-            dialect=conn.dialect, compile_kwargs={"literal_binds": True}
-        )
-        cursor.execute(str(query))
-        columns = [d[0] for d in cursor.description]
-        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-        raise LoadFailed(target.name, parse_load_errors(view, rows), error) from error
+        conn.connection.dbapi_connection.rollback()
+        rejects = _copy_errors(_fetch_dbapi(conn), view)
+        raise LoadFailed(target.name, rejects, error) from error
     rows = int(conn.execute(select(func.pg_last_copy_count())).scalar_one())
-    rejects = _copy_errors(conn, view)
-    rejects += _reject_bad_patterns(conn, target, manifest_uri)
-    rows -= sum(r["records"] for r in rejects if "records" in r)
+    rejects = _copy_errors(_fetch_sqlalchemy(conn), view)
+    removed, pattern_rejects = _reject_bad_patterns(conn, target, manifest_uri)
+    rejects += pattern_rejects
     if rejects:
-        rows_out = [
-            {k: v for k, v in r.items() if k != "records"} | {"recorded_at": at} for r in rejects
-        ]
-        conn.execute(model.load_rejects.insert(), rows_out)
+        conn.execute(model.load_rejects.insert(), [r | {"recorded_at": at} for r in rejects])
     return StageReport(
         target.name,
         len(files),
-        rows,
-        sum(r.get("records", 1) for r in rejects),
+        rows - removed,
+        len(rejects) - len(pattern_rejects) + removed,
         clock.perf_counter() - started,
         [{k: r[k] for k in ("source_file", "line_number", "reason")} for r in rejects[:20]],
     )
