@@ -121,3 +121,24 @@ def aws_credentials(moto_endpoint: str):
 def bucket_name() -> str:
     """A bucket name unique to the test (the moto server lives for the whole session)."""
     return "sparkify-" + uuid.uuid4().hex[:12]
+
+
+def upload_tree(client, bucket: str, root: Path, prefix: str) -> list[str]:
+    """Upload every file under root to s3://bucket/prefix/; returns the keys."""
+    keys = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        key = f"{prefix}/{path.relative_to(root).as_posix()}"
+        client.upload_file(str(path), bucket, key)
+        keys.append(key)
+    return keys
+
+
+@pytest.fixture()
+def s3_week(aws_credentials, bucket_name: str, week_source: Path):
+    """The generated week uploaded under s3://<bucket>/raw/, as an S3Source on moto."""
+    from tasks.source import S3Source
+
+    source = S3Source(bucket_name, "raw", aws_credentials)
+    source.client().create_bucket(Bucket=bucket_name)
+    upload_tree(source.client(), bucket_name, week_source, "raw")
+    return source

@@ -25,7 +25,6 @@ from tasks.redshift import (
 )
 from tasks.source import S3Source
 from tests import fake_redshift
-from tests.test_s3_source import upload_tree
 
 ROLE = "arn:aws:iam::123456789012:role/sparkify-redshift-s3-read"
 DIALECT = RedshiftDialect_redshift_connector()
@@ -170,14 +169,6 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> fake_redshift.Recorder:
         RedshiftWarehouse, "get_engine", lambda self: create_engine(url, module=fake_redshift)
     )
     return fresh
-
-
-@pytest.fixture()
-def s3_week(aws_credentials, bucket_name: str, week_source: Path) -> S3Source:
-    source = S3Source(bucket_name, "raw", aws_credentials)
-    source.client().create_bucket(Bucket=bucket_name)
-    upload_tree(source.client(), bucket_name, week_source, "raw")
-    return source
 
 
 @pytest.mark.usefixtures("prefect_server")

@@ -9,8 +9,8 @@ from prefect_aws import S3Bucket
 
 from flows.etl import etl
 from tasks.source import S3Source
+from tests.conftest import upload_tree
 from tests.helpers import query, snapshot
-from tests.test_s3_source import upload_tree
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -6,28 +6,8 @@ from datetime import date
 from pathlib import Path
 
 import boto3
-import pytest
 
 from tasks.source import S3Source, resolve_source
-
-
-def upload_tree(client, bucket: str, root: Path, prefix: str) -> list[str]:
-    """Upload every file under root to s3://bucket/prefix/; returns the keys."""
-    keys = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        key = f"{prefix}/{path.relative_to(root).as_posix()}"
-        client.upload_file(str(path), bucket, key)
-        keys.append(key)
-    return keys
-
-
-@pytest.fixture()
-def s3_week(aws_credentials, bucket_name: str, week_source: Path) -> S3Source:
-    """The generated week uploaded under s3://<bucket>/raw/."""
-    client = S3Source(bucket_name, "raw", aws_credentials).client()
-    client.create_bucket(Bucket=bucket_name)
-    upload_tree(client, bucket_name, week_source, "raw")
-    return S3Source(bucket_name, "raw", aws_credentials)
 
 
 def test_run_files_select_days_by_name(s3_week: S3Source) -> None:
