@@ -26,9 +26,7 @@ from flows.etl import etl  # noqa: E402
 from sql import model  # noqa: E402
 from tasks.generate import generate_dataset  # noqa: E402
 from tasks.report import format_table  # noqa: E402
-from tasks.staging import column_kind  # noqa: E402
-
-DUCK_TYPES = {"integer": "INTEGER", "double": "DOUBLE", "timestamp": "BIGINT", "text": "VARCHAR"}
+from tasks.staging import DUCKDB_TYPES, column_kind  # noqa: E402
 
 
 def read_floor(events: list[str], songs: list[str]) -> dict[str, float]:
@@ -39,7 +37,7 @@ def read_floor(events: list[str], songs: list[str]) -> dict[str, float]:
         ("events", model.staging_events, events),
         ("songs", model.staging_songs, songs),
     ):
-        columns = {c.info["json"]: DUCK_TYPES[column_kind(c.type)] for c in table.columns}
+        columns = {c.info["json"]: DUCKDB_TYPES[column_kind(c.type)] for c in table.columns}
         started = time.perf_counter()
         con.execute(
             "create or replace temp table floor as select * from read_json(?, columns = ?, "

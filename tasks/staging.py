@@ -37,7 +37,8 @@ from sql.model import JsonField, json_fields
 
 MAX_RAW_LINE = 4096
 
-_DUCK_TYPES = {"integer": "integer", "double": "double", "timestamp": "bigint", "text": "varchar"}
+# DuckDB type of each kind of staging column, as read from JSON (timestamps as epoch ms).
+DUCKDB_TYPES = {"integer": "integer", "double": "double", "timestamp": "bigint", "text": "varchar"}
 _EXPECTED = {
     "integer": "an integer",
     "double": "a number",
@@ -78,7 +79,7 @@ def _cast_sql(f: JsonField) -> str:
         return f"nullif({text}, '')" if f.pattern is not None else text
     if kind == "timestamp":
         return f"epoch_ms(try_cast({text} as bigint))"
-    return f"try_cast({text} as {_DUCK_TYPES[kind]})"
+    return f"try_cast({text} as {DUCKDB_TYPES[kind]})"
 
 
 def _field_ok_sql(f: JsonField) -> list[str]:
