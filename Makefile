@@ -35,13 +35,13 @@ format: $(STAMP)
 # Register the project's block types (DuckDB and Redshift warehouses) with the Prefect server
 # named by PREFECT_API_URL, so they can be created in the UI or from Python.
 blocks: $(STAMP)
-	$(BIN)/prefect block register -m tasks.warehouse
-	$(BIN)/prefect block register -m tasks.redshift
+	$(BIN)/prefect block register -m tasks.warehouse.duckdb
+	$(BIN)/prefect block register -m tasks.warehouse.redshift
 
 # Deployments (deployments/prefect.yaml) on the Prefect server named by PREFECT_API_URL:
 # `make server` in one terminal, `make deploy`, `make worker` in another.
 WORK_POOL ?= sparkify-process
-# The flows hold this limit by this name (tasks/deployment.py WAREHOUSE_LIMIT).
+# The flows hold this limit by this name (tasks/run/lock.py WAREHOUSE_LIMIT).
 WAREHOUSE_LIMIT := sparkify-warehouse
 
 server: $(STAMP)

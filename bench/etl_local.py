@@ -22,11 +22,12 @@ import duckdb
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
+from data.generator import generate_dataset  # noqa: E402
 from flows.etl import etl  # noqa: E402
 from sql import model  # noqa: E402
-from tasks.generate import generate_dataset  # noqa: E402
-from tasks.report import format_table  # noqa: E402
-from tasks.staging import DUCKDB_TYPES, column_kind  # noqa: E402
+from tasks.run.report import format_table  # noqa: E402
+from tasks.warehouse.duckdb import DUCKDB_TYPES  # noqa: E402
+from tasks.warehouse.records import column_kind  # noqa: E402
 
 
 def read_floor(events: list[str], songs: list[str]) -> dict[str, float]:

@@ -7,39 +7,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
-from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect import flow
 
-from tasks.artifacts import publish_load, publish_quality, publish_rejects
-from tasks.deployment import run_dates, warehouse_lock
-from tasks.etl import (
-    EtlSummary,
-    QualityCheckFailed,
-    StageTimer,
-    check_quality,
-    ensure_tables,
-    list_run_files,
-    stage,
-    table_counts,
-    transform,
-)
-from tasks.report import count_of, format_table
-from tasks.source import resolve_source
-from tasks.warehouse import resolve_warehouse, transaction
+from tasks.run.pipeline import run_etl
+from tasks.run.quality import QualityCheckFailed
+from tasks.run.report import count_of, format_table
+from tasks.warehouse.duckdb import DEFAULT_DUCKDB_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = str(PROJECT_ROOT / "data" / "sample")
-DEFAULT_WAREHOUSE = "sparkify.duckdb"
 
 
 @flow(name="sparkify-etl")
 def etl(
     source: str = DEFAULT_SOURCE,
-    warehouse: str = DEFAULT_WAREHOUSE,
+    warehouse: str = DEFAULT_DUCKDB_FILE,
     start_date: date | None = None,
     end_date: date | None = None,
     aws_credentials: str | None = None,
@@ -49,35 +34,7 @@ def etl(
     source: a directory, s3://bucket/prefix or s3-bucket/BLOCK; warehouse: a DuckDB path or a
     warehouse block; aws_credentials: an AwsCredentials block for an s3:// source; days_back:
     load only the day that many days before the run's scheduled start (UTC), for schedules."""
-    start_date, end_date = run_dates(start_date, end_date, days_back, flow_run.scheduled_start_time)
-    if start_date and end_date and start_date > end_date:
-        raise ValueError(f"start date {start_date} is after end date {end_date}")
-    target = resolve_warehouse(warehouse)
-    raw_data = resolve_source(source, aws_credentials)
-    timer = StageTimer()
-    with timer("list files"):
-        files = list_run_files(raw_data, start_date, end_date)
-    # One run at a time on the warehouse, from the first DDL to the last count.
-    with warehouse_lock():
-        with timer("create tables"):
-            ensure_tables(target)
-        with timer("stage"):
-            staged = stage(target, raw_data, files)
-        publish_rejects([staged.events, staged.songs], target.describe())
-        # Write-audit-publish: transforms and checks share one transaction; a failing check
-        # rolls the whole run back, so analysts never see a half-checked load.
-        with timer("transform + check + commit"), transaction(target.get_engine()) as conn:
-            changes = transform(conn)
-            checks = check_quality(conn)
-            publish_quality(checks)
-            failed = [c for c in checks if not c.passed]
-            if failed:
-                raise QualityCheckFailed(failed)
-        counts = table_counts(target)
-    summary = EtlSummary.build(target, files, staged, changes, checks, counts, timer.seconds)
-    publish_load([staged.events, staged.songs], changes, counts, summary.warehouse, timer.seconds)
-    get_run_logger().info("published to %s: %s", summary.warehouse, counts)
-    return asdict(summary)
+    return run_etl(source, warehouse, start_date, end_date, aws_credentials, days_back)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -87,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--source", default=DEFAULT_SOURCE, help="directory with log_data/ and song_data/"
     )
     parser.add_argument(
-        "--warehouse", default=DEFAULT_WAREHOUSE, help="DuckDB file path or warehouse block name"
+        "--warehouse", default=DEFAULT_DUCKDB_FILE, help="DuckDB file path or warehouse block name"
     )
     parser.add_argument("--start-date", type=date.fromisoformat, help="first day (inclusive)")
     parser.add_argument("--end-date", type=date.fromisoformat, help="last day (inclusive)")

@@ -11,7 +11,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from tasks.generate import DEFAULT_START_DATE, generate_dataset
+from data.generator import DEFAULT_START_DATE, generate_dataset
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

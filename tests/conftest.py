@@ -19,7 +19,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
-from tasks.generate import generate_dataset  # noqa: E402
+from data.generator import generate_dataset  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MONTH_START = date(2018, 11, 1)
@@ -136,7 +136,7 @@ def upload_tree(client, bucket: str, root: Path, prefix: str) -> list[str]:
 @pytest.fixture()
 def s3_week(aws_credentials, bucket_name: str, week_source: Path):
     """The generated week uploaded under s3://<bucket>/raw/, as an S3Source on moto."""
-    from tasks.source import S3Source
+    from tasks.source.s3 import S3Source
 
     source = S3Source(bucket_name, "raw", aws_credentials)
     source.client().create_bucket(Bucket=bucket_name)

@@ -12,10 +12,10 @@ from uuid import UUID
 
 import pytest
 
-import tasks.etl
+import tasks.run.quality
 from flows.analytics import analytics
 from flows.etl import etl
-from tasks.artifacts import (
+from tasks.run.artifacts import (
     LOAD_KEY,
     QUALITY_KEY,
     REJECTS_KEY,
@@ -27,9 +27,9 @@ from tasks.artifacts import (
     rejects_markdown,
     result_table,
 )
-from tasks.quality import CheckResult, run_checks
-from tasks.staging import StageReport
-from tasks.transform import TableChange
+from tasks.run.quality import CheckResult, run_checks
+from tasks.run.transform import TableChange
+from tasks.warehouse.base import Reject, StageReport
 from tests.helpers import table_counts
 
 EVENTS = StageReport("staging_events", files=2, rows=100, rejects=0, seconds=0.5)
@@ -96,8 +96,8 @@ def test_quality_rows_say_pass_or_fail() -> None:
 def test_rejects_markdown_lists_file_line_and_reason_or_nothing() -> None:
     assert rejects_markdown([EVENTS, SONGS], "duckdb:/x.duckdb") is None
     samples = [
-        {"source_file": "log_data/a.json", "line_number": 7, "reason": "not JSON | broken"},
-        {"source_file": "log_data/b.json", "line_number": 2, "reason": "missing ts"},
+        Reject("log_data/a.json", 7, "not JSON | broken"),
+        Reject("log_data/b.json", 2, "missing ts"),
     ]
     bad = StageReport("staging_events", 2, 98, rejects=3, seconds=0.5, reject_samples=samples)
     text = rejects_markdown([bad, SONGS], "duckdb:/x.duckdb")
@@ -177,7 +177,7 @@ def test_quality_artifact_is_published_when_a_check_fails(
     def one_failing(conn: Any) -> list[CheckResult]:
         return [*run_checks(conn), CheckResult("injected_failure", "unique", "users", 2)]
 
-    monkeypatch.setattr(tasks.etl, "run_checks", one_failing)
+    monkeypatch.setattr(tasks.run.quality, "run_checks", one_failing)
     state = etl(str(week_source), str(tmp_path / "wh.duckdb"), return_state=True)
 
     assert state.is_failed()

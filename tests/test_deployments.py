@@ -21,7 +21,8 @@ import httpx
 import pytest
 import yaml
 
-from tasks.deployment import WAREHOUSE_LIMIT, run_dates
+from tasks.run.lock import WAREHOUSE_LIMIT
+from tasks.run.schedule import run_dates
 from tests.conftest import PROJECT_ROOT, _free_port
 from tests.helpers import expected_from_json, query, table_counts
 
@@ -90,7 +91,7 @@ def test_prefect_yaml_declares_the_deployments_on_the_process_pool() -> None:
 def test_without_the_limit_the_lock_warns_and_runs(caplog: pytest.LogCaptureFixture) -> None:
     from prefect import flow
 
-    from tasks.deployment import warehouse_lock
+    from tasks.run.lock import warehouse_lock
 
     @flow
     def guarded() -> str:

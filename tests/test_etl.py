@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import tasks.transform
+import tasks.run.transform
 from flows.etl import etl
-from tasks.etl import QualityCheckFailed
+from tasks.run.quality import QualityCheckFailed
 from tests.helpers import expected_from_json, query, snapshot, table_counts
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -107,8 +107,8 @@ def test_date_range_loads_only_its_days(week_source: Path, tmp_path: Path) -> No
 def failing_transforms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A copy of the transform folder, with a statement added by each test."""
     folder = tmp_path / "transform"
-    shutil.copytree(tasks.transform.TRANSFORM_DIR, folder)
-    monkeypatch.setattr(tasks.transform, "TRANSFORM_DIR", folder)
+    shutil.copytree(tasks.run.transform.TRANSFORM_DIR, folder)
+    monkeypatch.setattr(tasks.run.transform, "TRANSFORM_DIR", folder)
     return folder
 
 
@@ -142,7 +142,7 @@ def test_failing_quality_check_rolls_the_run_back(
 
 
 def test_a_saved_duckdb_block_names_the_warehouse(week_source: Path, tmp_path: Path) -> None:
-    from tasks.warehouse import DuckDBWarehouse
+    from tasks.warehouse.duckdb import DuckDBWarehouse
 
     db = tmp_path / "from-block.duckdb"
     DuckDBWarehouse(path=str(db)).save("laptop-test", overwrite=True)

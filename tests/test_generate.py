@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tasks.generate import (
+from data.generator import (
     EVENT_KEYS,
     LOGGED_OUT_PAGES,
     MAX_USERS,

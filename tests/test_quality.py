@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import insert
 
 from sql import model
-from tasks.quality import default_checks, run_checks
-from tasks.warehouse import DuckDBWarehouse, create_tables, transaction
+from tasks.run.quality import default_checks, run_checks
+from tasks.warehouse.base import create_tables, transaction
+from tasks.warehouse.duckdb import DuckDBWarehouse
 
 T0 = datetime(2018, 11, 1, 10, 0)
 

@@ -15,7 +15,9 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
 from flows.etl import etl
 from sql import model
-from tasks.redshift import (
+from tasks.source.s3 import S3Source
+from tasks.warehouse.base import Reject
+from tasks.warehouse.redshift import (
     LoadFailed,
     RedshiftWarehouse,
     copy_statement,
@@ -23,7 +25,6 @@ from tasks.redshift import (
     manifest,
     parse_load_errors,
 )
-from tasks.source import S3Source
 from tests import fake_redshift
 
 ROLE = "arn:aws:iam::123456789012:role/sparkify-redshift-s3-read"
@@ -150,12 +151,12 @@ def test_load_error_rows_become_rejects() -> None:
         }
     ]
     assert parse_load_errors("stl_load_errors", rows) == [
-        {
-            "source_file": "s3://b/p/log_data/2018/11/2018-11-02-events.json",
-            "line_number": 7,
-            "reason": "ts: Invalid timestamp format or value [YYYY-MM-DD HH24:MI:SS]",
-            "raw_line": '{"ts": "yesterday"}',
-        }
+        Reject(
+            "s3://b/p/log_data/2018/11/2018-11-02-events.json",
+            7,
+            "ts: Invalid timestamp format or value [YYYY-MM-DD HH24:MI:SS]",
+            '{"ts": "yesterday"}',
+        )
     ]
 
 
@@ -265,6 +266,7 @@ def test_redshift_pipeline_statements_in_order_in_one_transaction_each(
             "source_file": events_error[0],
             "line_number": 7,
             "reason": "ts: Invalid timestamp format or value",
+            "raw_line": None,
         }
     ]
     assert summary["staged"]["events"]["rows"] == 1234 - 3
@@ -293,7 +295,7 @@ def test_failed_copy_rolls_back_and_reports_the_rejected_records(
 
 
 def test_redshift_needs_an_s3_source(tmp_path: Path) -> None:
-    from tasks.source import LocalSource
+    from tasks.source.local import LocalSource
 
     with pytest.raises(ValueError, match="Redshift loads by COPY from S3"):
         warehouse().stage_events(None, LocalSource(tmp_path), [], datetime(2024, 1, 1))

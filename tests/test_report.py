@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.report import count_of, format_table
+from tasks.run.report import count_of, format_table
 
 
 def test_count_of_agrees_in_number() -> None:

@@ -7,7 +7,7 @@ from botocore.exceptions import ClientError
 from prefect.states import Failed
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from tasks.retry import is_transient, retry_if_transient
+from tasks.run.retry import is_transient, retry_if_transient
 
 
 def aws_error(code: str) -> ClientError:

@@ -8,7 +8,7 @@ import pytest
 from prefect_aws import S3Bucket
 
 from flows.etl import etl
-from tasks.source import S3Source
+from tasks.source.s3 import S3Source
 from tests.conftest import upload_tree
 from tests.helpers import query, snapshot
 

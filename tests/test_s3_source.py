@@ -7,7 +7,8 @@ from pathlib import Path
 
 import boto3
 
-from tasks.source import S3Source, resolve_source
+from tasks.source.resolve import resolve_source
+from tasks.source.s3 import S3Source
 
 
 def test_run_files_select_days_by_name(s3_week: S3Source) -> None:
@@ -20,12 +21,12 @@ def test_run_files_select_days_by_name(s3_week: S3Source) -> None:
     assert all(f.startswith(f"s3://{s3_week.bucket}/raw/song_data/") for f in files.song_files)
 
 
-def test_localize_downloads_once_and_refreshes_changed_objects(
+def test_local_copies_downloads_once_and_refreshes_changed_objects(
     s3_week: S3Source, tmp_path: Path, aws_credentials
 ) -> None:
     source = S3Source(s3_week.bucket, "raw", aws_credentials, cache_dir=tmp_path / "cache")
     files = source.run_files(date(2018, 11, 1), date(2018, 11, 1)).event_files
-    local = source.localize(files)
+    local = source.local_copies(files)
     path = Path(local[files[0]])
     assert path.is_relative_to(tmp_path / "cache")
     original = path.read_bytes()
@@ -33,7 +34,7 @@ def test_localize_downloads_once_and_refreshes_changed_objects(
     source.client().put_object(Bucket=source.bucket, Key=key, Body=original + b"\n")
     again = S3Source(source.bucket, "raw", aws_credentials, cache_dir=tmp_path / "cache")
     again.run_files(date(2018, 11, 1), date(2018, 11, 1))
-    assert Path(again.localize(files)[files[0]]).read_bytes() == original + b"\n"
+    assert Path(again.local_copies(files)[files[0]]).read_bytes() == original + b"\n"
 
 
 def test_default_chain_reaches_the_endpoint_from_the_environment(

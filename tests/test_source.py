@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.source import LocalSource, event_file_date, select_event_files
+from tasks.source.files import event_file_date, select_event_files
+from tasks.source.local import LocalSource
 
 NAMES = [
     "log_data/2018/11/2018-11-02-events.json",

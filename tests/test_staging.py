@@ -11,9 +11,10 @@ from sqlalchemy import select
 
 from flows.etl import etl
 from sql import model
-from tasks.source import LocalSource
-from tasks.staging import events_staging_sql, parse_json_records
-from tasks.warehouse import DuckDBWarehouse, create_tables, transaction
+from tasks.source.local import LocalSource
+from tasks.warehouse.base import create_tables, transaction
+from tasks.warehouse.duckdb import DuckDBWarehouse, events_staging_sql
+from tasks.warehouse.records import parse_json_records
 from tests.helpers import query
 
 GOOD_EVENT = {
@@ -159,7 +160,7 @@ def test_song_records_parse_into_typed_arrow(tmp_path: Path) -> None:
     assert table.num_rows == 1
     assert table.column("duration").to_pylist() == [218.93179]
     assert table.column("artist_latitude").to_pylist() == [None]
-    assert [(r["line_number"], r["reason"]) for r in rejects] == [
+    assert [(r.line_number, r.reason) for r in rejects] == [
         (1, "wrong type for duration: expected a number")
     ]
 

@@ -1,4 +1,4 @@
-"""Staging: the run's raw JSON into staging_events and staging_songs, bad records into load_rejects.
+"""The embedded warehouse: a DuckDB file, and staging that reads the raw JSON inside DuckDB.
 
 DuckDB reads the event files itself (bulk, typed by the table model). Each line is validated
 before it is typed, so a malformed line, a missing field or a wrong type becomes a row in
@@ -9,65 +9,74 @@ of magnitude faster than DuckDB's per-file overhead.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time as clock
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow as pa
-from sqlalchemy import (
-    Connection,
-    DateTime,
-    Double,
-    Integer,
-    Table,
-    bindparam,
-    delete,
-    func,
-    select,
-)
-from sqlalchemy.types import TypeEngine
+from prefect.blocks.core import Block
+from pydantic import Field
+from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, func, select
+from sqlalchemy.pool import NullPool
 
 from sql import model
 from sql.model import JsonField, json_fields
+from tasks.source.files import Source
+from tasks.warehouse.base import (
+    MAX_RAW_LINE,
+    StageReport,
+    count_rejects,
+    insert_rejects,
+    reject_samples,
+    reset_staging,
+)
+from tasks.warehouse.records import (
+    EXPECTED,
+    MALFORMED,
+    column_kind,
+    file_rejects,
+    parse_json_records,
+)
 
-MAX_RAW_LINE = 4096
-
+DEFAULT_DUCKDB_FILE = "sparkify.duckdb"
 # DuckDB type of each kind of staging column, as read from JSON (timestamps as epoch ms).
 DUCKDB_TYPES = {"integer": "integer", "double": "double", "timestamp": "bigint", "text": "varchar"}
-_EXPECTED = {
-    "integer": "an integer",
-    "double": "a number",
-    "timestamp": "epoch milliseconds",
-    "text": "a string",
-}
 
 
-def column_kind(sql_type: TypeEngine) -> str:
-    """The validation kind of a staging column's SQL type."""
-    if isinstance(sql_type, Integer):
-        return "integer"
-    if isinstance(sql_type, Double):
-        return "double"
-    if isinstance(sql_type, DateTime):
-        return "timestamp"
-    return "text"
+class DuckDBWarehouse(Block):
+    """An embedded DuckDB file holding the staging tables and the star schema."""
 
+    _block_type_name = "Sparkify DuckDB Warehouse"
+    _block_type_slug = "sparkify-duckdb-warehouse"
+    _description = "A local DuckDB file used as Sparkify's warehouse (laptops, CI, demos)."
 
-@dataclass
-class StageReport:
-    """What staging one table did."""
+    path: str = Field(
+        default=DEFAULT_DUCKDB_FILE,
+        description="Path of the DuckDB database file; created on first use.",
+    )
 
-    table: str
-    files: int
-    rows: int
-    rejects: int
-    seconds: float
-    reject_samples: list[dict[str, Any]] = field(default_factory=list)
+    def get_engine(self) -> Engine:
+        """A SQLAlchemy engine on the DuckDB file (each connection opens and releases the file)."""
+        file = Path(self.path).expanduser().resolve()
+        file.parent.mkdir(parents=True, exist_ok=True)
+        return create_engine(f"duckdb:///{file}", poolclass=NullPool)
+
+    def stage_events(
+        self, conn: Connection, source: Source, files: list[str], at: datetime
+    ) -> StageReport:
+        """Read, validate and stage event files with DuckDB (from local copies of the files)."""
+        return stage_events_duckdb(conn, files, at, source.local_copies(files))
+
+    def stage_songs(
+        self, conn: Connection, source: Source, files: list[str], at: datetime
+    ) -> StageReport:
+        """Parse and stage song files through Arrow (from local copies of the files)."""
+        return stage_songs_duckdb(conn, files, at, source.local_copies(files))
+
+    def describe(self) -> str:
+        """The DuckDB file's path."""
+        return f"duckdb:{Path(self.path).expanduser().resolve()}"
 
 
 def _cast_sql(f: JsonField) -> str:
@@ -98,7 +107,7 @@ def _field_ok_sql(f: JsonField) -> list[str]:
 def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
     """A CASE expression naming the first problem of a parsed line, and its bind values."""
     whens = ["when s is null then ?"]
-    params: list[Any] = ["malformed JSON: not a valid JSON object"]
+    params: list[Any] = [MALFORMED]
     for f in fields:
         text = f's."{f.field}"'
         if f.required:
@@ -106,9 +115,7 @@ def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
             params.append(f"missing required field {f.field}")
         if column_kind(f.sql_type) != "text":
             whens.append(f"when {text} is not null and {_cast_sql(f)} is null then ?")
-            params.append(
-                f"wrong type for {f.field}: expected {_EXPECTED[column_kind(f.sql_type)]}"
-            )
+            params.append(f"wrong type for {f.field}: expected {EXPECTED[column_kind(f.sql_type)]}")
         if f.pattern is not None:
             whens.append(f"when {text} is not null and not regexp_full_match({text}, ?) then ?")
             params += [f.pattern, f"bad value for {f.field}: does not match {f.pattern}"]
@@ -181,55 +188,6 @@ def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[
     }
 
 
-def _file_rejects(files: list[str], digests: dict[str, str | None]) -> list[dict[str, Any]]:
-    """Whole-file problems: empty files (digest None), and files with the same content as an
-    earlier one; their records are not staged (a duplicate's would be loaded twice)."""
-    rejects = []
-    seen: dict[str, str] = {}
-    for name in files:
-        digest = digests.get(name)
-        if digest is None:
-            rejects.append({"source_file": name, "line_number": 0, "reason": "empty file"})
-            continue
-        first = seen.setdefault(digest, name)
-        if first != name:
-            reason = f"duplicate file: same content as {first}"
-            rejects.append({"source_file": name, "line_number": 0, "reason": reason})
-    return rejects
-
-
-def reset_staging(conn: Connection, table: Table, files: list[str]) -> None:
-    """Empty a staging table and forget earlier rejects of the same files (reruns are clean)."""
-    conn.execute(delete(table))
-    if files:
-        conn.execute(delete(model.load_rejects).where(model.load_rejects.c.source_file.in_(files)))
-
-
-def _insert_rejects(conn: Connection, rejects: list[dict[str, Any]], at: datetime) -> None:
-    if rejects:
-        rows = [{"raw_line": None, **r, "recorded_at": at} for r in rejects]
-        conn.execute(model.load_rejects.insert(), rows)
-
-
-def _reject_samples(conn: Connection, files: list[str], limit: int = 20) -> list[dict[str, Any]]:
-    rejects = model.load_rejects
-    query = (
-        select(rejects.c.source_file, rejects.c.line_number, rejects.c.reason)
-        .where(rejects.c.source_file.in_(files))
-        .order_by(rejects.c.source_file, rejects.c.line_number)
-        .limit(limit)
-    )
-    return [dict(row._mapping) for row in conn.execute(query)] if files else []
-
-
-def _count_rejects(conn: Connection, files: list[str]) -> int:
-    if not files:
-        return 0
-    rejects = model.load_rejects
-    query = select(func.count()).select_from(rejects).where(rejects.c.source_file.in_(files))
-    return int(conn.execute(query).scalar_one())
-
-
 def _rename_rejects(conn: Connection, local: dict[str, str]) -> None:
     """Name rejects by the file's source name (an s3:// URI) instead of its local copy."""
     renames = [{"name": name, "path": path} for name, path in local.items() if name != path]
@@ -258,8 +216,8 @@ def stage_events_duckdb(
         sql, _ = statements["files"]
         raw.execute(sql, [[paths[name] for name in files]])
         digests = dict(raw.execute(statements["digests"][0]).fetchall())
-        whole_file = _file_rejects(files, {name: digests.get(paths[name]) for name in files})
-        skipped = {r["source_file"] for r in whole_file}
+        whole_file = file_rejects(files, {name: digests.get(paths[name]) for name in files})
+        skipped = {r.source_file for r in whole_file}
         keep = [paths[name] for name in files if name not in skipped]
         sql, _ = statements["split"]
         raw.execute(sql, [keep])
@@ -269,7 +227,7 @@ def stage_events_duckdb(
         sql, params = statements["rejects"]
         raw.execute(sql, params)
         _rename_rejects(conn, paths)
-        _insert_rejects(conn, whole_file, at)
+        insert_rejects(conn, whole_file, at)
         for temp in ("raw_files", "raw_lines", "raw_parsed"):
             raw.execute(f"drop table if exists {temp}")
     rows = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
@@ -277,88 +235,10 @@ def stage_events_duckdb(
         table.name,
         len(files),
         rows,
-        _count_rejects(conn, files),
+        count_rejects(conn, files),
         clock.perf_counter() - started,
-        _reject_samples(conn, files),
+        reject_samples(conn, files),
     )
-
-
-def _check_value(f: JsonField, value: Any) -> str | None:
-    """Why a parsed JSON value cannot fill its staging column, or None when it can."""
-    if value is None:
-        return f"missing required field {f.field}" if f.required else None
-    kind = column_kind(f.sql_type)
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    ok = {
-        "integer": isinstance(value, int) and not isinstance(value, bool),
-        "double": is_number,
-        "timestamp": isinstance(value, int) and not isinstance(value, bool),
-        "text": isinstance(value, str) or is_number,
-    }[kind]
-    if not ok:
-        return f"wrong type for {f.field}: expected {_EXPECTED[kind]}"
-    if kind == "integer" and not -(2**31) <= value < 2**31:
-        return f"wrong type for {f.field}: integer out of range"
-    if f.pattern is not None and not re.fullmatch(f.pattern, str(value)):
-        return f"bad value for {f.field}: does not match {f.pattern}"
-    return None
-
-
-def _arrow_type(f: JsonField) -> pa.DataType:
-    return {
-        "integer": pa.int32(),
-        "double": pa.float64(),
-        "timestamp": pa.int64(),
-        "text": pa.string(),
-    }[column_kind(f.sql_type)]
-
-
-def parse_json_records(
-    table: Table, files: list[str], read: Any = None
-) -> tuple[pa.Table, list[dict[str, Any]]]:
-    """Parse JSON files (one or more objects per file, one per line) into an Arrow table typed by
-    the staging table's model, and the rejected records with file, line and reason."""
-    fields = json_fields(table)
-    columns: dict[str, list[Any]] = {f.column: [] for f in fields}
-    rejects: list[dict[str, Any]] = []
-    reader = read or (lambda name: Path(name).read_bytes())
-    contents = {name: reader(name) for name in files}
-    digests = {
-        name: hashlib.sha256(content).hexdigest() if content.strip() else None
-        for name, content in contents.items()
-    }
-    rejects += _file_rejects(files, digests)
-    skipped = {r["source_file"] for r in rejects}
-    for name in files:
-        if name in skipped:
-            continue
-        for number, line in enumerate(contents[name].splitlines(), start=1):
-            if not line.strip():
-                continue
-            reason, record = None, None
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                reason = "malformed JSON: not a valid JSON object"
-            if reason is None and not isinstance(record, dict):
-                reason = "malformed JSON: not a valid JSON object"
-            if reason is None:
-                reason = next(
-                    (r for f in fields if (r := _check_value(f, record.get(f.field)))), None
-                )
-            if reason is not None:
-                raw = line[:MAX_RAW_LINE].decode("utf-8", "replace")
-                rejects.append(
-                    {"source_file": name, "line_number": number, "reason": reason, "raw_line": raw}
-                )
-                continue
-            for f in fields:
-                value = record.get(f.field)
-                if value is not None and column_kind(f.sql_type) == "text":
-                    value = str(value)
-                columns[f.column].append(value)
-    schema = pa.schema([pa.field(f.column, _arrow_type(f)) for f in fields])
-    return pa.table(columns, schema=schema), rejects
 
 
 def stage_songs_duckdb(
@@ -380,12 +260,12 @@ def stage_songs_duckdb(
         raw.execute(f"insert into {table.name} ({columns}) select {columns} from songs_arrow")
     finally:
         raw.unregister("songs_arrow")
-    _insert_rejects(conn, rejects, at)
+    insert_rejects(conn, rejects, at)
     return StageReport(
         table.name,
         len(files),
         arrow.num_rows,
         len(rejects),
         clock.perf_counter() - started,
-        _reject_samples(conn, files),
+        reject_samples(conn, files),
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Connection, Select, and_, func, select
 
 from sql import model
@@ -135,3 +137,22 @@ def run_checks(conn: Connection, checks: list[Check] | None = None) -> list[Chec
         failing = int(conn.execute(failing_rows_query(check)).scalar_one())
         results.append(CheckResult(check.name, check.kind, check.table, failing))
     return results
+
+
+@task(name="quality-checks", cache_policy=NO_CACHE)
+def check_quality(conn: Connection) -> list[CheckResult]:
+    """Run the data tests inside the caller's transaction, before it commits."""
+    results = run_checks(conn)
+    for result in results:
+        if not result.passed:
+            get_run_logger().error("check %s failed: %d rows", result.check, result.failing_rows)
+    return results
+
+
+class QualityCheckFailed(Exception):
+    """A data test failed: the run's changes were rolled back."""
+
+    def __init__(self, failed: list[CheckResult]) -> None:
+        names = ", ".join(f"{r.check} ({r.failing_rows} rows)" for r in failed)
+        super().__init__(f"quality checks failed, nothing was published: {names}")
+        self.failed = failed

@@ -16,10 +16,10 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from tasks.quality import CheckResult
-from tasks.report import count_of
-from tasks.staging import StageReport
-from tasks.transform import TableChange
+from tasks.run.quality import CheckResult
+from tasks.run.report import count_of
+from tasks.run.transform import TableChange
+from tasks.warehouse.base import StageReport
 
 LOAD_KEY = "sparkify-etl-load"
 QUALITY_KEY = "sparkify-etl-quality"
@@ -130,8 +130,7 @@ def rejects_markdown(staged: Sequence[StageReport], warehouse: str) -> str | Non
     for report in staged:
         for sample in report.reject_samples:
             lines.append(
-                f"| {_md(sample['source_file'])} | {sample['line_number']} "
-                f"| {_md(sample['reason'])} |"
+                f"| {_md(sample.source_file)} | {sample.line_number} | {_md(sample.reason)} |"
             )
             shown += 1
     if shown < total:

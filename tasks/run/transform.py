@@ -7,9 +7,13 @@ import time as clock
 from dataclasses import dataclass
 from pathlib import Path
 
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Connection
 
-TRANSFORM_DIR = Path(__file__).resolve().parent.parent / "sql" / "transform"
+import sql
+
+TRANSFORM_DIR = Path(sql.__file__).resolve().parent / "transform"
 _TABLE_OF_FILE = re.compile(r"^\d+_(?P<table>\w+)\.sql$")
 _COMMENT = re.compile(r"--[^\n]*")
 
@@ -27,11 +31,6 @@ class TableChange:
     def replaced(self) -> int:
         """Rows that existed and were written again (deleted then re-inserted)."""
         return min(self.deleted, self.inserted)
-
-    @property
-    def added(self) -> int:
-        """Rows the table gained."""
-        return self.inserted - self.deleted
 
 
 def split_statements(text: str) -> list[str]:
@@ -64,3 +63,18 @@ def run_transform_file(conn: Connection, path: Path) -> TableChange:
 def run_transforms(conn: Connection, directory: Path | None = None) -> list[TableChange]:
     """Run every transform file in order on one connection (the caller owns the transaction)."""
     return [run_transform_file(conn, path) for path in transform_files(directory)]
+
+
+@task(name="transform", cache_policy=NO_CACHE)
+def transform(conn: Connection) -> list[TableChange]:
+    """Run the SQL transforms inside the caller's transaction (never retried on its own)."""
+    changes = run_transforms(conn)
+    for change in changes:
+        get_run_logger().info(
+            "%s: %d deleted, %d inserted in %.2fs",
+            change.table,
+            change.deleted,
+            change.inserted,
+            change.seconds,
+        )
+    return changes

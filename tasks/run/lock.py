@@ -1,9 +1,7 @@
-"""What a deployed ETL run needs: its day from the schedule, and the warehouse to itself.
+"""The warehouse to one run at a time.
 
-- A scheduled run loads the day its schedule names (`days_back` days before the run's scheduled
-  start time, in UTC), so a late or retried run still loads the day it was scheduled for.
-- Two ETL runs never interleave on the warehouse: each holds a slot of the global concurrency
-  limit `sparkify-warehouse` (one slot, created by `make deploy`) while it creates tables, stages,
+Two ETL runs never interleave on the warehouse: each holds a slot of the global concurrency
+limit `sparkify-warehouse` (one slot, created by `make deploy`) while it creates tables, stages,
   transforms, checks and counts. A second run waits for the slot, saying so in its logs. The
   limit is one per Prefect server, not per warehouse: runs into different warehouses take turns
   too, which costs little for a daily load and needs no limit created per warehouse.
@@ -14,7 +12,6 @@ from __future__ import annotations
 import time as clock
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
 
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
@@ -24,26 +21,6 @@ from prefect.exceptions import ObjectNotFound
 WAREHOUSE_LIMIT = "sparkify-warehouse"
 # A lease the server lets lapse if the run dies without releasing it; renewed while it runs.
 LEASE_SECONDS = 300.0
-
-
-def run_dates(
-    start_date: date | None,
-    end_date: date | None,
-    days_back: int | None,
-    scheduled_start: datetime,
-) -> tuple[date | None, date | None]:
-    """The days a run loads: the given dates, or with days_back the single day that many days
-    before the scheduled start's UTC date (a naive time is taken as UTC)."""
-    if days_back is None:
-        return start_date, end_date
-    if start_date is not None or end_date is not None:
-        raise ValueError("give either days_back or start/end dates, not both")
-    if days_back < 0:
-        raise ValueError(f"days_back must not be negative, got {days_back}")
-    if scheduled_start.tzinfo is None:
-        scheduled_start = scheduled_start.replace(tzinfo=UTC)
-    day = scheduled_start.astimezone(UTC).date() - timedelta(days=days_back)
-    return day, day
 
 
 def _limit_in_use(name: str) -> tuple[int, int] | None:

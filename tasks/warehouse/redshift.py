@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import time as clock
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 from prefect.blocks.core import Block
 from prefect_aws import AwsCredentials
 from pydantic import Field, SecretStr, field_validator
@@ -37,8 +39,20 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
 from sql import model
 from sql.model import jsonpaths
-from tasks.source import CONTROL_PREFIX, S3Source, Source
-from tasks.staging import MAX_RAW_LINE, StageReport, reset_staging
+from tasks.aws import aws_client
+from tasks.source.files import Source
+from tasks.source.s3 import S3Source
+from tasks.warehouse.base import (
+    MAX_RAW_LINE,
+    REJECT_SAMPLES,
+    Reject,
+    StageReport,
+    insert_rejects,
+    reset_staging,
+)
+
+# Manifests and JSONPaths are written beside the data, where the COPY role may read.
+CONTROL_PREFIX = "_sparkify"
 
 LOAD_ERROR_VIEWS = {
     # view: (file, line, column, reason, raw line or None)
@@ -153,6 +167,15 @@ def copy_statement(
     return str(compiled)
 
 
+def put_json(source: S3Source, key: str, document: Any) -> str:
+    """Write a JSON document (a manifest, JSONPaths) to a key of the source's bucket; its URI."""
+    body = orjson.dumps(document, option=orjson.OPT_INDENT_2)
+    aws_client(source.credentials, "s3").put_object(
+        Bucket=source.bucket, Key=key, Body=body, ContentType="application/json"
+    )
+    return source.uri(key)
+
+
 def manifest(files: list[str]) -> dict[str, Any]:
     """A COPY manifest naming exactly these files; a missing one fails the COPY."""
     return {"entries": [{"url": uri, "mandatory": True} for uri in files]}
@@ -171,7 +194,7 @@ def load_errors_query(view: str, copy_id: int) -> Any:
     )
 
 
-def parse_load_errors(view: str, rows: list[Any]) -> list[dict[str, Any]]:
+def parse_load_errors(view: str, rows: list[Any]) -> list[Reject]:
     """Load-error rows as rejects: file, line, and a reason naming the column."""
     file_col, line_col, column_col, reason_col, raw_col = LOAD_ERROR_VIEWS[view]
     rejects = []
@@ -181,12 +204,12 @@ def parse_load_errors(view: str, rows: list[Any]) -> list[dict[str, Any]]:
         col = (values[column_col] or "").strip()
         raw = values[raw_col] if raw_col else None
         rejects.append(
-            {
-                "source_file": str(values[file_col]).strip(),
-                "line_number": int(values[line_col]),
-                "reason": f"{col}: {reason}" if col else reason,
-                "raw_line": raw.strip()[:MAX_RAW_LINE] if raw else None,
-            }
+            Reject(
+                str(values[file_col]).strip(),
+                int(values[line_col]),
+                f"{col}: {reason}" if col else reason,
+                raw.strip()[:MAX_RAW_LINE] if raw else None,
+            )
         )
     return rejects
 
@@ -194,10 +217,8 @@ def parse_load_errors(view: str, rows: list[Any]) -> list[dict[str, Any]]:
 class LoadFailed(Exception):
     """A COPY failed; carries the records Redshift logged as rejected."""
 
-    def __init__(self, table_name: str, rejects: list[dict[str, Any]], cause: Exception) -> None:
-        shown = "; ".join(
-            f"{r['source_file']} line {r['line_number']}: {r['reason']}" for r in rejects[:10]
-        )
+    def __init__(self, table_name: str, rejects: list[Reject], cause: Exception) -> None:
+        shown = "; ".join(r.describe() for r in rejects[:10])
         super().__init__(
             f"COPY into {table_name} failed with {len(rejects)} rejected records"
             + (f" ({shown})" if shown else f": {cause}")
@@ -205,9 +226,7 @@ class LoadFailed(Exception):
         self.rejects = rejects
 
 
-def _copy_errors(
-    fetch: Callable[[Executable], list[dict[str, Any]]], view: str
-) -> list[dict[str, Any]]:
+def _copy_errors(fetch: Callable[[Executable], list[dict[str, Any]]], view: str) -> list[Reject]:
     """The records the session's last COPY rejected, read through `fetch` (a query's rows)."""
     copy_id = int(next(iter(fetch(select(func.pg_last_copy_id()))[0].values())))
     return parse_load_errors(view, fetch(load_errors_query(view, copy_id)))
@@ -234,11 +253,11 @@ def _fetch_dbapi(conn: Connection) -> Callable[[Executable], list[dict[str, Any]
 
 def _reject_bad_patterns(
     conn: Connection, target: Table, manifest_uri: str
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, list[Reject]]:
     """Remove staged rows whose text breaks a column's pattern (a userId that is not digits would
     fail the transform's cast); COPY cannot check this. Recorded per column against the manifest,
     since COPY keeps no file or line for loaded rows. Returns the rows removed and the rejects."""
-    removed, rejects = 0, []
+    removed, rejects = 0, list[Reject]()
     for col in target.columns:
         pattern = col.info.get("pattern")
         if not pattern:
@@ -247,15 +266,8 @@ def _reject_bad_patterns(
         count = int(conn.execute(select(func.count()).select_from(target).where(bad)).scalar_one())
         if count:
             conn.execute(delete(target).where(bad))
-            rejects.append(
-                {
-                    "source_file": manifest_uri,
-                    "line_number": 0,
-                    "reason": f"bad value for {col.info['json']}: does not match {pattern} "
-                    f"({count} records)",
-                    "raw_line": None,
-                }
-            )
+            reason = f"bad value for {col.info['json']}: does not match {pattern} ({count} records)"
+            rejects.append(Reject(manifest_uri, 0, reason))
             removed += count
     return removed, rejects
 
@@ -275,10 +287,10 @@ def stage_by_copy(
     if not files:
         return StageReport(target.name, 0, 0, 0, clock.perf_counter() - started)
     control = source.key(CONTROL_PREFIX)
-    paths_uri = source.put_json(f"{control}/jsonpaths/{target.name}.json", jsonpaths(target))
+    paths_uri = put_json(source, f"{control}/jsonpaths/{target.name}.json", jsonpaths(target))
     run = at.strftime("%Y%m%dT%H%M%S%f")
-    manifest_uri = source.put_json(
-        f"{control}/manifests/{run}/{target.name}.manifest", manifest(files)
+    manifest_uri = put_json(
+        source, f"{control}/manifests/{run}/{target.name}.manifest", manifest(files)
     )
     view = warehouse.load_errors_view
     try:
@@ -294,13 +306,12 @@ def stage_by_copy(
     rejects = _copy_errors(_fetch_sqlalchemy(conn), view)
     removed, pattern_rejects = _reject_bad_patterns(conn, target, manifest_uri)
     rejects += pattern_rejects
-    if rejects:
-        conn.execute(model.load_rejects.insert(), [r | {"recorded_at": at} for r in rejects])
+    insert_rejects(conn, rejects, at)
     return StageReport(
         target.name,
         len(files),
         rows - removed,
         len(rejects) - len(pattern_rejects) + removed,
         clock.perf_counter() - started,
-        [{k: r[k] for k in ("source_file", "line_number", "reason")} for r in rejects[:20]],
+        [replace(r, raw_line=None) for r in rejects[:REJECT_SAMPLES]],
     )

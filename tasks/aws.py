@@ -1,0 +1,36 @@
+"""AWS access shared by every concern: one client factory, the region, the error code.
+
+With no AwsCredentials block named, access follows boto3's standard chain (environment
+variables including AWS_ENDPOINT_URL, profiles, instance roles).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+from prefect_aws import AwsCredentials
+
+
+def load_credentials(name: str | None) -> AwsCredentials:
+    """The named AwsCredentials block, or boto3's standard chain when no name is given."""
+    return AwsCredentials.load(name) if name else AwsCredentials()
+
+
+def aws_client(credentials: AwsCredentials, service: str) -> Any:
+    """A new boto3 client (prefect-aws caches its own per block, which outlives endpoints)."""
+    overrides = credentials.aws_client_parameters.get_params_override()
+    return credentials.get_boto3_session().client(service, **overrides)
+
+
+def aws_region(credentials: AwsCredentials) -> str | None:
+    """The region the credentials' clients talk to."""
+    return credentials.region_name or credentials.get_boto3_session().region_name
+
+
+def error_code(error: BaseException) -> str:
+    """The AWS error code of a failed call ('' for anything that is not an AWS error)."""
+    response: Any = getattr(error, "response", None)
+    if isinstance(error, ClientError) or isinstance(response, dict):
+        return (response or {}).get("Error", {}).get("Code", "")
+    return ""

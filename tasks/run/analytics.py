@@ -1,0 +1,24 @@
+"""The analysts' standing questions: the SQL files in sql/analytics, run read-only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+import sql
+from tasks.warehouse.base import Warehouse
+
+ANALYTICS_DIR = Path(sql.__file__).resolve().parent / "analytics"
+QUERIES = ("most_played_songs", "plays_by_hour", "plays_by_level")
+
+
+@task(name="analytics-query", cache_policy=NO_CACHE)
+def run_query(warehouse: Warehouse, name: str) -> dict[str, Any]:
+    """Run one analytics query file and return its columns and rows."""
+    text = (ANALYTICS_DIR / f"{name}.sql").read_text()
+    with warehouse.get_engine().connect() as conn:
+        result = conn.exec_driver_sql(text)
+        return {"columns": list(result.keys()), "rows": [list(r) for r in result]}

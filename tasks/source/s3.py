@@ -1,0 +1,103 @@
+"""A source on S3: a prefix holding Sparkify's layout, listed and downloaded with boto3."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from prefect_aws import AwsCredentials
+
+from tasks.aws import aws_client
+from tasks.source.files import EVENTS_PREFIX, SONGS_PREFIX, RunFiles, select_event_files
+
+DOWNLOAD_WORKERS = 16
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """Bucket and key (or prefix) of an s3:// URI."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def default_cache_dir() -> Path:
+    """Where S3 objects are cached for DuckDB (SPARKIFY_CACHE_DIR overrides)."""
+    configured = os.environ.get("SPARKIFY_CACHE_DIR")
+    return Path(configured) if configured else Path.home() / ".cache" / "sparkify-etl" / "s3"
+
+
+@dataclass(frozen=True)
+class S3Source:
+    """An S3 prefix holding `log_data/` and `song_data/`, reached with prefect-aws credentials
+    (with no block: boto3's standard chain, AWS_ENDPOINT_URL included)."""
+
+    bucket: str
+    prefix: str = ""
+    credentials: AwsCredentials = field(default_factory=AwsCredentials)
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    # ETags seen when listing, so that a cached copy is checked without a request per object.
+    etags: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_uri(cls, uri: str, credentials: AwsCredentials | None = None) -> S3Source:
+        """A source for s3://bucket/prefix."""
+        bucket, prefix = parse_s3_uri(uri)
+        return cls(bucket, prefix.strip("/"), credentials or AwsCredentials())
+
+    def client(self) -> Any:
+        """A new boto3 S3 client with the source's credentials."""
+        return aws_client(self.credentials, "s3")
+
+    def key(self, *parts: str) -> str:
+        """A key under the source's prefix."""
+        return "/".join(p.strip("/") for p in (self.prefix, *parts) if p)
+
+    def uri(self, key: str) -> str:
+        """The s3:// URI of a key."""
+        return f"s3://{self.bucket}/{key}"
+
+    def list_uris(self, folder: str) -> list[str]:
+        """Every .json object under a folder of the prefix, as URIs."""
+        paginator = self.client().get_paginator("list_objects_v2")
+        uris = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.key(folder) + "/"):
+            for item in page.get("Contents", []):
+                uris.append(self.uri(item["Key"]))
+                self.etags[uris[-1]] = item["ETag"]
+        return [u for u in uris if u.endswith(".json")]
+
+    def run_files(self, start: date | None, end: date | None) -> RunFiles:
+        """The event objects of the run's days and every song object."""
+        events = select_event_files(self.list_uris(EVENTS_PREFIX), start, end)
+        return RunFiles(events, sorted(self.list_uris(SONGS_PREFIX)))
+
+    def local_copies(self, files: list[str]) -> dict[str, str]:
+        """Download the objects concurrently into the cache (kept while their ETag is the same)."""
+        client = self.client()
+
+        def fetch(uri: str) -> tuple[str, str]:
+            bucket, key = parse_s3_uri(uri)
+            target = self.cache_dir / bucket / key
+            tag_file = target.with_name(target.name + ".etag")
+            etag = self.etags.get(uri) or client.head_object(Bucket=bucket, Key=key)["ETag"]
+            if target.exists() and tag_file.exists() and tag_file.read_text() == etag:
+                return uri, str(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".part")
+            client.download_file(bucket, key, str(partial))
+            partial.replace(target)
+            tag_file.write_text(etag)
+            return uri, str(target)
+
+        with ThreadPoolExecutor(max_workers=DOWNLOAD_WORKERS) as pool:
+            return dict(pool.map(fetch, files))
+
+    def describe(self) -> str:
+        """The source's URI."""
+        return self.uri(self.prefix)

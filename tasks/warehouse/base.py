@@ -1,0 +1,220 @@
+"""What every warehouse is: the protocol the flows use, the stage report and the rejected record
+it returns, and the pieces of the warehouse's tables all of them share (DDL, transactions,
+staging resets, the load_rejects store).
+
+A third warehouse is one module implementing `Warehouse`, named in `tasks/warehouse/resolve.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Connection, Engine, Table, delete, func, inspect, select
+
+from sql import model
+from tasks.run.retry import RETRY_TRANSIENT
+from tasks.source.files import RunFiles, Source
+
+# Characters of a rejected line kept in load_rejects.raw_line.
+MAX_RAW_LINE = 4096
+# Rejects a stage report carries for logs and artifacts (the rest stay in load_rejects).
+REJECT_SAMPLES = 20
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A record (or a whole file, line 0) that was not staged, and why."""
+
+    source_file: str
+    line_number: int
+    reason: str
+    raw_line: str | None = None
+
+    def row(self, at: datetime) -> dict[str, Any]:
+        """The record's row of load_rejects, stamped with the run's time."""
+        return {
+            "source_file": self.source_file,
+            "line_number": self.line_number,
+            "reason": self.reason,
+            "raw_line": self.raw_line,
+            "recorded_at": at,
+        }
+
+    def describe(self) -> str:
+        """File, line and reason on one line, for logs and error messages."""
+        return f"{self.source_file} line {self.line_number}: {self.reason}"
+
+
+@dataclass
+class StageReport:
+    """What staging one table did."""
+
+    table: str
+    files: int
+    rows: int
+    rejects: int
+    seconds: float
+    reject_samples: list[Reject] = field(default_factory=list)
+
+
+class Warehouse(Protocol):
+    """What the flows need of a warehouse."""
+
+    def get_engine(self) -> Engine:
+        """A SQLAlchemy engine on the warehouse."""
+        ...
+
+    def stage_events(
+        self, conn: Connection, source: Source, files: list[str], at: datetime
+    ) -> StageReport:
+        """Load event files of the source into staging_events."""
+        ...
+
+    def stage_songs(
+        self, conn: Connection, source: Source, files: list[str], at: datetime
+    ) -> StageReport:
+        """Load song files of the source into staging_songs."""
+        ...
+
+    def describe(self) -> str:
+        """Where the warehouse is, for logs (never a secret)."""
+        ...
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction: committed when the block ends normally, rolled back on any exception."""
+    with engine.begin() as conn:
+        yield conn
+
+
+def create_tables(conn: Connection, drop: bool = False) -> list[str]:
+    """Create every table of the model that is missing (dropping them all first if asked)."""
+    if drop:
+        model.metadata.drop_all(conn)
+    model.metadata.create_all(conn, checkfirst=True)
+    return [t.name for t in model.ALL_TABLES]
+
+
+def reset_staging(conn: Connection, table: Table, files: list[str]) -> None:
+    """Empty a staging table and forget earlier rejects of the same files (reruns are clean)."""
+    conn.execute(delete(table))
+    if files:
+        conn.execute(delete(model.load_rejects).where(model.load_rejects.c.source_file.in_(files)))
+
+
+def insert_rejects(conn: Connection, rejects: list[Reject], at: datetime) -> None:
+    """Keep rejected records in load_rejects."""
+    if rejects:
+        conn.execute(model.load_rejects.insert(), [r.row(at) for r in rejects])
+
+
+def reject_samples(conn: Connection, files: list[str]) -> list[Reject]:
+    """The first rejects of these files, in file and line order."""
+    rejects = model.load_rejects
+    query = (
+        select(rejects.c.source_file, rejects.c.line_number, rejects.c.reason)
+        .where(rejects.c.source_file.in_(files))
+        .order_by(rejects.c.source_file, rejects.c.line_number)
+        .limit(REJECT_SAMPLES)
+    )
+    return [Reject(**row._mapping) for row in conn.execute(query)] if files else []
+
+
+def count_rejects(conn: Connection, files: list[str]) -> int:
+    """How many records of these files load_rejects holds."""
+    if not files:
+        return 0
+    rejects = model.load_rejects
+    query = select(func.count()).select_from(rejects).where(rejects.c.source_file.in_(files))
+    return int(conn.execute(query).scalar_one())
+
+
+class RefusedToDrop(Exception):
+    """Dropping tables that exist was not confirmed."""
+
+
+@task(name="recreate-tables", cache_policy=NO_CACHE)
+def recreate_tables(warehouse: Warehouse, confirm_drop: bool) -> list[str]:
+    """Drop (when confirmed) and create all tables in one transaction."""
+    engine = warehouse.get_engine()
+    with transaction(engine) as conn:
+        existing = sorted(set(inspect(conn).get_table_names()) & set(model.metadata.tables))
+        if existing and not confirm_drop:
+            raise RefusedToDrop(
+                f"{len(existing)} tables exist ({', '.join(existing)}); dropping them deletes "
+                "their data: run again with --yes to confirm"
+            )
+        return create_tables(conn, drop=True)
+
+
+@task(
+    name="ensure-tables",
+    cache_policy=NO_CACHE,
+    **RETRY_TRANSIENT,
+)
+def ensure_tables(warehouse: Warehouse) -> list[str]:
+    """Create the model's tables where missing."""
+    with transaction(warehouse.get_engine()) as conn:
+        return create_tables(conn)
+
+
+@dataclass
+class StageResult:
+    """Both staging tables' reports."""
+
+    events: StageReport
+    songs: StageReport
+
+
+@task(
+    name="stage",
+    cache_policy=NO_CACHE,
+    **RETRY_TRANSIENT,
+)
+def stage(warehouse: Warehouse, source: Source, files: RunFiles) -> StageResult:
+    """Load the run's files into the staging tables (one transaction; safe to retry)."""
+    logger = get_run_logger()
+    at = datetime.now(UTC).replace(tzinfo=None)
+    with transaction(warehouse.get_engine()) as conn:
+        result = StageResult(
+            warehouse.stage_events(conn, source, files.event_files, at),
+            warehouse.stage_songs(conn, source, files.song_files, at),
+        )
+    for report in (result.events, result.songs):
+        logger.info(
+            "staged %d rows into %s from %d files in %.2fs (%d rejected)",
+            report.rows,
+            report.table,
+            report.files,
+            report.seconds,
+            report.rejects,
+        )
+        for reject in report.reject_samples:
+            logger.warning("rejected %s", reject.describe())
+    return result
+
+
+def count_rows(conn: Connection) -> dict[str, int]:
+    """Row counts of the star tables and the rejects table."""
+    tables = (*model.STAR_TABLES, model.load_rejects)
+    return {
+        t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one()) for t in tables
+    }
+
+
+@task(
+    name="row-counts",
+    cache_policy=NO_CACHE,
+    **RETRY_TRANSIENT,
+)
+def table_counts(warehouse: Warehouse) -> dict[str, int]:
+    """Row counts of every star table after the run."""
+    with warehouse.get_engine().connect() as conn:
+        return count_rows(conn)
