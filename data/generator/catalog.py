@@ -1,6 +1,7 @@
 """The song catalog: artists, songs, their metadata files and the pools of plays drawn from it."""
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -101,23 +102,21 @@ def _artist_name(rng: random.Random, taken: set[str]) -> str:
     return f"{name} {number}"
 
 
+# Song title shapes, picked uniformly; each draws its words left to right.
+_TITLE_SHAPES: tuple[Callable[[random.Random], str], ...] = (
+    lambda rng: f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}",
+    lambda rng: f"The {rng.choice(NOUNS)}",
+    lambda rng: f"{rng.choice(NOUNS)} of the {rng.choice(NOUNS)}s",
+    lambda rng: f"{rng.choice(VERBS)} the {rng.choice(NOUNS)}",
+    lambda rng: f"I {rng.choice(VERBS)} You",
+    lambda rng: f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} (Live)",
+    lambda rng: f"{rng.choice(NOUNS)} Song",
+    lambda rng: rng.choice(ACCENTED_TITLES),
+)
+
+
 def _title(rng: random.Random) -> str:
-    pattern = rng.randrange(8)
-    if pattern == 0:
-        return f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}"
-    if pattern == 1:
-        return f"The {rng.choice(NOUNS)}"
-    if pattern == 2:
-        return f"{rng.choice(NOUNS)} of the {rng.choice(NOUNS)}s"
-    if pattern == 3:
-        return f"{rng.choice(VERBS)} the {rng.choice(NOUNS)}"
-    if pattern == 4:
-        return f"I {rng.choice(VERBS)} You"
-    if pattern == 5:
-        return f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} (Live)"
-    if pattern == 6:
-        return f"{rng.choice(NOUNS)} Song"
-    return rng.choice(ACCENTED_TITLES)
+    return _TITLE_SHAPES[rng.randrange(len(_TITLE_SHAPES))](rng)
 
 
 def _duration(rng: random.Random) -> float:
