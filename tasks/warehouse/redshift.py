@@ -127,6 +127,10 @@ class RedshiftWarehouse(Block):
         """COPY the song files into staging_songs."""
         return stage_by_copy(conn, self._s3(source), model.staging_songs, files, at, self)
 
+    def copy(self, conn: Connection, statement: str) -> None:
+        """Run one COPY statement in the connection's transaction."""
+        conn.exec_driver_sql(statement)
+
     def describe(self) -> str:
         """Endpoint and database (never the password)."""
         return f"redshift://{self.user}@{self.host}:{self.port}/{self.database}"
@@ -294,7 +298,7 @@ def stage_by_copy(
     )
     view = warehouse.load_errors_view
     try:
-        conn.exec_driver_sql(copy_statement(target, manifest_uri, paths_uri, warehouse))
+        warehouse.copy(conn, copy_statement(target, manifest_uri, paths_uri, warehouse))
     except DBAPIError as error:
         # More rejects than MAXERROR (or an unreadable file) fail the COPY. Roll the session back
         # and read what the failed load logged in it, so the run says which records and why;
