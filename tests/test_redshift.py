@@ -7,6 +7,7 @@ import json
 import re
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine
@@ -98,13 +99,14 @@ def test_copy_statements_are_exact_and_carry_no_bind_markers(target) -> None:
         f"s3://raw-bucket/sparkify/_sparkify/jsonpaths/{target.name}.json",
         warehouse(),
     )
+    columns = ", ".join(c.name for c in target.columns)
     assert normal(text) == (
-        f"COPY {target.name} FROM "
+        f"COPY {target.name} ({columns}) FROM "
         f"'s3://raw-bucket/sparkify/_sparkify/manifests/20181101T000000000000/{target.name}.manifest'"
-        f" WITH CREDENTIALS AS 'aws_iam_role={ROLE}' "
-        f"FORMAT AS JSON AS 's3://raw-bucket/sparkify/_sparkify/jsonpaths/{target.name}.json' "
-        "MANIFEST TIMEFORMAT AS 'epochmillisecs' TRUNCATECOLUMNS COMPUPDATE OFF MAXERROR AS 10 "
-        "STATUPDATE OFF REGION 'us-west-2'"
+        f" IAM_ROLE '{ROLE}' "
+        f"FORMAT AS JSON 's3://raw-bucket/sparkify/_sparkify/jsonpaths/{target.name}.json' "
+        "MANIFEST TIMEFORMAT 'epochmillisecs' TRUNCATECOLUMNS COMPUPDATE OFF STATUPDATE OFF "
+        "MAXERROR 10 REGION 'us-west-2'"
     )
     assert not re.search(r"%s|%\(|\$\d|\?", text)
 
@@ -114,6 +116,44 @@ def test_copy_values_are_quoted_by_the_dialect() -> None:
         model.staging_songs, "s3://b/it's/m.manifest", "s3://b/it's/j.json", warehouse()
     )
     assert "'s3://b/it''s/m.manifest'" in text
+
+
+def test_copy_literals_double_backslashes_so_a_prefix_cannot_end_them() -> None:
+    # Redshift reads a backslash in a literal as an escape: \' would not close it.
+    text = copy_statement(
+        model.staging_songs, "s3://b/a\\'; drop table songs; --/m.manifest", "s3://b/j", warehouse()
+    )
+    assert "FROM 's3://b/a\\\\''; drop table songs; --/m.manifest'" in text
+    literal = re.search(r"FROM '((?:[^'\\]|''|\\\\)*)'\n", text)
+    assert literal is not None  # the whole URI is one literal up to the line's end
+
+
+def test_copy_uses_iam_role_and_never_the_legacy_credentials_string() -> None:
+    text = copy_statement(model.staging_events, "s3://b/m", "s3://b/j", warehouse())
+    assert f"IAM_ROLE '{ROLE}'" in text
+    assert "CREDENTIALS" not in text and "aws_iam_role=" not in text
+
+
+def test_maxerror_defaults_to_redshifts_limit_and_refuses_more() -> None:
+    fields = {k: v for k, v in warehouse().model_dump().items() if k != "max_errors"}
+    fields["password"] = "Not-a-real-0ne"
+    assert RedshiftWarehouse(**fields).max_errors == 100_000
+    with pytest.raises(ValueError, match="less than or equal to 100000"):
+        warehouse(max_errors=100_001)
+    text = copy_statement(model.staging_events, "s3://b/m", "s3://b/j", warehouse(max_errors=0))
+    assert "MAXERROR 0" in text
+
+
+def test_engine_sets_no_socket_timeout_that_would_cut_long_statements(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(
+        "tasks.warehouse.redshift.create_engine", lambda url, **kwargs: seen.update(kwargs)
+    )
+    warehouse().get_engine()
+    assert "timeout" not in seen["connect_args"]
+    assert seen["connect_args"]["tcp_keepalive"] is True
 
 
 def test_block_refuses_what_is_not_a_role_arn() -> None:
@@ -213,6 +253,8 @@ def test_redshift_pipeline_statements_in_order_in_one_transaction_each(
     assert stage[1].startswith("DELETE FROM load_rejects WHERE load_rejects.source_file IN")
     assert stage.count("COMMIT") == 1 and "ROLLBACK" not in stage
     copy = copies[0] - begin
+    # The last COPY id before this COPY, so a failed COPY's errors can be told from older ones.
+    assert stage[copy - 1] == "SELECT pg_last_copy_id() AS pg_last_copy_id_1"
     assert stage[copy + 1] == "SELECT pg_last_copy_count() AS pg_last_copy_count_1"
     assert stage[copy + 2] == "SELECT pg_last_copy_id() AS pg_last_copy_id_1"
     assert "FROM sys_load_error_detail WHERE sys_load_error_detail.query_id" in stage[copy + 3]
@@ -241,7 +283,7 @@ def test_redshift_pipeline_statements_in_order_in_one_transaction_each(
     assert all(s.startswith("SELECT count(*)") for s in publish[last_transform + 1 : -1])
     # The manifest COPY read names exactly the run's two days; it and the JSONPaths are in S3.
     manifest_uri = re.search(r"FROM '([^']+)'", statements[copies[0]]).group(1)
-    jsonpaths_uri = re.search(r"FORMAT AS JSON AS '([^']+)'", statements[copies[0]]).group(1)
+    jsonpaths_uri = re.search(r"FORMAT AS JSON '([^']+)'", statements[copies[0]]).group(1)
     client = s3_week.client()
     body = client.get_object(Bucket=bucket_name, Key=manifest_uri.split("/", 3)[3])["Body"]
     entries = [e["url"] for e in json.loads(body.read())["entries"]]
@@ -292,6 +334,11 @@ def test_failed_copy_rolls_back_and_reports_the_rejected_records(
     copy = next(i for i, s in enumerate(statements) if s.startswith("COPY"))
     assert statements[copy + 1] == "ROLLBACK"
     assert "COMMIT" not in statements
+    # A rolled-back COPY leaves pg_last_copy_id() on the COPY before it (99 here): the errors
+    # read are this session's logged after that one, not that one's.
+    errors = next(s for s in statements[copy:] if "FROM sys_load_error_detail" in s)
+    assert "sys_load_error_detail.session_id = pg_backend_pid()" in errors
+    assert "sys_load_error_detail.query_id > 99" in errors
 
 
 def test_redshift_needs_an_s3_source(tmp_path: Path) -> None:

@@ -178,3 +178,33 @@ def test_staged_events_are_typed(bad_source: Path, tmp_path: Path) -> None:
     assert first["registration"] == 1540919166796.0
     assert first["length"] == 218.93179
     assert rows[2]._mapping["user_id"] is None  # '' marks a logged-out event
+
+
+def test_reset_names_files_in_batches_within_redshifts_statement_limits(tmp_path: Path) -> None:
+    """A run of many files (every song file, every run) resets load_rejects in statements of at
+    most FILES_PER_STATEMENT bind parameters (Redshift refuses more than 32,767) and far below
+    its 16 MB statement size, and still forgets every earlier reject of those files."""
+    from sqlalchemy import event
+
+    from tasks.warehouse.base import FILES_PER_STATEMENT, Reject, insert_rejects, reset_staging
+
+    files = [f"s3://bucket/raw/song_data/A/B/C/TR{n:06d}.json" for n in range(12_001)]
+    engine = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb")).get_engine()
+    at = datetime(2024, 1, 1)
+    with transaction(engine) as conn:
+        create_tables(conn)
+        insert_rejects(conn, [Reject(files[0], 1, "x"), Reject(files[-1], 1, "y")], at)
+        insert_rejects(conn, [Reject("s3://bucket/raw/other.json", 1, "kept")], at)
+    statements: list[tuple[str, int]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append((statement, len(parameters or ())))
+
+    event.listen(engine, "before_cursor_execute", record)
+    with transaction(engine) as conn:
+        reset_staging(conn, model.staging_songs, files)
+    deletes = [(s, n) for s, n in statements if "load_rejects" in s]
+    assert len(deletes) == 3
+    assert max(n for _, n in deletes) == FILES_PER_STATEMENT <= 32_767
+    assert max(len(s) for s, _ in deletes) < 16 * 2**20
+    assert query(tmp_path / "wh.duckdb", "select reason from load_rejects") == [("kept",)]

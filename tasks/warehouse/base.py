@@ -23,6 +23,9 @@ from tasks.source.files import RunFiles, Source
 
 # Characters of a rejected line kept in load_rejects.raw_line.
 MAX_RAW_LINE = 4096
+# Files named by one statement: within Redshift's 32,767 bind parameters per statement and, with
+# S3 URIs of up to 1,024 bytes, far below its 16 MB statement size.
+FILES_PER_STATEMENT = 5_000
 # Rejects a stage report carries for logs and artifacts (the rest stay in load_rejects).
 REJECT_SAMPLES = 20
 
@@ -102,11 +105,19 @@ def create_tables(conn: Connection, drop: bool = False) -> list[str]:
     return [t.name for t in model.ALL_TABLES]
 
 
+def batches(items: list[str], size: int = FILES_PER_STATEMENT) -> Iterator[list[str]]:
+    """Consecutive slices of at most `size` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def reset_staging(conn: Connection, table: Table, files: list[str]) -> None:
-    """Empty a staging table and forget earlier rejects of the same files (reruns are clean)."""
+    """Empty a staging table and forget earlier rejects of the same files (reruns are clean).
+    The files are named FILES_PER_STATEMENT at a time: one bind parameter each."""
     conn.execute(delete(table))
-    if files:
-        conn.execute(delete(model.load_rejects).where(model.load_rejects.c.source_file.in_(files)))
+    source_file = model.load_rejects.c.source_file
+    for batch in batches(files):
+        conn.execute(delete(model.load_rejects).where(source_file.in_(batch)))
 
 
 def insert_rejects(conn: Connection, rejects: list[Reject], at: datetime) -> None:

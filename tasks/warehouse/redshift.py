@@ -34,7 +34,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
-from sqlalchemy_redshift.commands import CopyCommand, Format
 from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
 from sql import model
@@ -51,13 +50,21 @@ from tasks.warehouse.base import (
     reset_staging,
 )
 
+# Redshift's upper limit of COPY's MAXERROR.
+MAX_COPY_ERRORS = 100_000
 # Manifests and JSONPaths are written beside the data, where the COPY role may read.
 CONTROL_PREFIX = "_sparkify"
 
 LOAD_ERROR_VIEWS = {
-    # view: (file, line, column, reason, raw line or None)
+    # view: (file, line, column, reason, raw line or None); SYS_ works on provisioned clusters
+    # and Serverless, STL_ only on provisioned clusters.
     "sys_load_error_detail": ("file_name", "line_number", "column_name", "error_message", None),
     "stl_load_errors": ("filename", "line_number", "colname", "err_reason", "raw_line"),
+}
+# The query id and session columns of each view.
+LOAD_ERROR_IDS = {
+    "sys_load_error_detail": ("query_id", "session_id"),
+    "stl_load_errors": ("query", "session"),
 }
 
 
@@ -78,9 +85,12 @@ class RedshiftWarehouse(Block):
     )
     region: str = Field(default="us-west-2", description="AWS region of the source bucket.")
     max_errors: int = Field(
-        default=0,
+        default=MAX_COPY_ERRORS,
         ge=0,
-        description="COPY's MAXERROR: rejected records tolerated per staging table and run.",
+        le=MAX_COPY_ERRORS,
+        description="COPY's MAXERROR: a staging table's COPY fails once it rejects this many "
+        "records (so one fewer are tolerated, and kept in load_rejects); at most 100,000, "
+        "Redshift's limit and the default, so that good records load as they do on DuckDB.",
     )
     load_errors_view: Literal["sys_load_error_detail", "stl_load_errors"] = Field(
         default="sys_load_error_detail",
@@ -112,8 +122,11 @@ class RedshiftWarehouse(Block):
         )
 
     def get_engine(self) -> Engine:
-        """A SQLAlchemy engine on redshift_connector; dropped connections are detected."""
-        return create_engine(self.url(), pool_pre_ping=True, connect_args={"timeout": 30})
+        """A SQLAlchemy engine on redshift_connector; dropped connections are detected.
+        No socket timeout: redshift_connector applies `timeout` to every read for the
+        connection's life, which would fail any statement quiet for that long (a big COPY, a
+        queued query, a resuming workgroup); TCP keepalives detect a dead peer instead."""
+        return create_engine(self.url(), pool_pre_ping=True, connect_args={"tcp_keepalive": True})
 
     def stage_events(
         self, conn: Connection, source: Source, files: list[str], at: datetime
@@ -146,29 +159,36 @@ class RedshiftWarehouse(Block):
         return source
 
 
+def redshift_literal(value: str) -> str:
+    """A Redshift string literal: backslashes and single quotes doubled, since Redshift treats
+    a backslash in a literal as an escape (as its QUOTE_LITERAL function does)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 def copy_statement(
     target: Table, manifest_uri: str, jsonpaths_uri: str, warehouse: RedshiftWarehouse
 ) -> str:
     """The exact COPY text for a staging table. Redshift refuses bind parameters inside COPY,
-    so the statement is compiled with literal values, quoted by the Redshift dialect."""
-    command = CopyCommand(
-        target,
-        data_location=manifest_uri,
-        iam_role_arns=warehouse.iam_role_arn,
-        format=Format.json,
-        path_file=jsonpaths_uri,
-        time_format="epochmillisecs",
-        max_error=warehouse.max_errors,
-        manifest=True,
-        region=warehouse.region,
-        truncate_columns=True,
-        comp_update=False,
-        stat_update=False,
+    so values are written as literals (`redshift_literal`), the table and columns as quoted
+    identifiers of the model. IAM_ROLE is the documented form of role authorisation; STATUPDATE
+    OFF needs no table ownership (ON would); MAXERROR is the block's."""
+    quote = RedshiftDialect_redshift_connector().identifier_preparer.quote
+    columns = ", ".join(quote(c.name) for c in target.columns)
+    return "\n".join(
+        [
+            f"COPY {quote(target.name)} ({columns})",
+            f"FROM {redshift_literal(manifest_uri)}",
+            f"IAM_ROLE {redshift_literal(warehouse.iam_role_arn)}",
+            f"FORMAT AS JSON {redshift_literal(jsonpaths_uri)}",
+            "MANIFEST",
+            "TIMEFORMAT 'epochmillisecs'",
+            "TRUNCATECOLUMNS",
+            "COMPUPDATE OFF",
+            "STATUPDATE OFF",
+            f"MAXERROR {int(warehouse.max_errors)}",
+            f"REGION {redshift_literal(warehouse.region)}",
+        ]
     )
-    compiled = command.compile(
-        dialect=RedshiftDialect_redshift_connector(), compile_kwargs={"literal_binds": True}
-    )
-    return str(compiled)
 
 
 def put_json(source: S3Source, key: str, document: Any) -> str:
@@ -185,15 +205,21 @@ def manifest(files: list[str]) -> dict[str, Any]:
     return {"entries": [{"url": uri, "mandatory": True} for uri in files]}
 
 
-def load_errors_query(view: str, copy_id: int) -> Any:
-    """The rejected records of one COPY, from Redshift's load-error log."""
+def load_errors_query(view: str, copy_id: int, *, after: bool = False) -> Any:
+    """The rejected records of one COPY, from Redshift's load-error log: the COPY with this
+    query id, or with `after`, this session's COPYs whose query id is greater (query ids grow)."""
     file_col, line_col, column_col, reason_col, raw_col = LOAD_ERROR_VIEWS[view]
-    id_col = "query_id" if view.startswith("sys_") else "query"
+    id_col, session_col = LOAD_ERROR_IDS[view]
     names = [file_col, line_col, column_col, reason_col] + ([raw_col] if raw_col else [])
-    log = table(view, *(column(n) for n in [id_col, *names]))
+    log = table(view, *(column(n) for n in [id_col, session_col, *names]))
+    which = (
+        and_(log.c[session_col] == func.pg_backend_pid(), log.c[id_col] > copy_id)
+        if after
+        else log.c[id_col] == copy_id
+    )
     return (
         select(*(func.trim(log.c[n]).label(n) if n != line_col else log.c[n] for n in names))
-        .where(log.c[id_col] == copy_id)
+        .where(which)
         .order_by(log.c[file_col], log.c[line_col])
     )
 
@@ -230,10 +256,23 @@ class LoadFailed(Exception):
         self.rejects = rejects
 
 
+def _last_copy_id(fetch: Callable[[Executable], list[dict[str, Any]]]) -> int:
+    """The query id of the session's last COPY (-1 before any)."""
+    return int(next(iter(fetch(select(func.pg_last_copy_id()))[0].values())))
+
+
 def _copy_errors(fetch: Callable[[Executable], list[dict[str, Any]]], view: str) -> list[Reject]:
-    """The records the session's last COPY rejected, read through `fetch` (a query's rows)."""
-    copy_id = int(next(iter(fetch(select(func.pg_last_copy_id()))[0].values())))
-    return parse_load_errors(view, fetch(load_errors_query(view, copy_id)))
+    """The records the session's last, committed-so-far COPY rejected (`fetch`: a query's rows)."""
+    return parse_load_errors(view, fetch(load_errors_query(view, _last_copy_id(fetch))))
+
+
+def _failed_copy_errors(
+    fetch: Callable[[Executable], list[dict[str, Any]]], view: str, before: int
+) -> list[Reject]:
+    """The records a failed COPY rejected. Its transaction was rolled back, and a rolled-back
+    COPY does not update pg_last_copy_id(), which may still name the COPY before it: the errors
+    are those this session logged after `before`, the last COPY id seen before the failed one."""
+    return parse_load_errors(view, fetch(load_errors_query(view, before, after=True)))
 
 
 def _fetch_sqlalchemy(conn: Connection) -> Callable[[Executable], list[dict[str, Any]]]:
@@ -297,6 +336,7 @@ def stage_by_copy(
         source, f"{control}/manifests/{run}/{target.name}.manifest", manifest(files)
     )
     view = warehouse.load_errors_view
+    before = _last_copy_id(_fetch_sqlalchemy(conn))
     try:
         warehouse.copy(conn, copy_statement(target, manifest_uri, paths_uri, warehouse))
     except DBAPIError as error:
@@ -304,7 +344,7 @@ def stage_by_copy(
         # and read what the failed load logged in it, so the run says which records and why;
         # SQLAlchemy's transaction is over, so this goes through the DB-API connection.
         conn.connection.dbapi_connection.rollback()
-        rejects = _copy_errors(_fetch_dbapi(conn), view)
+        rejects = _failed_copy_errors(_fetch_dbapi(conn), view, before)
         raise LoadFailed(target.name, rejects, error) from error
     rows = int(conn.execute(select(func.pg_last_copy_count())).scalar_one())
     rejects = _copy_errors(_fetch_sqlalchemy(conn), view)
