@@ -18,20 +18,13 @@ from prefect import flow, runtime
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import State
 
-from flows.cluster import POLL_SECONDS, TIMEOUT_MINUTES, cluster_create, cluster_delete
-from flows.etl import etl
-from tasks.cluster import (
-    DEFAULT_NODE_TYPE,
-    DEFAULT_PASSWORD_SECRET,
-    DEFAULT_ROLE_NAME,
-    delete_cluster,
-    delete_warehouse_block,
-    load_credentials,
-    run_logger,
-    wait_until_deleted,
-)
-
-EPHEMERAL_TTL_HOURS = 3.0
+from tasks.aws import load_credentials
+from tasks.cluster.blocks import delete_warehouse_block
+from tasks.cluster.lifecycle import delete_cluster, wait_until_deleted
+from tasks.cluster.logs import run_logger
+from tasks.cluster.provision import provision_cluster, remove_cluster
+from tasks.cluster.settings import EPHEMERAL_TTL_HOURS, ClusterSettings
+from tasks.run.pipeline import run_etl
 
 
 def ephemeral_identifier(flow_run_id: UUID | str) -> str:
@@ -39,19 +32,29 @@ def ephemeral_identifier(flow_run_id: UUID | str) -> str:
     return f"sparkify-eph-{UUID(str(flow_run_id)).hex[:12]}"
 
 
+def ephemeral_settings(cluster: ClusterSettings | None, flow_run_id: UUID | str) -> ClusterSettings:
+    """The run's cluster: named after the run, its block too, expiring after
+    EPHEMERAL_TTL_HOURS unless another ttl_hours is given."""
+    cluster = cluster or ClusterSettings()
+    identifier = ephemeral_identifier(flow_run_id)
+    return cluster.model_copy(
+        update={
+            "identifier": identifier,
+            "block_name": identifier,
+            "ttl_hours": cluster.ttl_hours or EPHEMERAL_TTL_HOURS,
+        }
+    )
+
+
 def tear_down(flow: Any, flow_run: FlowRun, state: State) -> None:
     """State hook: delete the run's cluster and block when the run is cancelled or crashed."""
     identifier = ephemeral_identifier(flow_run.id)
     parameters = flow_run.parameters or {}
+    cluster = ClusterSettings.model_validate(parameters.get("cluster") or {})
     credentials = load_credentials(parameters.get("aws_credentials"))
     run_logger().warning("run %s %s: deleting cluster %s", flow_run.id, state.name, identifier)
     delete_cluster.fn(credentials, identifier)
-    wait_until_deleted.fn(
-        credentials,
-        identifier,
-        parameters.get("timeout_minutes", TIMEOUT_MINUTES) * 60,
-        parameters.get("poll_seconds", POLL_SECONDS),
-    )
+    wait_until_deleted.fn(credentials, identifier, cluster.timeout_seconds, cluster.poll_seconds)
     delete_warehouse_block.fn(identifier)
 
 
@@ -61,30 +64,20 @@ def ephemeral_etl(
     start_date: date | None = None,
     end_date: date | None = None,
     aws_credentials: str | None = None,
-    node_type: str = DEFAULT_NODE_TYPE,
-    number_of_nodes: int = 1,
-    owner: str | None = None,
-    ttl_hours: float = EPHEMERAL_TTL_HOURS,
-    ingress_cidr: str | None = None,
-    role_name: str = DEFAULT_ROLE_NAME,
-    password_secret: str = DEFAULT_PASSWORD_SECRET,
-    timeout_minutes: float = TIMEOUT_MINUTES,
-    poll_seconds: float = POLL_SECONDS,
+    cluster: ClusterSettings | None = None,
 ) -> dict:
-    """Create a cluster for this run, load [start_date, end_date] of the S3 source into it with
-    the sparkify-etl flow, and delete the cluster and its block whatever the outcome."""
-    identifier = ephemeral_identifier(runtime.flow_run.id)
+    """Create a cluster for this run, load [start_date, end_date] of the S3 source into it as
+    the sparkify-etl flow does, and delete the cluster and its block whatever the outcome.
+    cluster: how the cluster is made (its identifier and block name are the run's own)."""
+    settings = ephemeral_settings(cluster, runtime.flow_run.id)
     try:
-        cluster = cluster_create(
-            source=source, identifier=identifier, owner=owner, ttl_hours=ttl_hours,
-            node_type=node_type, number_of_nodes=number_of_nodes, role_name=role_name,
-            password_secret=password_secret, block_name=identifier,
-            ingress_cidr=ingress_cidr, aws_credentials=aws_credentials,
-            timeout_minutes=timeout_minutes, poll_seconds=poll_seconds,
-        )  # fmt: skip
-        return etl(source, cluster["warehouse"], start_date, end_date, aws_credentials)
+        created = provision_cluster(source, settings, aws_credentials)
+        return run_etl(source, created["warehouse"], start_date, end_date, aws_credentials)
     finally:
-        cluster_delete(
-            identifier, block_name=identifier, aws_credentials=aws_credentials,
-            timeout_minutes=timeout_minutes, poll_seconds=poll_seconds,
-        )  # fmt: skip
+        remove_cluster(
+            settings.identifier,
+            aws_credentials,
+            block_name=settings.warehouse_block,
+            timeout_minutes=settings.timeout_minutes,
+            poll_seconds=settings.poll_seconds,
+        )

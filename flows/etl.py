@@ -11,7 +11,9 @@ from datetime import date
 from pathlib import Path
 
 from prefect import flow
+from prefect.flows import load_flow_from_entrypoint
 
+from tasks.cluster.settings import add_cluster_arguments, cluster_settings_from_args
 from tasks.run.pipeline import run_etl
 from tasks.run.quality import QualityCheckFailed
 from tasks.run.report import count_of, format_table
@@ -59,11 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="create a Redshift cluster for this run, load into it, delete it afterwards "
         "(--source must be on S3; --warehouse is ignored)",
     )
-    cluster.add_argument("--node-type", default="dc2.large", help="node type of the cluster")
-    cluster.add_argument("--number-of-nodes", type=int, default=1, help="nodes of the cluster")
-    cluster.add_argument(
-        "--ingress-cidr", help="admit this CIDR on port 5439 (default: nothing is opened)"
-    )
+    add_cluster_arguments(cluster, ["node_type", "number_of_nodes", "ingress_cidr"])
     return parser.parse_args(argv)
 
 
@@ -72,13 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.ephemeral_cluster:
-            from flows.ephemeral import ephemeral_etl  # it imports this module
-
+            # Loaded by path, not imported: flows never import flows.
+            entrypoint = f"{PROJECT_ROOT}/flows/ephemeral.py:ephemeral_etl"
+            ephemeral_etl = load_flow_from_entrypoint(entrypoint, use_placeholder_flow=False)
             summary = ephemeral_etl(
-                args.source, args.start_date, args.end_date, args.aws_credentials,
-                node_type=args.node_type, number_of_nodes=args.number_of_nodes,
-                ingress_cidr=args.ingress_cidr,
-            )  # fmt: skip
+                args.source,
+                args.start_date,
+                args.end_date,
+                args.aws_credentials,
+                cluster=cluster_settings_from_args(args),
+            )
         else:
             summary = etl(
                 args.source, args.warehouse, args.start_date, args.end_date, args.aws_credentials

@@ -16,18 +16,16 @@ from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
 
-from flows.cluster import POLL_SECONDS, TIMEOUT_MINUTES
-from tasks.cluster import (
-    OWNER_TAG,
+from tasks.aws import load_credentials
+from tasks.cluster.blocks import forget_warehouse_block
+from tasks.cluster.lifecycle import (
     delete_cluster,
     expired_clusters,
     final_snapshot_name,
-    forget_warehouse_block,
-    format_expiry,
     list_clusters,
-    load_credentials,
     wait_until_deleted,
 )
+from tasks.cluster.settings import OWNER_TAG, POLL_SECONDS, TIMEOUT_MINUTES, format_expiry
 
 
 @flow(name="sparkify-cluster-janitor")

@@ -18,28 +18,31 @@ from flows.cluster import (
     cluster_pause,
     cluster_resume,
     cluster_status,
+    parse_args,
 )
-from tasks.cluster import (
-    EXPIRES_TAG,
+from tasks.aws import aws_client
+from tasks.cluster.cost import hourly_cost
+from tasks.cluster.iam import s3_read_policy, trust_policy
+from tasks.cluster.lifecycle import (
     ClusterInfo,
-    ClusterSpec,
     ClusterWaitTimeout,
-    aws_client,
-    cluster_tags,
+    create_cluster_arguments,
     expired_clusters,
-    generate_password,
-    hourly_cost,
-    is_expired,
-    is_valid_password,
-    parse_expiry,
     poll_until,
-    s3_read_policy,
-    security_group_name,
+)
+from tasks.cluster.network import find_security_groups
+from tasks.cluster.password import generate_password, is_valid_password
+from tasks.cluster.settings import (
+    EXPIRES_TAG,
+    ClusterSettings,
+    cluster_settings_from_args,
+    cluster_tags,
+    is_expired,
+    parse_expiry,
     tag_map,
-    trust_policy,
     validate_cidr,
 )
-from tasks.redshift import RedshiftWarehouse
+from tasks.warehouse.redshift import RedshiftWarehouse
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 FAST = {"poll_seconds": 0.1, "timeout_minutes": 1.0}
@@ -129,24 +132,71 @@ def test_cost_comes_from_the_price_table() -> None:
     assert info.cost_so_far("us-east-1", NOW) == pytest.approx(3.26)
 
 
-def test_spec_opens_nothing_without_a_cidr() -> None:
-    args = ClusterSpec("c1", owner="ana", ttl_hours=2).create_arguments("arn:r", "pw", NOW, None)
+def test_settings_open_nothing_without_a_cidr() -> None:
+    settings = ClusterSettings(identifier="c1", owner="ana", ttl_hours=2)
+    args = create_cluster_arguments(settings, "arn:r", "pw", NOW, None)
     assert args["PubliclyAccessible"] is False
     assert "VpcSecurityGroupIds" not in args
     assert args["ClusterType"] == "single-node" and "NumberOfNodes" not in args
     assert tag_map(args["Tags"])[EXPIRES_TAG] == "2026-11-20T14:00:00Z"
-    multi = ClusterSpec("c1", number_of_nodes=3, ingress_cidr="198.51.100.7/32")
-    args = multi.create_arguments("arn:r", "pw", NOW, "sg-1")
+    multi = ClusterSettings(identifier="c1", number_of_nodes=3, ingress_cidr="198.51.100.7/32")
+    args = create_cluster_arguments(multi, "arn:r", "pw", NOW, "sg-1")
     assert args["ClusterType"] == "multi-node" and args["NumberOfNodes"] == 3
     assert args["PubliclyAccessible"] is True and args["VpcSecurityGroupIds"] == ["sg-1"]
 
 
+def test_settings_default_to_eight_hours_the_identifier_and_the_local_user() -> None:
+    settings = ClusterSettings(identifier="c1")
+    assert settings.time_to_live == timedelta(hours=8)
+    assert settings.warehouse_block == "c1" and settings.owner_tag
+    assert ClusterSettings(owner="ana", block_name="b").warehouse_block == "b"
+    assert ClusterSettings(owner="ana").owner_tag == "ana"
+
+
 def test_cidrs_are_validated() -> None:
     assert validate_cidr("198.51.100.7/24") == "198.51.100.0/24"
+    assert ClusterSettings(ingress_cidr="198.51.100.7/24").ingress_cidr == "198.51.100.0/24"
     with pytest.raises(ValueError):
-        ClusterSpec("c1", ingress_cidr="everywhere")
+        ClusterSettings(ingress_cidr="everywhere")
     with pytest.raises(ValueError):
-        ClusterSpec("c1", number_of_nodes=0)
+        ClusterSettings(ingress_cidr="2001:db8::/32")
+    with pytest.raises(ValueError):
+        ClusterSettings(number_of_nodes=0)
+    with pytest.raises(ValueError):
+        ClusterSettings(ttl_hours=0)
+    with pytest.raises(ValueError):
+        ClusterSettings(node_typ="dc2.large")  # a misspelt setting is refused, not ignored
+
+
+def test_the_command_line_builds_the_settings_from_the_model() -> None:
+    command = "create --source s3://b/p --identifier c1 --number-of-nodes 2 --ttl-hours 1.5"
+    args = parse_args(
+        [*command.split(), "--ingress-cidr", "203.0.113.9/24", "--poll-seconds", ".5"]
+    )
+    assert cluster_settings_from_args(args) == ClusterSettings(
+        identifier="c1",
+        number_of_nodes=2,
+        ttl_hours=1.5,
+        ingress_cidr="203.0.113.0/24",
+        poll_seconds=0.5,
+    )
+    # What is not given keeps the model's default; overrides win.
+    defaults = cluster_settings_from_args(parse_args(["status"]), owner="ana")
+    assert defaults == ClusterSettings(owner="ana")
+    assert cluster_settings_from_args(parse_args(["delete", "--block-name", "b"])).block_name == "b"
+
+
+@pytest.mark.parametrize(
+    "option", [["--number-of-nodes", "0"], ["--ingress-cidr", "everywhere"], ["--ttl-hours", "x"]]
+)
+def test_a_bad_setting_on_the_command_line_is_one_line_and_exit_2(
+    option: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_args(["create", "--source", "s3://b/p", *option])
+    assert exited.value.code == 2
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert f"create: error: argument {option[0]}: " in error
 
 
 def test_poll_until_reports_progress_and_times_out() -> None:
@@ -157,10 +207,10 @@ def test_poll_until_reports_progress_and_times_out() -> None:
     def sleep(seconds: float) -> None:
         clock["now"] += seconds
 
-    waited = poll_until(
-        lambda: next(states), 100, 10, lambda s, t: reports.append((s, t)), sleep,
-        lambda: clock["now"],
-    )  # fmt: skip
+    def report(state: str, waited: float) -> None:
+        reports.append((state, waited))
+
+    waited = poll_until(lambda: next(states), 100, 10, report, sleep, lambda: clock["now"])
     assert waited == 20 and reports == [("creating", 0), ("creating", 10)]
     with pytest.raises(ClusterWaitTimeout, match="still modifying"):
         poll_until(lambda: "modifying", 25, 10, lambda s, t: None, sleep, lambda: clock["now"])
@@ -204,11 +254,15 @@ def describe(aws_credentials, identifier: str) -> dict[str, Any] | None:
         return None
 
 
+def cluster_settings_for(names: dict[str, str], **extra: Any) -> ClusterSettings:
+    """The test's cluster: its unique names, owner ana, two hours to live, fast polling."""
+    given = {k: v for k, v in names.items() if k != "source"}
+    return ClusterSettings(**given, owner="ana", ttl_hours=2, **FAST, **extra)
+
+
 def create(names: dict[str, str], credentials_block: str, **extra: Any) -> dict[str, Any]:
     """Run the create flow for the test's names."""
-    return cluster_create(
-        **names, owner="ana", ttl_hours=2, aws_credentials=credentials_block, **FAST, **extra
-    )
+    return cluster_create(names["source"], cluster_settings_for(names, **extra), credentials_block)
 
 
 def test_create_makes_the_scoped_role_the_tagged_cluster_and_the_block(
@@ -283,10 +337,8 @@ def test_ingress_is_opened_only_to_the_named_cidr(
     create(names, credentials_block, ingress_cidr="203.0.113.9/24")
 
     ec2 = aws_client(aws_credentials, "ec2")
-    group_name = security_group_name(names["identifier"])
-    (group,) = ec2.describe_security_groups(
-        Filters=[{"Name": "group-name", "Values": [group_name]}]
-    )["SecurityGroups"]
+    (group,) = find_security_groups(ec2, names["identifier"])
+    assert group["GroupName"] == f"{names['identifier']}-redshift-ingress"
     assert [
         (p["IpProtocol"], p["FromPort"], p["ToPort"], [r["CidrIp"] for r in p["IpRanges"]])
         for p in group["IpPermissions"]
@@ -297,18 +349,11 @@ def test_ingress_is_opened_only_to_the_named_cidr(
 
     # A second create neither duplicates the rule nor the group.
     create(names, credentials_block, ingress_cidr="203.0.113.9/24")
-    groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [group_name]}])[
-        "SecurityGroups"
-    ]
+    groups = find_security_groups(ec2, names["identifier"])
     assert len(groups) == 1 and len(groups[0]["IpPermissions"]) == 1
 
     cluster_delete(names["identifier"], aws_credentials=credentials_block, **FAST)
-    assert (
-        ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [group_name]}])[
-            "SecurityGroups"
-        ]
-        == []
-    )
+    assert find_security_groups(ec2, names["identifier"]) == []
 
 
 def test_no_ingress_rule_anywhere_without_a_cidr(
@@ -316,13 +361,7 @@ def test_no_ingress_rule_anywhere_without_a_cidr(
 ) -> None:
     create(names, credentials_block)
     ec2 = aws_client(aws_credentials, "ec2")
-    group_name = security_group_name(names["identifier"])
-    assert (
-        ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [group_name]}])[
-            "SecurityGroups"
-        ]
-        == []
-    )
+    assert find_security_groups(ec2, names["identifier"]) == []
     opened = [
         g["GroupName"]
         for g in ec2.describe_security_groups()["SecurityGroups"]

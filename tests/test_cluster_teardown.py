@@ -4,9 +4,11 @@ All against the session's moto server over HTTP."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,15 +16,17 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Cancelled
 
+import flows.ephemeral as ephemeral
 from flows.cluster import cluster_create
-from flows.ephemeral import ephemeral_etl, ephemeral_identifier, tear_down
+from flows.ephemeral import ephemeral_etl, ephemeral_identifier, ephemeral_settings, tear_down
 from flows.janitor import cluster_janitor
-from tasks.cluster import aws_client, cluster_tags
-from tasks.redshift import RedshiftWarehouse
+from tasks.aws import aws_client
+from tasks.cluster.settings import ClusterSettings, cluster_tags
+from tasks.warehouse.redshift import RedshiftWarehouse
 from tests.conftest import PROJECT_ROOT
 from tests.test_cli import run
 from tests.test_cluster import FAST, describe, unique
@@ -42,6 +46,13 @@ def cluster_names(bucket_name: str) -> dict[str, str]:
     }
 
 
+def cluster_of(names: dict[str, str], **extra: Any) -> ClusterSettings:
+    """The cluster settings of a test: its role and secret, fast polling."""
+    return ClusterSettings(
+        role_name=names["role_name"], password_secret=names["password_secret"], **FAST, **extra
+    )
+
+
 def cluster_exists(aws_credentials, identifier: str) -> bool:
     """Whether describe_clusters knows the cluster."""
     return describe(aws_credentials, identifier) is not None
@@ -56,22 +67,52 @@ def block_exists(name: str) -> bool:
     return True
 
 
-def child_runs(parent_id: uuid.UUID) -> dict[str, Any]:
-    """The subflow runs of a flow run, by flow name."""
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id])
+def task_run_states(flow_run_id: uuid.UUID, expected: set[str]) -> dict[str, str]:
+    """The final state of each task the flow run ran, by task name, once every expected task
+    is recorded (the server records task runs from events, a moment after they end)."""
+    deadline = time.monotonic() + 30
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
             )
-        )
-        return {client.read_flow(run.flow_id).name: run for run in runs}
+        states = {run.name.rsplit("-", 1)[0]: run.state_type.value for run in runs}
+        if expected <= states.keys() or time.monotonic() > deadline:
+            return states
+        time.sleep(0.5)
+
+
+def test_an_ephemeral_cluster_is_named_after_the_run_and_expires_after_three_hours() -> None:
+    run_id = uuid.uuid4()
+    identifier = ephemeral_identifier(run_id)
+    settings = ephemeral_settings(None, run_id)
+    assert (settings.identifier, settings.warehouse_block) == (identifier, identifier)
+    assert settings.time_to_live == timedelta(hours=3)
+    given = ClusterSettings(identifier="mine", node_type="ra3.large", ttl_hours=5)
+    settings = ephemeral_settings(given, run_id)
+    assert (settings.identifier, settings.node_type) == (identifier, "ra3.large")
+    assert settings.time_to_live == timedelta(hours=5)
 
 
 def test_ephemeral_etl_deletes_the_cluster_after_a_forced_failure(
-    aws_credentials, credentials_block: str, cluster_names: dict[str, str]
+    aws_credentials,
+    credentials_block: str,
+    cluster_names: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    run_etl = ephemeral.run_etl
+    warehouses: list[str] = []
+
+    def recording_run_etl(source: str, warehouse: str, *args: Any) -> dict:
+        warehouses.append(warehouse)
+        return run_etl(source, warehouse, *args)
+
+    monkeypatch.setattr(ephemeral, "run_etl", recording_run_etl)
     state = ephemeral_etl(
-        **cluster_names, aws_credentials=credentials_block, owner="ana", **FAST, return_state=True
+        cluster_names["source"],
+        aws_credentials=credentials_block,
+        cluster=cluster_of(cluster_names, owner="ana"),
+        return_state=True,
     )
 
     assert state.is_failed()
@@ -79,31 +120,32 @@ def test_ephemeral_etl_deletes_the_cluster_after_a_forced_failure(
         state.result()
     run_id = state.state_details.flow_run_id
     identifier = ephemeral_identifier(run_id)
-    children = child_runs(run_id)
-    assert children["sparkify-cluster-create"].state.is_completed()
-    etl_run = children["sparkify-etl"]
-    assert etl_run.state.is_failed()
-    assert etl_run.parameters["warehouse"] == f"sparkify-redshift-warehouse/{identifier}"
-    assert children["sparkify-cluster-delete"].state.is_completed()
+    # The cluster was made and its block saved, the ETL ran against that block, and the
+    # cluster and block were deleted after it failed.
+    assert warehouses == [f"sparkify-redshift-warehouse/{identifier}"]
+    steps = ["ensure-cluster", "wait-until-available", "save-warehouse-block", "delete-cluster"]
+    steps += ["wait-until-deleted", "delete-warehouse-block"]
+    states = task_run_states(run_id, set(steps))
+    assert {step: states.get(step) for step in steps} == dict.fromkeys(steps, "COMPLETED")
     assert not cluster_exists(aws_credentials, identifier)
     assert not block_exists(identifier)
 
 
 KILLED_RUN = """
 import sys, time
-from prefect import flow
 import flows.ephemeral as ephemeral
+from tasks.cluster.settings import ClusterSettings
 
-@flow(name="sparkify-etl")
 def slow_etl(source, warehouse, *args):
     print("ETL-STARTED", warehouse.split("/", 1)[1], flush=True)
     time.sleep(120)
 
-ephemeral.etl = slow_etl
-ephemeral.cluster_delete = lambda *args, **kwargs: None  # only the hook may delete
+ephemeral.run_etl = slow_etl
+ephemeral.remove_cluster = lambda *args, **kwargs: None  # only the hook may delete
 source, credentials, role, secret = sys.argv[1:]
-ephemeral.ephemeral_etl(source=source, aws_credentials=credentials, role_name=role,
-                        password_secret=secret, poll_seconds=0.1, timeout_minutes=1.0)
+cluster = ClusterSettings(role_name=role, password_secret=secret, poll_seconds=0.1,
+                          timeout_minutes=1.0)
+ephemeral.ephemeral_etl(source=source, aws_credentials=credentials, cluster=cluster)
 """
 
 
@@ -119,12 +161,15 @@ def test_the_crash_hook_alone_deletes_the_cluster_of_a_killed_run(
     script = tmp_path / "killed_run.py"
     script.write_text(KILLED_RUN)
     names = cluster_names
+    arguments = [names["source"], credentials_block, names["role_name"], names["password_secret"]]
     process = subprocess.Popen(
-        [sys.executable, str(script), names["source"], credentials_block, names["role_name"],
-         names["password_secret"]],
-        cwd=PROJECT_ROOT, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, str(script), *arguments],
+        cwd=PROJECT_ROOT,
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     try:
         identifier = None
         for line in process.stdout:
@@ -150,12 +195,11 @@ def test_the_cancellation_hook_deletes_the_run_cluster_and_block(
     assert tear_down in ephemeral_etl.on_crashed_hooks
     run = FlowRun(
         flow_id=uuid.uuid4(),
-        parameters={"aws_credentials": credentials_block, "poll_seconds": 0.1},
+        parameters={"aws_credentials": credentials_block, "cluster": {"poll_seconds": 0.1}},
     )
     identifier = ephemeral_identifier(run.id)
-    cluster_create(
-        **cluster_names, identifier=identifier, aws_credentials=credentials_block, **FAST
-    )
+    cluster = cluster_of(cluster_names, identifier=identifier)
+    cluster_create(cluster_names["source"], cluster, aws_credentials=credentials_block)
     assert cluster_exists(aws_credentials, identifier) and block_exists(identifier)
 
     tear_down(ephemeral_etl, run, Cancelled())
@@ -256,12 +300,12 @@ def test_cluster_cli_create_status_delete(
 ) -> None:
     identifier = unique("sparkify-cli")
     common = ["--identifier", identifier, "--poll-seconds", "0.1"]
+    names = ["--role-name", cluster_names["role_name"]]
+    names += ["--password-secret", cluster_names["password_secret"]]
+    source = ["--source", cluster_names["source"]]
     created = run(
-        "cluster.py", "create", *common, "--source", cluster_names["source"],
-        "--role-name", cluster_names["role_name"],
-        "--password-secret", cluster_names["password_secret"], "--owner", "ana",
-        env=aws_cli_env,
-    )  # fmt: skip
+        "cluster.py", "create", *common, *source, *names, "--owner", "ana", env=aws_cli_env
+    )
     assert created.returncode == 0, created.stderr
     assert f"sparkify-redshift-warehouse/{identifier}" in created.stdout
     assert "$0.25/hour" in created.stdout
@@ -285,6 +329,6 @@ def test_etl_cli_ephemeral_cluster_is_deleted_when_the_etl_fails(
     )
     assert done.returncode != 0
     assert "NoSuchBucket" in done.stderr
-    assert "sparkify-cluster-delete" in done.stderr  # the teardown ran
+    assert re.search(r"cluster sparkify-eph-[0-9a-f]{12} is deleted", done.stderr)  # teardown ran
     clusters = aws_client(aws_credentials, "redshift").describe_clusters()["Clusters"]
     assert [c for c in clusters if c["ClusterIdentifier"].startswith("sparkify-eph-")] == []

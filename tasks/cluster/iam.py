@@ -1,0 +1,101 @@
+"""The IAM role Redshift assumes for COPY: trusted by Redshift, allowed to read only the source
+prefix."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect_aws import AwsCredentials
+
+from tasks.aws import aws_client, error_code
+from tasks.cluster.logs import run_logger
+from tasks.cluster.settings import OWNER_TAG, PROJECT, PROJECT_TAG
+from tasks.run.retry import RETRY_TRANSIENT
+from tasks.source.resolve import resolve_source
+from tasks.source.s3 import S3Source
+
+ROLE_POLICY_NAME = "sparkify-s3-source-read"
+
+
+def trust_policy() -> dict[str, Any]:
+    """The trust policy that lets Redshift assume the role."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "redshift.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def s3_read_policy(bucket: str, prefix: str) -> dict[str, Any]:
+    """An inline policy allowing only GetObject and ListBucket on one bucket's prefix."""
+    prefix = prefix.strip("/")
+    objects = f"arn:aws:s3:::{bucket}/{prefix}/*" if prefix else f"arn:aws:s3:::{bucket}/*"
+    listing: dict[str, Any] = {
+        "Sid": "ListSourcePrefix",
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": f"arn:aws:s3:::{bucket}",
+    }
+    if prefix:
+        listing["Condition"] = {"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            listing,
+            {
+                "Sid": "ReadSourceObjects",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": objects,
+            },
+        ],
+    }
+
+
+def source_location(source: str, aws_credentials: str | None = None) -> tuple[str, str]:
+    """Bucket and prefix of an s3:// URI or s3-bucket/NAME block: what the role may read."""
+    resolved = resolve_source(source, aws_credentials)
+    if not isinstance(resolved, S3Source):
+        raise ValueError(f"Redshift loads from S3: {source!r} is not s3://bucket/prefix")
+    return resolved.bucket, resolved.prefix
+
+
+@task(name="ensure-redshift-role", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def ensure_redshift_role(
+    credentials: AwsCredentials, role_name: str, bucket: str, prefix: str, owner: str
+) -> str:
+    """Create (or reuse) the role Redshift assumes for COPY, with its trust policy and an inline
+    policy reading only the source prefix brought up to date; returns its ARN."""
+    logger = run_logger()
+    iam = aws_client(credentials, "iam")
+    trust = json.dumps(trust_policy())
+    try:
+        role = iam.get_role(RoleName=role_name)["Role"]
+        iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=trust)
+        logger.info("reusing IAM role %s", role_name)
+    except ClientError as error:
+        if error_code(error) != "NoSuchEntity":
+            raise
+        role = iam.create_role(
+            RoleName=role_name,
+            AssumeRolePolicyDocument=trust,
+            Description="Lets Redshift COPY read Sparkify's raw JSON from S3",
+            Tags=[{"Key": PROJECT_TAG, "Value": PROJECT}, {"Key": OWNER_TAG, "Value": owner}],
+        )["Role"]
+        logger.info("created IAM role %s", role_name)
+    iam.put_role_policy(
+        RoleName=role_name,
+        PolicyName=ROLE_POLICY_NAME,
+        PolicyDocument=json.dumps(s3_read_policy(bucket, prefix)),
+    )
+    logger.info("role %s may read s3://%s/%s only", role_name, bucket, prefix.strip("/"))
+    return role["Arn"]

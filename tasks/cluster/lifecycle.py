@@ -1,0 +1,395 @@
+"""The Redshift cluster's lifecycle: create (or reuse), describe, wait, pause, resume, delete.
+
+AWS calls retry throttling and clusters in a changing state, never permission or validation
+errors; their inputs are blocks and their point is a side effect, so nothing is cached.
+"""
+
+from __future__ import annotations
+
+import time as clock
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError, WaiterError
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect_aws import AwsCredentials
+
+from tasks.aws import aws_client, aws_region, error_code
+from tasks.cluster.cost import describe_cost, hourly_cost
+from tasks.cluster.logs import run_logger
+from tasks.cluster.network import delete_security_group, security_group_name
+from tasks.cluster.password import load_or_create_password
+from tasks.cluster.settings import (
+    DEFAULT_DATABASE,
+    EXPIRES_TAG,
+    OWNER_TAG,
+    REDSHIFT_PORT,
+    ClusterSettings,
+    cluster_tags,
+    format_expiry,
+    is_expired,
+    parse_expiry,
+    tag_map,
+)
+from tasks.run.retry import RETRY_TRANSIENT
+
+
+class ClusterWaitTimeout(Exception):
+    """A cluster did not reach the awaited state in time (not retried: the deadline is spent)."""
+
+
+# --- pure helpers -------------------------------------------------------------------------
+
+
+def final_snapshot_name(identifier: str, now: datetime) -> str:
+    """A snapshot identifier for a cluster's final snapshot."""
+    return f"{identifier}-final-{now.astimezone(UTC):%Y%m%d%H%M%S}"
+
+
+def create_cluster_arguments(
+    settings: ClusterSettings,
+    role_arn: str,
+    password: str,
+    now: datetime,
+    security_group_id: str | None,
+) -> dict[str, Any]:
+    """The keyword arguments of redshift.create_cluster (the password included: never log)."""
+    multi_node = settings.number_of_nodes > 1
+    arguments: dict[str, Any] = {
+        "ClusterIdentifier": settings.identifier,
+        "NodeType": settings.node_type,
+        "ClusterType": "multi-node" if multi_node else "single-node",
+        "DBName": settings.database,
+        "MasterUsername": settings.master_user,
+        "MasterUserPassword": password,
+        "Port": REDSHIFT_PORT,
+        "IamRoles": [role_arn],
+        "PubliclyAccessible": settings.ingress_cidr is not None,
+        "Encrypted": True,
+        "Tags": cluster_tags(settings.owner_tag, now + settings.time_to_live),
+    }
+    if multi_node:
+        arguments["NumberOfNodes"] = settings.number_of_nodes
+    if security_group_id:
+        arguments["VpcSecurityGroupIds"] = [security_group_id]
+    return arguments
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What describe_clusters says about a cluster."""
+
+    identifier: str
+    status: str
+    node_type: str
+    number_of_nodes: int
+    host: str | None
+    port: int | None
+    database: str
+    master_user: str
+    created_at: datetime | None
+    tags: dict[str, str] = field(default_factory=dict)
+    iam_roles: list[str] = field(default_factory=list)
+    security_groups: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_response(cls, cluster: dict[str, Any]) -> ClusterInfo:
+        """Read one entry of describe_clusters' Clusters."""
+        endpoint = cluster.get("Endpoint") or {}
+        return cls(
+            identifier=cluster["ClusterIdentifier"],
+            status=cluster.get("ClusterStatus", "unknown"),
+            node_type=cluster.get("NodeType", ""),
+            number_of_nodes=int(cluster.get("NumberOfNodes", 1)),
+            host=endpoint.get("Address"),
+            port=endpoint.get("Port"),
+            database=cluster.get("DBName", DEFAULT_DATABASE),
+            master_user=cluster.get("MasterUsername", ""),
+            created_at=cluster.get("ClusterCreateTime"),
+            tags=tag_map(cluster.get("Tags", [])),
+            iam_roles=[r["IamRoleArn"] for r in cluster.get("IamRoles", [])],
+            security_groups=[g["VpcSecurityGroupId"] for g in cluster.get("VpcSecurityGroups", [])],
+        )
+
+    def expires_at(self) -> datetime | None:
+        """The expiry its tag names, if any."""
+        return parse_expiry(self.tags.get(EXPIRES_TAG, ""))
+
+    def age(self, now: datetime) -> timedelta | None:
+        """Time since the cluster was created."""
+        return None if self.created_at is None else now - self.created_at
+
+    def cost_so_far(self, region: str | None, now: datetime) -> float | None:
+        """Estimated $ since creation at the on-demand rate (paused hours counted too)."""
+        rate = hourly_cost(self.node_type, self.number_of_nodes, region)
+        age = self.age(now)
+        if rate is None or age is None:
+            return None
+        return round(rate * age.total_seconds() / 3600, 2)
+
+
+def status_report(info: ClusterInfo | None, region: str | None, now: datetime) -> dict[str, Any]:
+    """What `status` prints: state, endpoint, age, expiry and estimated cost so far."""
+    if info is None:
+        return {"status": "absent"}
+    age = info.age(now)
+    expires = info.expires_at()
+    return {
+        "identifier": info.identifier,
+        "status": info.status,
+        "endpoint": f"{info.host}:{info.port}" if info.host else None,
+        "nodes": f"{info.number_of_nodes} x {info.node_type}",
+        "age_hours": None if age is None else round(age.total_seconds() / 3600, 2),
+        "expires_at": format_expiry(expires) if expires else None,
+        "expired": is_expired(info.tags, now),
+        "owner": info.tags.get(OWNER_TAG),
+        "cost_per_hour_usd": hourly_cost(info.node_type, info.number_of_nodes, region),
+        "cost_so_far_usd": info.cost_so_far(region, now),
+    }
+
+
+def expired_clusters(clusters: list[ClusterInfo], now: datetime) -> list[ClusterInfo]:
+    """The project's clusters whose expiry has passed and that are not already being deleted."""
+    return [c for c in clusters if is_expired(c.tags, now) and c.status != "deleting"]
+
+
+def poll_until(
+    check: Callable[[], str | None],
+    timeout_s: float,
+    delay_s: float,
+    report: Callable[[str, float], None],
+    sleep: Callable[[float], None] = clock.sleep,
+    monotonic: Callable[[], float] = clock.monotonic,
+) -> float:
+    """Call check until it returns None (done), reporting the state it returns in between;
+    ClusterWaitTimeout after timeout_s. Returns the seconds waited."""
+    started = monotonic()
+    while True:
+        state = check()
+        waited = monotonic() - started
+        if state is None:
+            return waited
+        if waited + delay_s > timeout_s:
+            raise ClusterWaitTimeout(f"still {state} after {waited:.0f} s (timeout {timeout_s} s)")
+        report(state, waited)
+        sleep(delay_s)
+
+
+# --- AWS access ---------------------------------------------------------------------------
+
+
+def find_cluster(redshift: Any, identifier: str) -> ClusterInfo | None:
+    """The cluster, or None when there is none by that name."""
+    try:
+        clusters = redshift.describe_clusters(ClusterIdentifier=identifier)["Clusters"]
+    except ClientError as error:
+        if error_code(error) == "ClusterNotFound":
+            return None
+        raise
+    return ClusterInfo.from_response(clusters[0]) if clusters else None
+
+
+def require_cluster(redshift: Any, identifier: str) -> ClusterInfo:
+    """The cluster's description; ValueError when it does not exist."""
+    info = find_cluster(redshift, identifier)
+    if info is None:
+        raise ValueError(f"cluster {identifier} does not exist")
+    return info
+
+
+def waiter_check(redshift: Any, waiter_name: str, identifier: str) -> Callable[[], str | None]:
+    """One probe of a boto3 waiter: None when its success state is reached, else the state."""
+    waiter = redshift.get_waiter(waiter_name)
+
+    def check() -> str | None:
+        try:
+            waiter.wait(ClusterIdentifier=identifier, WaiterConfig={"Delay": 1, "MaxAttempts": 1})
+        except WaiterError as error:
+            if "Max attempts exceeded" not in str(error):
+                raise
+            clusters = (error.last_response or {}).get("Clusters") or [{}]
+            return clusters[0].get("ClusterStatus", "not found yet")
+        return None
+
+    return check
+
+
+def status_check(redshift: Any, identifier: str, wanted: str) -> Callable[[], str | None]:
+    """A probe that is done when the cluster's status is `wanted` (no boto3 waiter exists)."""
+
+    def check() -> str | None:
+        info = require_cluster(redshift, identifier)
+        return None if info.status == wanted else info.status
+
+    return check
+
+
+def wait_for(
+    check: Callable[[], str | None], identifier: str, timeout_s: float, delay_s: float
+) -> float:
+    """Poll a cluster probe until done, logging the cluster's state at each wait."""
+    logger = run_logger()
+    return poll_until(
+        check,
+        timeout_s,
+        delay_s,
+        lambda state, s: logger.info("cluster %s is %s after %.0f s", identifier, state, s),
+    )
+
+
+# --- Prefect tasks ------------------------------------------------------------------------
+
+
+@task(name="ensure-cluster", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def ensure_cluster(
+    credentials: AwsCredentials,
+    settings: ClusterSettings,
+    role_arn: str,
+    security_group_id: str | None,
+) -> ClusterInfo:
+    """Create the cluster, or reuse the one of that name (attaching the role and ingress group
+    it lacks); the master password comes from the Secret block, generated there if absent."""
+    logger = run_logger()
+    identifier = settings.identifier
+    redshift = aws_client(credentials, "redshift")
+    password, generated = load_or_create_password(settings.password_secret)
+    if generated:
+        logger.info("generated a master password into Secret block %r", settings.password_secret)
+    logger.info(
+        "estimated cost: %s",
+        describe_cost(settings.node_type, settings.number_of_nodes, aws_region(credentials)),
+    )
+    existing = find_cluster(redshift, identifier)
+    if existing is None:
+        now = datetime.now(UTC)
+        created = redshift.create_cluster(
+            **create_cluster_arguments(settings, role_arn, password, now, security_group_id)
+        )["Cluster"]
+        expires = format_expiry(now + settings.time_to_live)
+        logger.info("creating cluster %s (expires %s)", identifier, expires)
+        return ClusterInfo.from_response(created)
+    logger.info("reusing cluster %s (%s)", existing.identifier, existing.status)
+    if role_arn not in existing.iam_roles:
+        redshift.modify_cluster_iam_roles(ClusterIdentifier=identifier, AddIamRoles=[role_arn])
+    changes: dict[str, Any] = {}
+    if security_group_id and security_group_id not in existing.security_groups:
+        changes["VpcSecurityGroupIds"] = [*existing.security_groups, security_group_id]
+    if generated:
+        # The secret was lost or never made: the reused cluster takes the new password, so the
+        # secret and the warehouse block are right again.
+        changes["MasterUserPassword"] = password
+    if changes:
+        redshift.modify_cluster(ClusterIdentifier=identifier, **changes)
+    return existing
+
+
+@task(name="wait-until-available", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def wait_until_available(
+    credentials: AwsCredentials, identifier: str, timeout_s: float, delay_s: float
+) -> ClusterInfo:
+    """Wait with boto3's cluster_available waiter, logging progress, up to timeout_s."""
+    logger = run_logger()
+    redshift = aws_client(credentials, "redshift")
+    waited = wait_for(
+        waiter_check(redshift, "cluster_available", identifier), identifier, timeout_s, delay_s
+    )
+    info = require_cluster(redshift, identifier)
+    logger.info(
+        "cluster %s is available at %s:%s (%.0f s)", identifier, info.host, info.port, waited
+    )
+    return info
+
+
+@task(name="describe-cluster", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def describe_cluster(credentials: AwsCredentials, identifier: str) -> ClusterInfo | None:
+    """The cluster's description, or None if it does not exist."""
+    return find_cluster(aws_client(credentials, "redshift"), identifier)
+
+
+@task(name="list-clusters", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def list_clusters(credentials: AwsCredentials) -> list[ClusterInfo]:
+    """Every cluster of the region."""
+    paginator = aws_client(credentials, "redshift").get_paginator("describe_clusters")
+    return [
+        ClusterInfo.from_response(cluster)
+        for page in paginator.paginate()
+        for cluster in page["Clusters"]
+    ]
+
+
+@task(name="pause-cluster", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def pause_cluster(
+    credentials: AwsCredentials, identifier: str, timeout_s: float, delay_s: float
+) -> str:
+    """Pause the cluster (compute billing stops) and wait until it is paused."""
+    redshift = aws_client(credentials, "redshift")
+    if require_cluster(redshift, identifier).status != "paused":
+        redshift.pause_cluster(ClusterIdentifier=identifier)
+    wait_for(status_check(redshift, identifier, "paused"), identifier, timeout_s, delay_s)
+    run_logger().info("cluster %s is paused", identifier)
+    return "paused"
+
+
+@task(name="resume-cluster", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def resume_cluster(credentials: AwsCredentials, identifier: str) -> str:
+    """Ask a paused cluster to resume; returns the status it had."""
+    redshift = aws_client(credentials, "redshift")
+    info = require_cluster(redshift, identifier)
+    if info.status == "paused":
+        redshift.resume_cluster(ClusterIdentifier=identifier)
+        run_logger().info("resuming cluster %s", identifier)
+    return info.status
+
+
+@task(name="delete-cluster", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def delete_cluster(
+    credentials: AwsCredentials, identifier: str, final_snapshot: str | None = None
+) -> bool:
+    """Ask for the cluster's deletion (with a final snapshot if named); False if it was
+    already gone, which is success."""
+    logger = run_logger()
+    redshift = aws_client(credentials, "redshift")
+    info = find_cluster(redshift, identifier)
+    if info is None:
+        logger.info("cluster %s does not exist: nothing to delete", identifier)
+        return False
+    if info.status == "deleting":
+        return True
+    snapshot = (
+        {"SkipFinalClusterSnapshot": False, "FinalClusterSnapshotIdentifier": final_snapshot}
+        if final_snapshot
+        else {"SkipFinalClusterSnapshot": True}
+    )
+    try:
+        redshift.delete_cluster(ClusterIdentifier=identifier, **snapshot)
+    except ClientError as error:
+        if error_code(error) == "ClusterNotFound":
+            return False
+        raise
+    logger.info(
+        "deleting cluster %s (%s)",
+        identifier,
+        f"final snapshot {final_snapshot}" if final_snapshot else "no final snapshot",
+    )
+    return True
+
+
+@task(name="wait-until-deleted", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def wait_until_deleted(
+    credentials: AwsCredentials, identifier: str, timeout_s: float, delay_s: float
+) -> None:
+    """Wait with boto3's cluster_deleted waiter, logging progress; then remove the cluster's
+    ingress security group, which only a deleted cluster releases."""
+    logger = run_logger()
+    wait_for(
+        waiter_check(aws_client(credentials, "redshift"), "cluster_deleted", identifier),
+        identifier,
+        timeout_s,
+        delay_s,
+    )
+    if delete_security_group(aws_client(credentials, "ec2"), identifier):
+        logger.info("removed security group %s", security_group_name(identifier))
+    logger.info("cluster %s is deleted", identifier)
