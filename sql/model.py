@@ -4,10 +4,17 @@ Every fact about a table lives here once. The staging tables' columns carry the 
 from (``info["json"]``), which yields the Redshift JSONPaths documents and DuckDB's JSON column
 types; sqlalchemy-redshift's table options carry Redshift's physical design and are ignored by
 DuckDB's dialect.
+
+The star tables' data tests sit beside the columns they test, as dbt's schema.yml puts them
+(``info["tests"]``, compiled into checks by tasks/run/quality.py). A column's tests:
+``"not_null"``, ``"unique"``, ``{"relationships": "table.column"}`` (every non-null value is in
+that column) and ``{"accepted_values": [...]}`` (every non-null value is one of these); a table's:
+``{"row_count": {"when_staged": relation}}`` (the table is not empty when the relation has rows).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -20,7 +27,10 @@ from sqlalchemy import (
     Table,
     Text,
     Unicode,
+    func,
+    select,
 )
+from sqlalchemy.sql.expression import FromClause, TableClause
 from sqlalchemy.sql.type_api import TypeEngine
 
 metadata = MetaData()
@@ -33,6 +43,38 @@ TEXT = 65535
 def _json(field: str, required: bool = False, pattern: str | None = None) -> dict[str, object]:
     """Column info naming the JSON field a staging column is loaded from and what it must hold."""
     return {"json": field, "required": required, "pattern": pattern}
+
+
+def _tests(*tests: str | dict[str, object], **info: object) -> dict[str, object]:
+    """Column or table info declaring its data tests (and any other info, e.g. key=True)."""
+    return {**info, "tests": list(tests)}
+
+
+def _not_empty_when(staged: FromClause) -> dict[str, object]:
+    """Table info: the table must not be empty when the run staged rows in `staged`."""
+    return _tests({"row_count": {"when_staged": staged}})
+
+
+def _key(name: str, sql_type: TypeEngine | type[TypeEngine]) -> Column:
+    """A star table's key column: tested not_null and unique, since Redshift enforces no key."""
+    return Column(name, sql_type, nullable=False, info=_tests("not_null", "unique", key=True))
+
+
+def _key_of(columns: Iterable[Column]) -> str:
+    """The name of the column declared the key (info key=True)."""
+    return next(c.name for c in columns if c.info.get("key"))
+
+
+def _dimension(name: str, *columns: Column, when_staged: FromClause) -> Table:
+    """A dimension table: small, so copied to every node (DISTSTYLE ALL) and sorted on its key."""
+    return Table(
+        name,
+        metadata,
+        *columns,
+        redshift_diststyle="ALL",
+        redshift_sortkey=_key_of(columns),
+        info=_not_empty_when(when_staged),
+    )
 
 
 staging_events = Table(
@@ -76,73 +118,87 @@ staging_songs = Table(
     redshift_diststyle="EVEN",
 )
 
+# The run's plays, NextSong events of identified users with their key: a temp table that
+# sql/transform/04_staged_plays.sql builds before songplays and time, which both read it.
+staged_plays = TableClause("staged_plays")
+identified_events = (
+    select(staging_events.c.user_id)
+    .where(func.nullif(staging_events.c.user_id, "").is_not(None))
+    .subquery("identified_events")
+)
+
+LEVELS = ("free", "paid")
+
 songplays = Table(
     "songplays",
     metadata,
-    Column("songplay_id", Unicode(32), nullable=False, info={"key": True}),
-    Column("start_time", DateTime, nullable=False),
-    Column("user_id", Integer, nullable=False),
-    Column("level", Unicode(16)),
-    Column("song_id", Unicode(32)),
-    Column("artist_id", Unicode(32)),
+    _key("songplay_id", Unicode(32)),
+    Column(
+        "start_time",
+        DateTime,
+        nullable=False,
+        info=_tests("not_null", {"relationships": "time.start_time"}),
+    ),
+    Column(
+        "user_id",
+        Integer,
+        nullable=False,
+        info=_tests("not_null", {"relationships": "users.user_id"}),
+    ),
+    Column("level", Unicode(16), info=_tests({"accepted_values": LEVELS})),
+    Column("song_id", Unicode(32), info=_tests({"relationships": "songs.song_id"})),
+    Column("artist_id", Unicode(32), info=_tests({"relationships": "artists.artist_id"})),
     Column("session_id", Integer, nullable=False),
     Column("location", Unicode(NAME)),
     Column("user_agent", Unicode(TEXT)),
     redshift_diststyle="KEY",
     redshift_distkey="user_id",
     redshift_sortkey="start_time",
+    info=_not_empty_when(staged_plays),
 )
 
-users = Table(
+users = _dimension(
     "users",
-    metadata,
-    Column("user_id", Integer, nullable=False, info={"key": True}),
+    _key("user_id", Integer),
     Column("first_name", Unicode(NAME)),
     Column("last_name", Unicode(NAME)),
     Column("gender", Unicode(8)),
-    Column("level", Unicode(16)),
+    Column("level", Unicode(16), info=_tests({"accepted_values": LEVELS})),
     # The time of the event the attributes came from: an older event never overwrites a newer one.
     Column("last_seen_at", DateTime, nullable=False),
-    redshift_diststyle="ALL",
-    redshift_sortkey="user_id",
+    when_staged=identified_events,
 )
 
-songs = Table(
+songs = _dimension(
     "songs",
-    metadata,
-    Column("song_id", Unicode(32), nullable=False, info={"key": True}),
+    _key("song_id", Unicode(32)),
     Column("title", Unicode(NAME)),
-    Column("artist_id", Unicode(32)),
+    Column("artist_id", Unicode(32), info=_tests({"relationships": "artists.artist_id"})),
     Column("year", Integer),
     Column("duration", Double),
-    redshift_diststyle="ALL",
-    redshift_sortkey="song_id",
+    when_staged=staging_songs,
 )
 
-artists = Table(
+artists = _dimension(
     "artists",
-    metadata,
-    Column("artist_id", Unicode(32), nullable=False, info={"key": True}),
+    _key("artist_id", Unicode(32)),
     Column("name", Unicode(NAME)),
     Column("location", Unicode(NAME)),
     Column("latitude", Double),
     Column("longitude", Double),
-    redshift_diststyle="ALL",
-    redshift_sortkey="artist_id",
+    when_staged=staging_songs,
 )
 
-time = Table(
+time = _dimension(
     "time",
-    metadata,
-    Column("start_time", DateTime, nullable=False, info={"key": True}),
+    _key("start_time", DateTime),
     Column("hour", Integer),
     Column("day", Integer),
     Column("week", Integer),
     Column("month", Integer),
     Column("year", Integer),
     Column("weekday", Integer),
-    redshift_diststyle="ALL",
-    redshift_sortkey="start_time",
+    when_staged=staged_plays,
 )
 
 load_rejects = Table(
@@ -189,4 +245,4 @@ def jsonpaths(table: Table) -> dict[str, list[str]]:
 
 def key_column(table: Table) -> str:
     """The name of a star table's key column."""
-    return next(c.name for c in table.columns if c.info.get("key"))
+    return _key_of(table.columns)

@@ -6,10 +6,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import Column, Integer, MetaData, Table, Unicode, insert
 
 from sql import model
-from tasks.run.quality import default_checks, run_checks
+from tasks.run.quality import compile_checks, default_checks, run_checks
+from tasks.run.transform import TRANSFORM_DIR, run_transform_file
 from tasks.warehouse.base import create_tables, transaction
 from tasks.warehouse.duckdb import DuckDBWarehouse
 
@@ -24,8 +25,10 @@ def conn(tmp_path: Path):
         yield connection
 
 
-def failing(conn) -> dict[str, int]:
-    return {r.check: r.failing_rows for r in run_checks(conn) if not r.passed}
+def failing(conn, checks=None) -> dict[str, int]:
+    # Checks run after the transforms, which build the run's staged plays first.
+    run_transform_file(conn, next(TRANSFORM_DIR.glob("*_staged_plays.sql")))
+    return {r.check: r.failing_rows for r in run_checks(conn, checks) if not r.passed}
 
 
 def play(songplay_id: str, user_id: int, start: datetime = T0, **extra) -> dict:
@@ -95,3 +98,60 @@ def test_empty_tables_fail_only_when_data_was_staged(conn) -> None:
         "row_count_time": 1,
         "row_count_users": 1,
     }
+
+
+def test_tests_declared_on_a_throwaway_table_are_compiled_and_can_fail(conn) -> None:
+    scratch = MetaData()
+    owners = Table("owners", scratch, Column("id", Integer, info={"tests": ["not_null", "unique"]}))
+    pets = Table(
+        "pets",
+        scratch,
+        Column("kind", Unicode(8), info={"tests": [{"accepted_values": ["cat", "dog"]}]}),
+        Column("owner_id", Integer, info={"tests": [{"relationships": "owners.id"}]}),
+        info={"tests": [{"row_count": {"when_staged": owners}}]},
+    )
+    scratch.create_all(conn)
+    checks = compile_checks([owners, pets])
+    assert [c.name for c in checks] == [
+        "not_null_owners_id",
+        "unique_owners_id",
+        "accepted_values_pets_kind",
+        "relationships_pets_owner_id__owners_id",
+        "row_count_pets",
+    ]
+    assert failing(conn, checks) == {}
+    conn.execute(insert(owners), [{"id": 1}, {"id": 1}, {"id": None}])
+    assert failing(conn, checks) == {
+        "not_null_owners_id": 1,
+        "unique_owners_id": 1,
+        "row_count_pets": 1,
+    }
+    # A value is a bind parameter, never SQL: a quote in it is just a value that is not accepted.
+    conn.execute(insert(pets), [{"kind": "cat", "owner_id": 1}, {"kind": "o'cat", "owner_id": 2}])
+    assert failing(conn, checks) == {
+        "not_null_owners_id": 1,
+        "unique_owners_id": 1,
+        "accepted_values_pets_kind": 1,
+        "relationships_pets_owner_id__owners_id": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("tests", "message"),
+    [
+        (["not_nul"], "unknown test 'not_nul' on things.id"),
+        ([{"relationships": "nowhere.id"}], "relates to 'nowhere.id'"),
+        ([{"accepted_values": ["a"], "unique": None}], "one kind and its argument"),
+    ],
+)
+def test_a_mistyped_test_is_refused_when_compiled(tests: list, message: str) -> None:
+    things = Table("things", MetaData(), Column("id", Integer, info={"tests": tests}))
+    with pytest.raises(ValueError, match=message):
+        compile_checks([things])
+
+
+def test_a_row_count_is_a_table_test_only() -> None:
+    staged = Table("staged", MetaData(), Column("id", Integer))
+    column_test = Column("id", Integer, info={"tests": [{"row_count": {"when_staged": staged}}]})
+    with pytest.raises(ValueError, match="unknown test 'row_count' on things.id"):
+        compile_checks([Table("things", MetaData(), column_test)])

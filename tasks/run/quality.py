@@ -1,39 +1,45 @@
-"""Data tests in the spirit of dbt, declared as data and compiled from the table model.
+"""Data tests in the spirit of dbt, declared beside the columns in sql/model.py and compiled here.
 
 Redshift does not enforce keys, so every key is tested: not_null and unique on each star table's
-key, relationships from the fact to its dimensions, and row counts where the input had data.
-Each check counts failing rows; a run publishes only when every check passes.
+key, relationships from the fact to its dimensions, accepted values, and row counts where the input
+had data. Each check counts failing rows; a run publishes only when every check passes. The checks
+run after the transforms, on their connection: songplays' and time's row counts read the run's
+staged_plays, which a transform builds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, Select, and_, func, select
+from sqlalchemy import Column, Connection, Select, Table, and_, func, select
+from sqlalchemy.sql.expression import FromClause
 
 from sql import model
-from sql.model import key_column
 
-TABLES = {t.name: t for t in model.ALL_TABLES}
+COLUMN_TESTS = ("not_null", "unique", "relationships", "accepted_values")
+TABLE_TESTS = ("row_count",)
 
 
 @dataclass(frozen=True)
 class Check:
-    """One data test: kind, table and column; `to` names the parent of a relationship."""
+    """One data test of a table (and column): `to` names the parent column of a relationship,
+    `values` the accepted values, `when_staged` what a row count compares the table with."""
 
     kind: str
-    table: str
+    table: Table
     column: str | None = None
     to: tuple[str, str] | None = None
-    when_staged: str | None = None
+    values: tuple[Any, ...] = ()
+    when_staged: FromClause | None = None
 
     @property
     def name(self) -> str:
         """A stable, readable name, e.g. relationships_songplays_user_id__users_user_id."""
-        parts = [self.kind, self.table] + ([self.column] if self.column else [])
+        parts = [self.kind, self.table.name] + ([self.column] if self.column else [])
         name = "_".join(parts)
         return f"{name}__{'_'.join(self.to)}" if self.to else name
 
@@ -57,49 +63,55 @@ class CheckResult:
         return {**asdict(self), "passed": self.passed}
 
 
-def default_checks() -> list[Check]:
-    """The project's checks: keys of every star table, the fact's relationships, row counts."""
+def compile_checks(tables: Iterable[Table]) -> list[Check]:
+    """The checks the tables declare: each column's tests in column order, then the table's."""
     checks: list[Check] = []
-    for table in model.STAR_TABLES:
-        key = key_column(table)
-        checks += [Check("not_null", table.name, key), Check("unique", table.name, key)]
-    checks += [
-        Check("not_null", "songplays", "user_id"),
-        Check("not_null", "songplays", "start_time"),
-        Check("relationships", "songplays", "user_id", to=("users", "user_id")),
-        Check("relationships", "songplays", "start_time", to=("time", "start_time")),
-        Check("relationships", "songplays", "song_id", to=("songs", "song_id")),
-        Check("relationships", "songplays", "artist_id", to=("artists", "artist_id")),
-        Check("relationships", "songs", "artist_id", to=("artists", "artist_id")),
-        Check("accepted_values", "users", "level"),
-        Check("accepted_values", "songplays", "level"),
-    ]
-    checks += [Check("row_count", name, when_staged="plays") for name in ("songplays", "time")]
-    checks += [Check("row_count", "users", when_staged="events")]
-    checks += [Check("row_count", name, when_staged="songs") for name in ("songs", "artists")]
+    for table in tables:
+        for column in table.columns:
+            for test in column.info.get("tests", ()):
+                checks.append(_compile(test, table, column, COLUMN_TESTS))
+        for test in table.info.get("tests", ()):
+            checks.append(_compile(test, table, None, TABLE_TESTS))
     return checks
 
 
-ACCEPTED_VALUES: dict[tuple[str, str], list[str]] = {
-    ("users", "level"): ["free", "paid"],
-    ("songplays", "level"): ["free", "paid"],
-}
+def default_checks() -> list[Check]:
+    """The project's checks: the tests declared on the star tables of the model."""
+    return compile_checks(model.STAR_TABLES)
 
 
-def _staged_rows(kind: str) -> Select:
-    events, songs = model.staging_events, model.staging_songs
-    if kind == "plays":
-        return select(func.count()).where(
-            events.c.page == "NextSong", func.nullif(events.c.user_id, "").is_not(None)
-        )
-    if kind == "events":
-        return select(func.count()).where(func.nullif(events.c.user_id, "").is_not(None))
-    return select(func.count()).select_from(songs)
+def _compile(
+    test: str | dict[str, Any], table: Table, column: Column | None, kinds: tuple[str, ...]
+) -> Check:
+    """One declared test as a check; refuses an unknown kind or a relationship to nowhere."""
+    kind, argument = (test, None) if isinstance(test, str) else _single_item(test)
+    where = f"{table.name}.{column.name}" if column is not None else table.name
+    if kind not in kinds:
+        raise ValueError(f"unknown test {kind!r} on {where}; expected one of {kinds}")
+    name = column.name if column is not None else None
+    if kind == "relationships":
+        parent_name, _, parent_column = str(argument).partition(".")
+        parent = table.metadata.tables.get(parent_name)
+        if parent is None or parent_column not in parent.c:
+            raise ValueError(f"{where} relates to {argument!r}, which is no column of the model")
+        return Check(kind, table, name, to=(parent_name, parent_column))
+    if kind == "accepted_values":
+        return Check(kind, table, name, values=tuple(argument))
+    if kind == "row_count":
+        return Check(kind, table, when_staged=argument["when_staged"])
+    return Check(kind, table, name)
+
+
+def _single_item(test: dict[str, Any]) -> tuple[str, Any]:
+    """The kind and argument of a test written as a one-item dict, e.g. {"relationships": "t.c"}."""
+    if len(test) != 1:
+        raise ValueError(f"a test with arguments is one kind and its argument, not {test!r}")
+    return next(iter(test.items()))
 
 
 def failing_rows_query(check: Check) -> Select:
     """A query counting the rows that fail a check (zero means it passes)."""
-    table = TABLES[check.table]
+    table = check.table
     column = table.c[check.column] if check.column else None
     if check.kind == "not_null":
         return select(func.count()).select_from(table).where(column.is_(None))
@@ -107,25 +119,23 @@ def failing_rows_query(check: Check) -> Select:
         dupes = select(column).group_by(column).having(func.count() > 1).subquery()
         return select(func.count()).select_from(dupes)
     if check.kind == "relationships":
-        parent = TABLES[check.to[0]]
-        parent_column = parent.c[check.to[1]]
-        joined = table.outerjoin(parent, parent_column == column)
+        parent_column = table.metadata.tables[check.to[0]].c[check.to[1]]
+        joined = table.outerjoin(parent_column.table, parent_column == column)
         return (
             select(func.count())
             .select_from(joined)
             .where(and_(column.is_not(None), parent_column.is_(None)))
         )
     if check.kind == "accepted_values":
-        accepted = ACCEPTED_VALUES[(check.table, check.column)]
         return (
             select(func.count())
             .select_from(table)
-            .where(column.is_not(None), column.not_in(accepted))
+            .where(column.is_not(None), column.not_in(check.values))
         )
     if check.kind == "row_count":
         # One failing "row" when the table is empty although the run staged data for it.
         rows = select(func.count()).select_from(table).scalar_subquery()
-        staged = _staged_rows(check.when_staged).scalar_subquery()
+        staged = select(func.count()).select_from(check.when_staged).scalar_subquery()
         return select(func.count()).where(and_(rows == 0, staged > 0))
     raise ValueError(f"unknown check kind {check.kind!r}")
 
@@ -135,7 +145,7 @@ def run_checks(conn: Connection, checks: list[Check] | None = None) -> list[Chec
     results = []
     for check in checks if checks is not None else default_checks():
         failing = int(conn.execute(failing_rows_query(check)).scalar_one())
-        results.append(CheckResult(check.name, check.kind, check.table, failing))
+        results.append(CheckResult(check.name, check.kind, check.table.name, failing))
     return results
 
 

@@ -1,4 +1,7 @@
-"""Transforms: the SQL files in sql/transform, run in order inside the run's transaction."""
+"""Transforms: the SQL files in sql/transform, run in order inside the run's transaction.
+
+A file `NN_name.sql` builds the relation `name`: a star table, whose change the run reports, or a
+temp relation that later files read (e.g. staged_plays), which is run but not reported."""
 
 from __future__ import annotations
 
@@ -12,10 +15,12 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Connection
 
 import sql
+from sql import model
 
 TRANSFORM_DIR = Path(sql.__file__).resolve().parent / "transform"
 _TABLE_OF_FILE = re.compile(r"^\d+_(?P<table>\w+)\.sql$")
 _COMMENT = re.compile(r"--[^\n]*")
+_STAR_TABLES = frozenset(t.name for t in model.STAR_TABLES)
 
 
 @dataclass
@@ -61,8 +66,10 @@ def run_transform_file(conn: Connection, path: Path) -> TableChange:
 
 
 def run_transforms(conn: Connection, directory: Path | None = None) -> list[TableChange]:
-    """Run every transform file in order on one connection (the caller owns the transaction)."""
-    return [run_transform_file(conn, path) for path in transform_files(directory)]
+    """Run every transform file in order on one connection (the caller owns the transaction);
+    the changes of the star tables, not of the temp relations files prepare for later ones."""
+    changes = [run_transform_file(conn, path) for path in transform_files(directory)]
+    return [change for change in changes if change.table in _STAR_TABLES]
 
 
 @task(name="transform", cache_policy=NO_CACHE)

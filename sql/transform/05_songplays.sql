@@ -1,40 +1,13 @@
--- songplays: every NextSong event of an identified user, keyed by a hash of the event so that a
--- reload replaces its rows instead of duplicating them. song_id and artist_id are filled where the
--- event matches a song on title, artist name and duration, and stay null otherwise.
+-- songplays: every staged play (04_staged_plays.sql); a reload replaces its rows by their key.
+-- song_id and artist_id are filled where the event matches a song on title, artist name and
+-- duration, and stay null otherwise.
 delete from songplays
-where songplay_id in (
-    select
-        md5(
-            cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|'
-            || user_id || '|' || cast(ts as varchar)
-        )
-    from staging_events
-    where page = 'NextSong' and nullif(user_id, '') is not null
-);
+where songplay_id in (select songplay_id from staged_plays);
 
 insert into songplays (
     songplay_id, start_time, user_id, level, song_id, artist_id, session_id, location, user_agent
 )
-with plays as (
-    select
-        md5(
-            cast(session_id as varchar) || '|' || cast(item_in_session as varchar) || '|'
-            || user_id || '|' || cast(ts as varchar)
-        ) as songplay_id,
-        ts as start_time,
-        cast(nullif(user_id, '') as integer) as user_id,
-        level,
-        song,
-        artist,
-        length,
-        session_id,
-        location,
-        user_agent
-    from staging_events
-    where page = 'NextSong' and nullif(user_id, '') is not null
-),
-
-catalog as (
+with catalog as (
     -- Every run stages the whole song catalog, and a song is matched on the artist name its own
     -- file credits (one artist_id may be credited as "X" on one song and "X feat. Y" on another).
     select distinct song_id, title, artist_name, duration
@@ -48,7 +21,7 @@ matched as (
         row_number() over (
             partition by plays.songplay_id order by catalog.song_id nulls last
         ) as pick
-    from plays
+    from staged_plays as plays
     left join catalog
         on catalog.title = plays.song
         and catalog.artist_name = plays.artist

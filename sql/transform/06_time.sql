@@ -1,17 +1,12 @@
--- time: one row per distinct songplay start_time. week is the ISO week and weekday follows
--- extract(dow) (0 = Sunday), the same on Redshift and DuckDB.
+-- time: one row per distinct start_time of the staged plays (04_staged_plays.sql). week is the
+-- ISO week and weekday follows extract(dow) (0 = Sunday), the same on Redshift and DuckDB.
 delete from time
-where start_time in (
-    select ts
-    from staging_events
-    where page = 'NextSong' and nullif(user_id, '') is not null
-);
+where start_time in (select start_time from staged_plays);
 
 insert into time (start_time, hour, day, week, month, year, weekday)
 with starts as (
-    select distinct ts as start_time
-    from staging_events
-    where page = 'NextSong' and nullif(user_id, '') is not null
+    select distinct start_time
+    from staged_plays
 ),
 
 final as (

@@ -1,0 +1,57 @@
+"""Transforms: the staged plays they share, and what the run reports of them."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import insert, select, text
+
+from sql import model
+from tasks.run.transform import run_transforms, transform_files
+from tests import test_quality
+
+T0 = test_quality.T0
+# The data tests' fixture: a DuckDB connection with the model's tables, inside a transaction.
+conn = test_quality.conn
+
+
+def event(page: str, user_id: str | None, item: int) -> dict:
+    return {"page": page, "user_id": user_id, "ts": T0, "session_id": 5, "item_in_session": item}
+
+
+def test_staged_plays_come_before_the_tables_that_read_them() -> None:
+    names = [p.stem.split("_", 1)[1] for p in transform_files()]
+    assert names.index("staged_plays") < names.index("songplays") < names.index("time")
+
+
+def test_staged_plays_are_the_nextsong_events_of_identified_users(conn) -> None:
+    conn.execute(
+        insert(model.staging_events),
+        [
+            event("NextSong", "7", 0),
+            event("NextSong", "", 1),  # logged out
+            event("NextSong", None, 2),  # logged out, as DuckDB's staging writes it
+            event("Home", "7", 3),
+        ],
+    )
+    changes = run_transforms(conn)
+
+    plays = conn.execute(text("select songplay_id, user_id from staged_plays")).all()
+    assert len(plays) == 1 and plays[0].user_id == 7
+    # md5 of session, item, user and ts (as DuckDB writes a timestamp), joined by '|'.
+    key = hashlib.md5(b"5|0|7|2018-11-01 10:00:00").hexdigest()
+    assert plays[0].songplay_id == key
+    assert conn.execute(select(model.songplays.c.songplay_id)).scalars().all() == [key]
+    assert conn.execute(select(model.time.c.start_time)).scalars().all() == [T0]
+    # A temp relation the files prepare is no table change of the run.
+    assert [c.table for c in changes] == ["artists", "songs", "users", "songplays", "time"]
+    assert {c.table: c.inserted for c in changes}["songplays"] == 1
+
+
+def test_a_second_run_on_the_same_connection_rebuilds_the_staged_plays(conn) -> None:
+    conn.execute(insert(model.staging_events), [event("NextSong", "7", 0)])
+    run_transforms(conn)
+    conn.execute(insert(model.staging_events), [event("NextSong", "8", 1)])
+    changes = {c.table: c for c in run_transforms(conn)}
+    assert conn.execute(text("select count(*) from staged_plays")).scalar_one() == 2
+    assert (changes["songplays"].deleted, changes["songplays"].inserted) == (1, 2)
