@@ -25,7 +25,6 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Table,
-    Text,
     Unicode,
     func,
     select,
@@ -40,9 +39,18 @@ NAME = 512
 TEXT = 65535
 
 
-def _json(field: str, required: bool = False, pattern: str | None = None) -> dict[str, object]:
-    """Column info naming the JSON field a staging column is loaded from and what it must hold."""
-    return {"json": field, "required": required, "pattern": pattern}
+def _staged(
+    name: str,
+    sql_type: TypeEngine | type[TypeEngine],
+    field: str,
+    required: bool = False,
+    pattern: str | None = None,
+) -> Column:
+    """A staging column, its info naming the JSON field it is loaded from and what it must hold.
+    A required field's column is NOT NULL, so Redshift's COPY itself rejects a record without
+    it (into its load-error log) as DuckDB's staging does, instead of a later insert failing."""
+    info = {"json": field, "required": required, "pattern": pattern}
+    return Column(name, sql_type, nullable=not required, info=info)
 
 
 def _tests(*tests: str | dict[str, object], **info: object) -> dict[str, object]:
@@ -80,41 +88,44 @@ def _dimension(name: str, *columns: Column, when_staged: FromClause) -> Table:
 staging_events = Table(
     "staging_events",
     metadata,
-    Column("artist", Unicode(NAME), info=_json("artist")),
-    Column("auth", Unicode(32), info=_json("auth")),
-    Column("first_name", Unicode(NAME), info=_json("firstName")),
-    Column("gender", Unicode(8), info=_json("gender")),
-    Column("item_in_session", Integer, info=_json("itemInSession", required=True)),
-    Column("last_name", Unicode(NAME), info=_json("lastName")),
-    Column("length", Double, info=_json("length")),
-    Column("level", Unicode(16), info=_json("level")),
-    Column("location", Unicode(NAME), info=_json("location")),
-    Column("method", Unicode(16), info=_json("method")),
-    Column("page", Unicode(64), info=_json("page", required=True)),
-    Column("registration", Double, info=_json("registration")),
-    Column("session_id", Integer, info=_json("sessionId", required=True)),
-    Column("song", Unicode(NAME), info=_json("song")),
-    Column("status", Integer, info=_json("status")),
-    Column("ts", DateTime, info=_json("ts", required=True)),
-    Column("user_agent", Unicode(TEXT), info=_json("userAgent")),
+    _staged("artist", Unicode(NAME), "artist"),
+    _staged("auth", Unicode(32), "auth"),
+    _staged("first_name", Unicode(NAME), "firstName"),
+    _staged("gender", Unicode(8), "gender"),
+    _staged("item_in_session", Integer, "itemInSession", required=True),
+    _staged("last_name", Unicode(NAME), "lastName"),
+    _staged("length", Double, "length"),
+    _staged("level", Unicode(16), "level"),
+    _staged("location", Unicode(NAME), "location"),
+    _staged("method", Unicode(16), "method"),
+    _staged("page", Unicode(64), "page", required=True),
+    _staged("registration", Double, "registration"),
+    _staged("session_id", Integer, "sessionId", required=True),
+    _staged("song", Unicode(NAME), "song"),
+    _staged("status", Integer, "status"),
+    _staged("ts", DateTime, "ts", required=True),
+    # The same field as its integer of epoch milliseconds: the play key hashes this, the same
+    # text on every engine (see sql/transform/04_staged_plays.sql).
+    _staged("ts_ms", BigInteger, "ts"),
+    _staged("user_agent", Unicode(TEXT), "userAgent"),
     # userId is a string: digits for an identified user, '' for a logged-out event.
-    Column("user_id", Unicode(32), info=_json("userId", pattern="[0-9]*")),
+    _staged("user_id", Unicode(32), "userId", pattern="[0-9]*"),
     redshift_diststyle="EVEN",
 )
 
 staging_songs = Table(
     "staging_songs",
     metadata,
-    Column("num_songs", Integer, info=_json("num_songs")),
-    Column("artist_id", Unicode(32), info=_json("artist_id", required=True)),
-    Column("artist_latitude", Double, info=_json("artist_latitude")),
-    Column("artist_longitude", Double, info=_json("artist_longitude")),
-    Column("artist_location", Unicode(NAME), info=_json("artist_location")),
-    Column("artist_name", Unicode(NAME), info=_json("artist_name", required=True)),
-    Column("song_id", Unicode(32), info=_json("song_id", required=True)),
-    Column("title", Unicode(NAME), info=_json("title", required=True)),
-    Column("duration", Double, info=_json("duration")),
-    Column("year", Integer, info=_json("year")),
+    _staged("num_songs", Integer, "num_songs"),
+    _staged("artist_id", Unicode(32), "artist_id", required=True),
+    _staged("artist_latitude", Double, "artist_latitude"),
+    _staged("artist_longitude", Double, "artist_longitude"),
+    _staged("artist_location", Unicode(NAME), "artist_location"),
+    _staged("artist_name", Unicode(NAME), "artist_name", required=True),
+    _staged("song_id", Unicode(32), "song_id", required=True),
+    _staged("title", Unicode(NAME), "title", required=True),
+    _staged("duration", Double, "duration"),
+    _staged("year", Integer, "year"),
     redshift_diststyle="EVEN",
 )
 
@@ -207,7 +218,9 @@ load_rejects = Table(
     Column("source_file", Unicode(1024), nullable=False),
     Column("line_number", BigInteger, nullable=False),
     Column("reason", Unicode(1024), nullable=False),
-    Column("raw_line", Text),
+    # 4,096 characters of a rejected line (MAX_RAW_LINE) are at most 16,384 UTF-8 bytes: a
+    # bounded VARCHAR, since Redshift makes TEXT a VARCHAR(256) and INSERT does not truncate.
+    Column("raw_line", Unicode(TEXT)),
     Column("recorded_at", DateTime, nullable=False),
     redshift_diststyle="EVEN",
 )

@@ -155,3 +155,24 @@ def test_a_saved_duckdb_block_names_the_warehouse(week_source: Path, tmp_path: P
 def test_an_unknown_warehouse_is_a_clear_error(week_source: Path) -> None:
     with pytest.raises(ValueError, match="neither a DuckDB file"):
         etl(str(week_source), "production")
+
+
+def test_a_warehouse_of_an_earlier_version_is_brought_to_the_model(
+    week_source: Path, tmp_path: Path
+) -> None:
+    """A warehouse loaded before the play key hashed epoch milliseconds: staging without ts_ms,
+    plays keyed by the formatted timestamp. A reload upgrades it without duplicating a play."""
+    import duckdb
+
+    db = tmp_path / "wh.duckdb"
+    etl(str(week_source), str(db))
+    before = snapshot(db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("alter table staging_events drop column ts_ms")
+        con.execute(
+            "update songplays set songplay_id = md5(cast(session_id as varchar) || '|' "
+            "|| cast(start_time as varchar))"
+        )
+    etl(str(week_source), str(db))
+    after = snapshot(db)
+    assert after == before  # same rows, keyed by the current scheme, none twice

@@ -76,18 +76,22 @@ def test_ddl_of_every_table_is_exact() -> None:
         "SORTKEY (start_time)"
     )
     assert ddl["staging_songs"] == (
-        "CREATE TABLE staging_songs ( num_songs INTEGER, artist_id VARCHAR(32), artist_latitude "
-        "DOUBLE PRECISION, artist_longitude DOUBLE PRECISION, artist_location VARCHAR(512), "
-        "artist_name VARCHAR(512), song_id VARCHAR(32), title VARCHAR(512), duration DOUBLE "
-        "PRECISION, year INTEGER ) DISTSTYLE EVEN"
+        "CREATE TABLE staging_songs ( num_songs INTEGER, artist_id VARCHAR(32) NOT NULL, "
+        "artist_latitude DOUBLE PRECISION, artist_longitude DOUBLE PRECISION, artist_location "
+        "VARCHAR(512), artist_name VARCHAR(512) NOT NULL, song_id VARCHAR(32) NOT NULL, title "
+        "VARCHAR(512) NOT NULL, duration DOUBLE PRECISION, year INTEGER ) DISTSTYLE EVEN"
     )
-    assert ddl["staging_events"].startswith("CREATE TABLE staging_events ( artist VARCHAR(512), ")
-    assert ddl["staging_events"].endswith(
-        "ts TIMESTAMP WITHOUT TIME ZONE, user_agent VARCHAR(65535), user_id VARCHAR(32) ) "
-        "DISTSTYLE EVEN"
+    # Required fields are NOT NULL, so COPY itself rejects a record without them.
+    events = ddl["staging_events"]
+    for required in ("item_in_session INTEGER", "page VARCHAR(64)", "session_id INTEGER"):
+        assert f"{required} NOT NULL," in events
+    assert events.endswith(
+        "ts TIMESTAMP WITHOUT TIME ZONE NOT NULL, ts_ms BIGINT, user_agent VARCHAR(65535), "
+        "user_id VARCHAR(32) ) DISTSTYLE EVEN"
     )
+    assert events.startswith("CREATE TABLE staging_events ( artist VARCHAR(512), ")
     assert ddl["load_rejects"].endswith(
-        "recorded_at TIMESTAMP WITHOUT TIME ZONE NOT NULL ) DISTSTYLE EVEN"
+        "raw_line VARCHAR(65535), recorded_at TIMESTAMP WITHOUT TIME ZONE NOT NULL ) DISTSTYLE EVEN"
     )
 
 

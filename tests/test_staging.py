@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from pathlib import Path
@@ -178,6 +179,20 @@ def test_staged_events_are_typed(bad_source: Path, tmp_path: Path) -> None:
     assert first["registration"] == 1540919166796.0
     assert first["length"] == 218.93179
     assert rows[2]._mapping["user_id"] is None  # '' marks a logged-out event
+    assert first["ts_ms"] == 1541105830796  # the log's integer, kept for the play key
+
+
+def test_songplay_id_of_a_known_event_is_the_md5_of_its_raw_fields(
+    bad_source: Path, tmp_path: Path
+) -> None:
+    """Golden: the key is computed here from the JSON line's own fields, in plain Python."""
+    db = tmp_path / "wh.duckdb"
+    etl(str(bad_source), str(db))
+    raw = json.loads(event(itemInSession=0, ts=1541105830796))
+    fields = [raw["sessionId"], raw["itemInSession"], raw["userId"], raw["ts"]]
+    golden = hashlib.md5("|".join(str(f) for f in fields).encode()).hexdigest()
+    plays = query(db, "select songplay_id, user_id, session_id from songplays order by 1")
+    assert (golden, 26, 5) in plays
 
 
 def test_reset_names_files_in_batches_within_redshifts_statement_limits(tmp_path: Path) -> None:

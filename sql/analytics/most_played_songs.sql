@@ -15,5 +15,5 @@ final as (
 
 select title, artist, plays
 from final
-order by plays desc, title, artist
+order by plays desc, title asc nulls last, artist asc nulls last
 limit 10

@@ -2,4 +2,4 @@
 select level, count(*) as plays, count(distinct user_id) as users
 from songplays
 group by level
-order by level
+order by level asc nulls last

@@ -1,7 +1,9 @@
 -- songs: one row per song_id, chosen deterministically among the staged files and the current row.
+-- Ids and titles lose trailing blanks, as in 01_artists.sql.
 create temp table songs_next as
 with candidates as (
-    select song_id, title, artist_id, year, duration
+    select
+        rtrim(song_id) as song_id, rtrim(title) as title, rtrim(artist_id) as artist_id, year, duration
     from staging_songs
     where song_id is not null
 
@@ -9,7 +11,7 @@ with candidates as (
 
     select song_id, title, artist_id, year, duration
     from songs
-    where song_id in (select song_id from staging_songs)
+    where song_id in (select rtrim(song_id) from staging_songs)
 ),
 
 ranked as (

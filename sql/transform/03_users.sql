@@ -1,7 +1,9 @@
 -- users: one row per identified user, with the attributes of the user's latest event by ts.
 -- A stored row is replaced only by an event at least as new, so loading an older day after a
 -- newer one changes nothing (loads are order-free). user_id is cast only through nullif: Redshift
--- does not promise to apply the filter before the cast, and '' is no integer.
+-- does not promise to apply the filter before the cast, and '' is no integer. The level loses
+-- trailing blanks (see 01_artists.sql); among events at the same moment a known level wins over
+-- a NULL one on both warehouses (NULLS LAST spelled out: Redshift puts NULLs first in DESC).
 delete from users
 where exists (
     select 1
@@ -18,7 +20,7 @@ with identified as (
         first_name,
         last_name,
         gender,
-        level,
+        rtrim(level) as level,
         ts,
         session_id,
         item_in_session
@@ -31,7 +33,7 @@ ranked as (
         identified.*,
         row_number() over (
             partition by user_id
-            order by ts desc, session_id desc, item_in_session desc, level desc
+            order by ts desc, session_id desc, item_in_session desc, level desc nulls last
         ) as recency
     from identified
 ),

@@ -41,7 +41,13 @@ from tasks.warehouse.records import (
 
 DEFAULT_DUCKDB_FILE = "sparkify.duckdb"
 # DuckDB type of each kind of staging column, as read from JSON (timestamps as epoch ms).
-DUCKDB_TYPES = {"integer": "integer", "double": "double", "timestamp": "bigint", "text": "varchar"}
+DUCKDB_TYPES = {
+    "integer": "integer",
+    "bigint": "bigint",
+    "double": "double",
+    "timestamp": "bigint",
+    "text": "varchar",
+}
 
 
 class DuckDBWarehouse(Block):

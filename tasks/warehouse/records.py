@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-from sqlalchemy import DateTime, Double, Integer, Table
+from sqlalchemy import BigInteger, DateTime, Double, Integer, Table
 from sqlalchemy.types import TypeEngine
 
 from sql.model import JsonField, json_fields
@@ -22,6 +22,7 @@ from tasks.warehouse.base import MAX_RAW_LINE, Reject
 
 EXPECTED = {
     "integer": "an integer",
+    "bigint": "an integer",
     "double": "a number",
     "timestamp": "epoch milliseconds",
     "text": "a string",
@@ -31,6 +32,8 @@ MALFORMED = "malformed JSON: not a valid JSON object"
 
 def column_kind(sql_type: TypeEngine) -> str:
     """The validation kind of a staging column's SQL type."""
+    if isinstance(sql_type, BigInteger):
+        return "bigint"
     if isinstance(sql_type, Integer):
         return "integer"
     if isinstance(sql_type, Double):
@@ -64,13 +67,15 @@ def check_value(f: JsonField, value: Any) -> str | None:
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
     ok = {
         "integer": isinstance(value, int) and not isinstance(value, bool),
+        "bigint": isinstance(value, int) and not isinstance(value, bool),
         "double": is_number,
         "timestamp": isinstance(value, int) and not isinstance(value, bool),
         "text": isinstance(value, str) or is_number,
     }[kind]
     if not ok:
         return f"wrong type for {f.field}: expected {EXPECTED[kind]}"
-    if kind == "integer" and not -(2**31) <= value < 2**31:
+    bits = {"integer": 32, "bigint": 64, "timestamp": 64}.get(kind)
+    if bits and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
         return f"wrong type for {f.field}: integer out of range"
     if f.pattern is not None and not re.fullmatch(f.pattern, str(value)):
         return f"bad value for {f.field}: does not match {f.pattern}"
@@ -80,6 +85,7 @@ def check_value(f: JsonField, value: Any) -> str | None:
 def _arrow_type(f: JsonField) -> pa.DataType:
     return {
         "integer": pa.int32(),
+        "bigint": pa.int64(),
         "double": pa.float64(),
         "timestamp": pa.int64(),
         "text": pa.string(),

@@ -1,0 +1,105 @@
+"""A Redshift guard: every statement the Redshift path sends parses with sqlfluff's `redshift`
+dialect, the DDL declares no unbounded text, and a run of a million song files stays within
+Redshift's statement limits.
+
+sqlfluff's redshift dialect is a grammar of Redshift's own SQL (COPY with IAM_ROLE, MANIFEST,
+TIMEFORMAT; DISTSTYLE/SORTKEY; NULLS FIRST/LAST): it refuses what Redshift's parser would refuse
+for syntax, which a PostgreSQL grammar would not (COPY) or would wrongly accept. It checks syntax
+only; tests/test_postgres.py runs the same SQL for meaning.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+import sqlfluff
+from sqlalchemy import event
+from sqlalchemy.schema import CreateTable
+from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
+from sqlfluff.api.simple import APIParsingError
+
+from flows.etl import etl
+from sql import model
+from tasks.source.s3 import S3Source
+from tasks.warehouse.base import reset_staging
+from tasks.warehouse.redshift import copy_statement
+from tests import fake_redshift
+from tests.test_redshift import recorder, warehouse  # noqa: F401 - the fixture
+
+MAX_STATEMENT_BYTES = 16 * 2**20
+MAX_BIND_PARAMETERS = 32_767
+
+
+def redshift_parse_error(statement: str) -> str | None:
+    """Why sqlfluff's redshift dialect refuses a statement (None when it parses). DB-API `%s`
+    markers become Redshift's positional `$n` parameters first."""
+    numbered = iter(range(1, 100_000))
+    text = re.sub(r"%s", lambda _: f"${next(numbered)}", statement)
+    try:
+        sqlfluff.parse(text, dialect="redshift")
+    except APIParsingError as error:
+        return str(error).splitlines()[1] if "\n" in str(error) else str(error)
+    return None
+
+
+def test_the_guard_refuses_what_redshift_would_not_parse() -> None:
+    assert redshift_parse_error("select a from t order by a desc nulls last") is None
+    assert redshift_parse_error("select a from t order by a desc nullz last") is not None
+    assert redshift_parse_error("copy t from 's3://b/k' iam_role 'arn' maxerror 'x'") is not None
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_every_statement_of_a_redshift_run_parses_as_redshift_sql(
+    recorder: fake_redshift.Recorder,  # noqa: F811
+    s3_week: S3Source,
+    aws_credentials,
+    bucket_name: str,
+) -> None:
+    aws_credentials.save("moto-test", overwrite=True)
+    warehouse().save("guarded", overwrite=True)
+    recorder.answer(r"pg_last_copy_id", ["pg_last_copy_id"], [(7,)])
+    recorder.answer(r"pg_last_copy_count", ["pg_last_copy_count"], [(10,)])
+    etl(
+        f"s3://{bucket_name}/raw",
+        "sparkify-redshift-warehouse/guarded",
+        date(2018, 11, 2),
+        date(2018, 11, 3),
+        aws_credentials="moto-test",
+    )
+    statements = [s for s in recorder.executed() if s not in ("COMMIT", "ROLLBACK")]
+    kinds = {s.split()[0].upper() for s in statements}
+    assert {"COPY", "DELETE", "INSERT", "SELECT", "CREATE"} <= kinds
+    refused = {s[:120]: error for s in statements if (error := redshift_parse_error(s))}
+    assert refused == {}
+
+
+@pytest.mark.parametrize("table", model.ALL_TABLES, ids=lambda t: t.name)
+def test_ddl_parses_and_declares_no_unbounded_text(table) -> None:
+    ddl = str(CreateTable(table).compile(dialect=RedshiftDialect_redshift_connector()))
+    assert redshift_parse_error(ddl) is None
+    # Redshift makes TEXT and a bare VARCHAR a VARCHAR(256), and INSERT does not truncate.
+    assert not re.search(r"\bTEXT\b|\bVARCHAR\b(?!\()|\bCHAR\b(?!\()", ddl, re.IGNORECASE)
+
+
+def test_a_run_of_a_million_song_files_stays_within_redshifts_limits(
+    recorder: fake_redshift.Recorder,  # noqa: F811
+) -> None:
+    files = [f"s3://sparkify-raw/sparkify/song_data/A/B/C/TR{n:07d}.json" for n in range(10**6)]
+    sizes: list[tuple[int, int]] = []
+    engine = warehouse().get_engine()
+
+    def measure(conn, cursor, statement, parameters, context, executemany) -> None:
+        values = parameters or ()
+        sizes.append((len(statement.encode()) + sum(len(str(v)) for v in values), len(values)))
+
+    event.listen(engine, "before_cursor_execute", measure)
+    with engine.begin() as conn:
+        reset_staging(conn, model.staging_songs, files)
+    assert len(sizes) > 1
+    assert max(size for size, _ in sizes) <= MAX_STATEMENT_BYTES
+    assert max(count for _, count in sizes) <= MAX_BIND_PARAMETERS
+    # COPY names its files through a manifest in S3, so its text does not grow with them.
+    copy = copy_statement(model.staging_songs, "s3://b/m.manifest", "s3://b/j.json", warehouse())
+    assert len(copy.encode()) < 4096
