@@ -109,7 +109,7 @@ def test_copy_statements_are_exact_and_carry_no_bind_markers(target) -> None:
         f"'s3://raw-bucket/sparkify/_sparkify/manifests/20181101T000000000000/{target.name}.manifest'"
         f" IAM_ROLE '{ROLE}' "
         f"FORMAT AS JSON 's3://raw-bucket/sparkify/_sparkify/jsonpaths/{target.name}.json' "
-        "MANIFEST TIMEFORMAT 'epochmillisecs' TRUNCATECOLUMNS COMPUPDATE OFF STATUPDATE OFF "
+        "MANIFEST TIMEFORMAT 'epochmillisecs' COMPUPDATE OFF STATUPDATE OFF "
         "MAXERROR 10 REGION 'us-west-2'"
     )
     assert not re.search(r"%s|%\(|\$\d|\?", text)

@@ -223,3 +223,25 @@ def test_reset_names_files_in_batches_within_redshifts_statement_limits(tmp_path
     assert max(n for _, n in deletes) == FILES_PER_STATEMENT <= 32_767
     assert max(len(s) for s, _ in deletes) < 16 * 2**20
     assert query(tmp_path / "wh.duckdb", "select reason from load_rejects") == [("kept",)]
+
+
+def test_text_longer_than_its_column_in_bytes_is_a_reject_on_both_paths(tmp_path: Path) -> None:
+    """Redshift's VARCHAR(n) holds n UTF-8 bytes and COPY runs without TRUNCATECOLUMNS, so it
+    rejects a longer value: DuckDB's staging rejects the same records instead of keeping them."""
+    day = tmp_path / "src" / "log_data" / "2018" / "11"
+    day.mkdir(parents=True)
+    lines = [event(itemInSession=0), event(itemInSession=1, level="é" * 9)]  # 18 bytes > 16
+    (day / "2018-11-01-events.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
+    files = [str(day / "2018-11-01-events.json")]
+    with transaction(warehouse.get_engine()) as conn:
+        create_tables(conn)
+        report = warehouse.stage_events(conn, LocalSource(tmp_path), files, datetime(2024, 1, 1))
+    assert (report.rows, report.rejects) == (1, 1)
+    assert report.reject_samples[0].reason == "value too long for level: more than 16 bytes"
+
+    song = tmp_path / "song.json"
+    song.write_text(json.dumps({**SONG, "title": "é" * 300}), encoding="utf-8")  # 600 bytes
+    table, rejects = parse_json_records(model.staging_songs, [str(song)])
+    assert table.num_rows == 0
+    assert [r.reason for r in rejects] == ["value too long for title: more than 512 bytes"]

@@ -37,6 +37,8 @@ from tasks.warehouse.records import (
     column_kind,
     file_rejects,
     parse_json_records,
+    text_width,
+    too_long,
 )
 
 DEFAULT_DUCKDB_FILE = "sparkify.duckdb"
@@ -97,17 +99,21 @@ def _cast_sql(f: JsonField) -> str:
     return f"try_cast({text} as {DUCKDB_TYPES[kind]})"
 
 
-def _field_ok_sql(f: JsonField) -> list[str]:
-    """Conditions a parsed line meets when this field can fill its column."""
+def _field_ok_sql(f: JsonField) -> tuple[list[str], list[Any]]:
+    """Conditions a parsed line meets when this field can fill its column, and their values."""
     text = f's."{f.field}"'
-    conditions = []
+    conditions, params = [], []
     if column_kind(f.sql_type) != "text":
         conditions.append(f"({text} is null or {_cast_sql(f)} is not null)")
     if f.required:
         conditions.append(f"{text} is not null")
     if f.pattern is not None:
         conditions.append(f"({text} is null or regexp_full_match({text}, ?))")
-    return conditions
+        params.append(f.pattern)
+    if (width := text_width(f)) is not None:
+        conditions.append(f"({text} is null or strlen({text}) <= ?)")
+        params.append(width)
+    return conditions, params
 
 
 def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
@@ -125,6 +131,9 @@ def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
         if f.pattern is not None:
             whens.append(f"when {text} is not null and not regexp_full_match({text}, ?) then ?")
             params += [f.pattern, f"bad value for {f.field}: does not match {f.pattern}"]
+        if (width := text_width(f)) is not None:
+            whens.append(f"when strlen({text}) > ? then ?")
+            params += [width, too_long(f, width)]
     return "case " + " ".join(whens) + " else ? end", [*params, "invalid record"]
 
 
@@ -146,8 +155,9 @@ def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[
     shape = orjson.dumps({f.field: "VARCHAR" for f in fields}).decode()
     columns = ", ".join(f.column for f in fields)
     typed = ", ".join(f"{_cast_sql(f)} as {f.column}" for f in fields)
-    ok_conditions = [c for f in fields for c in _field_ok_sql(f)]
-    ok_params = [f.pattern for f in fields if f.pattern is not None]
+    checks = [_field_ok_sql(f) for f in fields]
+    ok_conditions = [c for conditions, _ in checks for c in conditions]
+    ok_params = [p for _, params in checks for p in params]
     reason, reason_params = _reason_sql(fields)
     return {
         "files": (

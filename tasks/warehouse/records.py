@@ -59,6 +59,17 @@ def file_rejects(files: list[str], digests: dict[str, str | None]) -> list[Rejec
     return rejects
 
 
+def text_width(f: JsonField) -> int | None:
+    """The bytes a text field's column holds (Redshift's VARCHAR(n) counts UTF-8 bytes), or None."""
+    return getattr(f.sql_type, "length", None) if column_kind(f.sql_type) == "text" else None
+
+
+def too_long(f: JsonField, width: int) -> str:
+    """The reason for a text value longer than its column: rejected on both warehouses (COPY
+    runs without TRUNCATECOLUMNS), never cut short on one of them only."""
+    return f"value too long for {f.field}: more than {width} bytes"
+
+
 def check_value(f: JsonField, value: Any) -> str | None:
     """Why a parsed JSON value cannot fill its staging column, or None when it can."""
     if value is None:
@@ -79,6 +90,9 @@ def check_value(f: JsonField, value: Any) -> str | None:
         return f"wrong type for {f.field}: integer out of range"
     if f.pattern is not None and not re.fullmatch(f.pattern, str(value)):
         return f"bad value for {f.field}: does not match {f.pattern}"
+    width = text_width(f)
+    if width is not None and len(str(value).encode()) > width:
+        return too_long(f, width)
     return None
 
 

@@ -171,7 +171,8 @@ def copy_statement(
     """The exact COPY text for a staging table. Redshift refuses bind parameters inside COPY,
     so values are written as literals (`redshift_literal`), the table and columns as quoted
     identifiers of the model. IAM_ROLE is the documented form of role authorisation; STATUPDATE
-    OFF needs no table ownership (ON would); MAXERROR is the block's."""
+    OFF needs no table ownership (ON would); MAXERROR is the block's. No TRUNCATECOLUMNS: a
+    value longer than its column is a rejected record, as on DuckDB, not a value cut short."""
     quote = RedshiftDialect_redshift_connector().identifier_preparer.quote
     columns = ", ".join(quote(c.name) for c in target.columns)
     return "\n".join(
@@ -182,7 +183,6 @@ def copy_statement(
             f"FORMAT AS JSON {redshift_literal(jsonpaths_uri)}",
             "MANIFEST",
             "TIMEFORMAT 'epochmillisecs'",
-            "TRUNCATECOLUMNS",
             "COMPUPDATE OFF",
             "STATUPDATE OFF",
             f"MAXERROR {int(warehouse.max_errors)}",
