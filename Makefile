@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= INFO
 
-.PHONY: run test lint format bench venv clean blocks deploy server worker
+.PHONY: run test lint format bench venv clean blocks deploy server worker redshift-smoke
 
 venv: $(STAMP)
 
@@ -64,6 +64,13 @@ deploy: $(STAMP)
 
 worker: $(STAMP)
 	$(BIN)/prefect worker start --pool $(WORK_POOL)
+
+# Issue 9's smoke test on a real, throwaway Redshift cluster: costs money, never run by CI.
+# make redshift-smoke SOURCE=s3://bucket/prefix [AWS_CREDENTIALS=BLOCK] [INGRESS_CIDR=CIDR]
+redshift-smoke: $(STAMP)
+	$(BIN)/python flows/redshift_smoke.py --source "$(SOURCE)" \
+	    $(if $(AWS_CREDENTIALS),--aws-credentials "$(AWS_CREDENTIALS)") \
+	    $(if $(INGRESS_CIDR),--ingress-cidr "$(INGRESS_CIDR)")
 
 bench: $(STAMP)
 	$(BIN)/python bench/etl_local.py

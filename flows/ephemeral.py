@@ -21,9 +21,9 @@ from prefect.states import State
 from tasks.aws import load_credentials
 from tasks.cluster.blocks import delete_warehouse_block
 from tasks.cluster.lifecycle import delete_cluster, wait_until_deleted
-from tasks.cluster.logs import run_logger
 from tasks.cluster.provision import provision_cluster, remove_cluster
 from tasks.cluster.settings import EPHEMERAL_TTL_HOURS, ClusterSettings
+from tasks.logs import run_logger
 from tasks.run.pipeline import run_etl
 
 

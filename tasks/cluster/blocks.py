@@ -10,8 +10,8 @@ from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 from prefect_aws import AwsCredentials
 
-from tasks.cluster.logs import run_logger
 from tasks.cluster.settings import REDSHIFT_PORT
+from tasks.logs import run_logger
 from tasks.warehouse.redshift import RedshiftWarehouse
 
 if TYPE_CHECKING:  # only read here; lifecycle imports password, which imports this module

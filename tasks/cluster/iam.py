@@ -12,8 +12,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect_aws import AwsCredentials
 
 from tasks.aws import aws_client, error_code
-from tasks.cluster.logs import run_logger
 from tasks.cluster.settings import OWNER_TAG, PROJECT, PROJECT_TAG
+from tasks.logs import run_logger
 from tasks.run.retry import RETRY_TRANSIENT
 from tasks.source.resolve import resolve_source
 from tasks.source.s3 import S3Source

@@ -19,7 +19,6 @@ from prefect_aws import AwsCredentials
 
 from tasks.aws import aws_client, aws_region, error_code
 from tasks.cluster.cost import describe_cost, hourly_cost
-from tasks.cluster.logs import run_logger
 from tasks.cluster.network import delete_security_group, security_group_name
 from tasks.cluster.password import load_or_create_password
 from tasks.cluster.settings import (
@@ -34,6 +33,7 @@ from tasks.cluster.settings import (
     parse_expiry,
     tag_map,
 )
+from tasks.logs import run_logger
 from tasks.run.retry import RETRY_TRANSIENT
 
 

@@ -11,8 +11,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect_aws import AwsCredentials
 
 from tasks.aws import aws_client, error_code
-from tasks.cluster.logs import run_logger
 from tasks.cluster.settings import PROJECT, PROJECT_TAG, REDSHIFT_PORT, validate_cidr
+from tasks.logs import run_logger
 from tasks.run.retry import RETRY_TRANSIENT
 
 

@@ -10,12 +10,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect_aws import AwsCredentials
 
 from tasks.aws import aws_client
+from tasks.logs import run_logger
+from tasks.run.retry import RETRY_TRANSIENT
 from tasks.source.files import EVENTS_PREFIX, SONGS_PREFIX, RunFiles, select_event_files
 
 DOWNLOAD_WORKERS = 16
+DELETE_BATCH = 1000  # S3 DeleteObjects takes at most 1,000 keys
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -101,3 +106,37 @@ class S3Source:
     def describe(self) -> str:
         """The source's URI."""
         return self.uri(self.prefix)
+
+
+@task(name="upload-tree", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def upload_tree(sample: str, target: S3Source) -> int:
+    """Upload every file of a local directory under the target prefix; the number of files."""
+    root = Path(sample)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    client = target.client()
+
+    def upload(path: Path) -> None:
+        client.upload_file(str(path), target.bucket, target.key(path.relative_to(root).as_posix()))
+
+    with ThreadPoolExecutor(max_workers=DOWNLOAD_WORKERS) as pool:
+        list(pool.map(upload, files))
+    run_logger().info("uploaded %d files to %s", len(files), target.describe())
+    return len(files)
+
+
+@task(name="delete-prefix", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
+def delete_prefix(target: S3Source) -> int:
+    """Delete every object under the source's prefix; the number deleted."""
+    client = target.client()
+    keys = [
+        item["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=target.bucket, Prefix=target.prefix + "/"
+        )
+        for item in page.get("Contents", [])
+    ]
+    for start in range(0, len(keys), DELETE_BATCH):
+        batch = [{"Key": key} for key in keys[start : start + DELETE_BATCH]]
+        client.delete_objects(Bucket=target.bucket, Delete={"Objects": batch, "Quiet": True})
+    run_logger().info("deleted %d objects under %s", len(keys), target.describe())
+    return len(keys)

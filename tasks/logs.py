@@ -1,4 +1,4 @@
-"""The cluster tasks' logger, which also works where there is no run."""
+"""The logger of tasks that also run outside a run (state hooks after a crash)."""
 
 from __future__ import annotations
 
@@ -14,4 +14,4 @@ def run_logger() -> logging.Logger | logging.LoggerAdapter:
     try:
         return get_run_logger()
     except MissingContextError:
-        return get_logger("sparkify.cluster")
+        return get_logger("sparkify")
