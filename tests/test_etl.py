@@ -112,32 +112,41 @@ def failing_transforms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return folder
 
 
-def test_failing_transform_leaves_tables_as_they_were(
-    week_source: Path, tmp_path: Path, failing_transforms: Path
+@pytest.mark.parametrize(
+    ("injected", "statement", "error", "match"),
+    [
+        # Runs after artists, songs and users have been rewritten, before songplays.
+        (
+            "03_zz_injected_failure.sql",
+            "insert into users select * from no_such_table;",
+            Exception,
+            "no_such_table",
+        ),
+        # Every transform succeeds; the quality checks find the duplicate.
+        (
+            "09_zz_duplicate_user.sql",
+            "insert into users select * from users limit 1;",
+            QualityCheckFailed,
+            "unique_users_user_id",
+        ),
+    ],
+    ids=["failing-transform", "failing-quality-check"],
+)
+def test_a_failing_run_leaves_the_tables_as_they_were(
+    week_source: Path,
+    tmp_path: Path,
+    failing_transforms: Path,
+    injected: str,
+    statement: str,
+    error: type[Exception],
+    match: str,
 ) -> None:
     db = tmp_path / "wh.duckdb"
     etl(str(week_source), str(db), WEEK[0], WEEK[0])
     before = snapshot(db)
-    # Runs after artists, songs and users have been rewritten, before songplays.
-    (failing_transforms / "03_zz_injected_failure.sql").write_text(
-        "insert into users select * from no_such_table;\n"
-    )
-    with pytest.raises(Exception, match="no_such_table"):
+    (failing_transforms / injected).write_text(statement + "\n")
+    with pytest.raises(error, match=match):
         etl(str(week_source), str(db), WEEK[1], WEEK[5])
-    assert snapshot(db) == before
-
-
-def test_failing_quality_check_rolls_the_run_back(
-    week_source: Path, tmp_path: Path, failing_transforms: Path
-) -> None:
-    db = tmp_path / "wh.duckdb"
-    etl(str(week_source), str(db), WEEK[0], WEEK[0])
-    before = snapshot(db)
-    (failing_transforms / "09_zz_duplicate_user.sql").write_text(
-        "insert into users select * from users limit 1;\n"
-    )
-    with pytest.raises(QualityCheckFailed, match="unique_users_user_id"):
-        etl(str(week_source), str(db), WEEK[1], WEEK[1])
     assert snapshot(db) == before
 
 
