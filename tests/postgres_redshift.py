@@ -1,0 +1,151 @@
+"""An embedded PostgreSQL standing in for Redshift's SQL: the Redshift warehouse block with a
+PostgreSQL engine under it, COPY emulated (tests/redshift_copy.py), and the few Redshift
+system objects the product reads (sys_load_error_detail, pg_last_copy_id(),
+pg_last_copy_count()).
+
+PostgreSQL stands in for the SQL, not for COPY or the driver: redshift_connector cannot talk to
+a stock PostgreSQL server, so the engine is psycopg2's, and COPY is Python following Redshift's
+documentation. Everything else the Redshift warehouse sends (DDL, staging resets, transforms,
+quality checks, load-error queries) runs on PostgreSQL as sent.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from prefect_aws import AwsCredentials
+from pydantic import Field, SecretStr
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, select
+from sqlalchemy.pool import NullPool
+
+from sql import model
+from tasks.aws import aws_client
+from tasks.warehouse.redshift import RedshiftWarehouse
+from tests.redshift_copy import emulate_copy
+
+ROLE = "arn:aws:iam::123456789012:role/sparkify-redshift-s3-read"
+
+# Redshift's objects the product reads, as PostgreSQL objects: query ids come from a sequence
+# (never rolled back, as Redshift's are not); the last COPY of a session from a bookkeeping
+# table the emulated COPY writes in its transaction, so a rolled-back COPY leaves the one
+# before it as pg_last_copy_id(). The load-error view keeps Redshift's padded CHAR columns.
+REDSHIFT_CATALOG = (
+    "create sequence redshift_query_id",
+    """create table sys_load_error_detail (
+        query_id bigint not null,
+        session_id integer not null,
+        start_time timestamp not null default localtimestamp,
+        file_name char(256) not null,
+        line_number bigint not null,
+        column_name char(127),
+        error_code integer not null,
+        error_message char(512) not null
+    )""",
+    """create table redshift_copy_log (
+        query_id bigint primary key,
+        session_id integer not null,
+        rows_loaded bigint not null
+    )""",
+    """create function pg_last_copy_id() returns integer language sql stable as $$
+        select coalesce(max(query_id), -1)::integer from redshift_copy_log
+        where session_id = pg_backend_pid()
+    $$""",
+    """create function pg_last_copy_count() returns integer language sql stable as $$
+        select coalesce((
+            select rows_loaded from redshift_copy_log where session_id = pg_backend_pid()
+            order by query_id desc limit 1
+        ), 0)::integer
+    $$""",
+    """create function redshift_copy_failed(reason text) returns void language plpgsql as $$
+        begin raise exception using message = reason, errcode = 'XX000'; end
+    $$""",
+)
+
+
+class PostgresRedshiftWarehouse(RedshiftWarehouse):
+    """The Redshift warehouse with an embedded PostgreSQL database under it (tests only)."""
+
+    _block_type_name = "Sparkify Redshift On PostgreSQL"
+    _block_type_slug = "sparkify-redshift-on-postgres"
+    _description = "Tests only: the Redshift warehouse's SQL on PostgreSQL, COPY emulated."
+
+    postgres_url: SecretStr = Field(description="SQLAlchemy URL of the PostgreSQL database.")
+    datestyle: str | None = Field(
+        default=None,
+        description="DATESTYLE of every session, as a Redshift user's default would set it "
+        "(psycopg2 sets ISO when it connects; redshift_connector leaves the server's).",
+    )
+
+    def get_engine(self) -> Engine:
+        """An engine on the PostgreSQL database (psycopg2; no pool, so nothing outlives a run)."""
+        engine = create_engine(self.postgres_url.get_secret_value(), poolclass=NullPool)
+        if self.datestyle:
+            event.listen(engine, "connect", self._set_datestyle)
+        return engine
+
+    def _set_datestyle(self, dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("select set_config('datestyle', %s, false)", (self.datestyle,))
+
+    def copy(self, conn: Connection, statement: str) -> None:
+        """Emulate Redshift's COPY, reading S3 with the block's credentials."""
+        emulate_copy(conn, statement, aws_client(self.aws_credentials or AwsCredentials(), "s3"))
+
+    def describe(self) -> str:
+        """The stand-in and its database."""
+        return f"redshift-on-postgres:{make_url(self.postgres_url.get_secret_value()).database}"
+
+
+def stand_in(postgres_url: str, aws_credentials: AwsCredentials, **changes: Any):
+    """A stand-in block for a database, writing and reading S3 with these credentials."""
+    fields = {
+        "host": "postgres.invalid",
+        "user": "sparkify",
+        "password": "not-used",
+        "iam_role_arn": ROLE,
+        "postgres_url": postgres_url,
+        "aws_credentials": aws_credentials,
+    }
+    return PostgresRedshiftWarehouse(**{**fields, **changes})
+
+
+def _admin(server_url: str) -> Engine:
+    return create_engine(server_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+
+def create_database(server_url: str, name: str) -> str:
+    """A new database on the server with Redshift's objects installed; its SQLAlchemy URL."""
+    engine = _admin(server_url)
+    quoted = engine.dialect.identifier_preparer.quote(name)
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"create database {quoted}")
+    url = make_url(server_url).set(database=name)
+    with create_engine(url, poolclass=NullPool).begin() as conn:
+        for statement in REDSHIFT_CATALOG:
+            conn.exec_driver_sql(statement)
+    return url.render_as_string(hide_password=False)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    """Drop a test's database, closing whatever connections it still has."""
+    engine = _admin(server_url)
+    quoted = engine.dialect.identifier_preparer.quote(name)
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"drop database if exists {quoted} with (force)")
+
+
+def _plain(value: Any) -> Any:
+    """A value in one representation on both engines (numeric results as float)."""
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def star_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every star table's rows, sorted, read through SQLAlchemy on any engine."""
+    with engine.connect() as conn:
+        return {
+            t.name: sorted(
+                (tuple(_plain(v) for v in row) for row in conn.execute(select(t))), key=repr
+            )
+            for t in model.STAR_TABLES
+        }
