@@ -48,6 +48,8 @@ class S3Source:
     cache_dir: Path = field(default_factory=default_cache_dir)
     # ETags seen when listing, so that a cached copy is checked without a request per object.
     etags: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # Sizes seen when listing, so that an empty object is known without reading it.
+    sizes: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_uri(cls, uri: str, credentials: AwsCredentials | None = None) -> S3Source:
@@ -75,6 +77,7 @@ class S3Source:
             for item in page.get("Contents", []):
                 uris.append(self.uri(item["Key"]))
                 self.etags[uris[-1]] = item["ETag"]
+                self.sizes[uris[-1]] = item["Size"]
         return [u for u in uris if u.endswith(".json")]
 
     def run_files(self, start: date | None, end: date | None) -> RunFiles:
@@ -102,6 +105,13 @@ class S3Source:
 
         with ThreadPoolExecutor(max_workers=DOWNLOAD_WORKERS) as pool:
             return dict(pool.map(fetch, files))
+
+    def content_digests(self, files: list[str]) -> dict[str, str | None]:
+        """What the listing says of each object's content without reading it: None for an empty
+        object, else its ETag (the same content uploaded the same way has the same ETag)."""
+        return {
+            uri: None if self.sizes.get(uri) == 0 else self.etags.get(uri, uri) for uri in files
+        }
 
     def describe(self) -> str:
         """The source's URI."""

@@ -33,6 +33,8 @@ from tasks.warehouse.base import (
 )
 from tasks.warehouse.records import (
     EXPECTED,
+    INTEGER_KINDS,
+    INTEGER_TEXT,
     MALFORMED,
     column_kind,
     file_rejects,
@@ -87,16 +89,21 @@ class DuckDBWarehouse(Block):
         return f"duckdb:{Path(self.path).expanduser().resolve()}"
 
 
-def _cast_sql(f: JsonField) -> str:
-    """The staging column's value from the field's text (None when it does not convert)."""
+def _cast_sql(f: JsonField) -> tuple[str, list[Any]]:
+    """The staging column's value from the field's text (None when it does not convert), and
+    its bind values."""
     text = f's."{f.field}"'
     kind = column_kind(f.sql_type)
     if kind == "text":
         # userId '' marks a logged-out event: staged as null.
-        return f"nullif({text}, '')" if f.pattern is not None else text
+        return (f"nullif({text}, '')" if f.pattern is not None else text), []
     if kind == "timestamp":
-        return f"epoch_ms(try_cast({text} as bigint))"
-    return f"try_cast({text} as {DUCKDB_TYPES[kind]})"
+        return f"epoch_ms(try_cast({text} as bigint))", []
+    if kind in INTEGER_KINDS:
+        # Digits only, as Redshift's COPY reads an INTEGER: try_cast would round 1.5 to 2.
+        cast = f"try_cast({text} as {DUCKDB_TYPES[kind]})"
+        return f"case when regexp_full_match({text}, ?) then {cast} end", [INTEGER_TEXT]
+    return f"try_cast({text} as {DUCKDB_TYPES[kind]})", []
 
 
 def _field_ok_sql(f: JsonField) -> tuple[list[str], list[Any]]:
@@ -104,7 +111,9 @@ def _field_ok_sql(f: JsonField) -> tuple[list[str], list[Any]]:
     text = f's."{f.field}"'
     conditions, params = [], []
     if column_kind(f.sql_type) != "text":
-        conditions.append(f"({text} is null or {_cast_sql(f)} is not null)")
+        cast, cast_params = _cast_sql(f)
+        conditions.append(f"({text} is null or {cast} is not null)")
+        params += cast_params
     if f.required:
         conditions.append(f"{text} is not null")
     if f.pattern is not None:
@@ -126,7 +135,9 @@ def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
             whens.append(f"when {text} is null then ?")
             params.append(f"missing required field {f.field}")
         if column_kind(f.sql_type) != "text":
-            whens.append(f"when {text} is not null and {_cast_sql(f)} is null then ?")
+            cast, cast_params = _cast_sql(f)
+            whens.append(f"when {text} is not null and {cast} is null then ?")
+            params += cast_params
             params.append(f"wrong type for {f.field}: expected {EXPECTED[column_kind(f.sql_type)]}")
         if f.pattern is not None:
             whens.append(f"when {text} is not null and not regexp_full_match({text}, ?) then ?")
@@ -154,7 +165,9 @@ def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[
     fields = json_fields(table)
     shape = orjson.dumps({f.field: "VARCHAR" for f in fields}).decode()
     columns = ", ".join(f.column for f in fields)
-    typed = ", ".join(f"{_cast_sql(f)} as {f.column}" for f in fields)
+    casts = [_cast_sql(f) for f in fields]
+    typed = ", ".join(f"{sql} as {f.column}" for f, (sql, _) in zip(fields, casts, strict=True))
+    typed_params = [p for _, params in casts for p in params]
     checks = [_field_ok_sql(f) for f in fields]
     ok_conditions = [c for conditions, _ in checks for c in conditions]
     ok_params = [p for _, params in checks for p in params]
@@ -166,7 +179,7 @@ def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[
             [],
         ),
         "digests": (
-            "select source_file, case when regexp_matches(content, '\\S') "
+            "select source_file, case when length(content) > 0 "
             "then cast(hash(content) as varchar) end from raw_files",
             [],
         ),
@@ -181,7 +194,7 @@ def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[
             "create or replace temp table raw_parsed as "
             f"select line_id, s is not null and {' and '.join(ok_conditions)} as ok, {typed} "
             f"from ({_PARSED_LINES}) as parsed",
-            [*ok_params, shape],
+            [*ok_params, *typed_params, shape],
         ),
         "stage": (
             f"insert into {table.name} ({columns}) select {columns} from raw_parsed where ok",

@@ -28,6 +28,9 @@ EXPECTED = {
     "text": "a string",
 }
 MALFORMED = "malformed JSON: not a valid JSON object"
+INTEGER_KINDS = ("integer", "bigint")
+# An integer as Redshift's COPY reads one from JSON: a number or a string of digits, no fraction.
+INTEGER_TEXT = "[+-]?[0-9]+"
 
 
 def column_kind(sql_type: TypeEngine) -> str:
@@ -44,8 +47,10 @@ def column_kind(sql_type: TypeEngine) -> str:
 
 
 def file_rejects(files: list[str], digests: dict[str, str | None]) -> list[Reject]:
-    """Whole-file problems: empty files (digest None), and files with the same content as an
-    earlier one; their records are not staged (a duplicate's would be loaded twice)."""
+    """Whole-file problems: empty files (digest None: no bytes at all, what an S3 listing shows
+    as size 0; a file of blank lines holds no record and no reject, as blank lines anywhere),
+    and files with the same content as an earlier one; their records are not staged (a
+    duplicate's would be loaded twice)."""
     rejects = []
     seen: dict[str, str] = {}
     for name in files:
@@ -70,8 +75,20 @@ def too_long(f: JsonField, width: int) -> str:
     return f"value too long for {f.field}: more than {width} bytes"
 
 
+def json_value(f: JsonField, value: Any) -> Any:
+    """A parsed JSON value as its staging column takes it: text for text columns, and a string
+    of digits as the integer it spells for integer columns (COPY converts those too)."""
+    kind = column_kind(f.sql_type)
+    if isinstance(value, str) and kind in INTEGER_KINDS and re.fullmatch(INTEGER_TEXT, value):
+        return int(value)
+    if value is not None and kind == "text":
+        return str(value)
+    return value
+
+
 def check_value(f: JsonField, value: Any) -> str | None:
     """Why a parsed JSON value cannot fill its staging column, or None when it can."""
+    value = json_value(f, value)
     if value is None:
         return f"missing required field {f.field}" if f.required else None
     kind = column_kind(f.sql_type)
@@ -117,7 +134,7 @@ def parse_json_records(
     reader = read or (lambda name: Path(name).read_bytes())
     contents = {name: reader(name) for name in files}
     digests = {
-        name: hashlib.sha256(content).hexdigest() if content.strip() else None
+        name: hashlib.sha256(content).hexdigest() if content else None
         for name, content in contents.items()
     }
     rejects += file_rejects(files, digests)
@@ -144,9 +161,6 @@ def parse_json_records(
                 rejects.append(Reject(name, number, reason, raw))
                 continue
             for f in fields:
-                value = record.get(f.field)
-                if value is not None and column_kind(f.sql_type) == "text":
-                    value = str(value)
-                columns[f.column].append(value)
+                columns[f.column].append(json_value(f, record.get(f.field)))
     schema = pa.schema([pa.field(f.column, _arrow_type(f)) for f in fields])
     return pa.table(columns, schema=schema), rejects

@@ -49,6 +49,7 @@ from tasks.warehouse.base import (
     insert_rejects,
     reset_staging,
 )
+from tasks.warehouse.records import file_rejects
 
 # Redshift's upper limit of COPY's MAXERROR.
 MAX_COPY_ERRORS = 100_000
@@ -155,7 +156,7 @@ class RedshiftWarehouse(Block):
                 f"S3Bucket block, not {source.describe()}"
             )
         if self.aws_credentials is not None:
-            return S3Source(source.bucket, source.prefix, self.aws_credentials, source.cache_dir)
+            return replace(source, credentials=self.aws_credentials)
         return source
 
 
@@ -329,11 +330,20 @@ def stage_by_copy(
     reset_staging(conn, target, files)
     if not files:
         return StageReport(target.name, 0, 0, 0, clock.perf_counter() - started)
+    # Whole-file problems, as DuckDB's staging finds them: an empty file, or one with the same
+    # content as an earlier one (whose records COPY would load twice) is a reject, not loaded.
+    whole_file = file_rejects(files, source.content_digests(files))
+    skipped = {r.source_file for r in whole_file}
+    loadable = [uri for uri in files if uri not in skipped]
+    if not loadable:
+        insert_rejects(conn, whole_file, at)
+        seconds = clock.perf_counter() - started
+        return StageReport(target.name, len(files), 0, len(whole_file), seconds, whole_file)
     control = source.key(CONTROL_PREFIX)
     paths_uri = put_json(source, f"{control}/jsonpaths/{target.name}.json", jsonpaths(target))
     run = at.strftime("%Y%m%dT%H%M%S%f")
     manifest_uri = put_json(
-        source, f"{control}/manifests/{run}/{target.name}.manifest", manifest(files)
+        source, f"{control}/manifests/{run}/{target.name}.manifest", manifest(loadable)
     )
     view = warehouse.load_errors_view
     before = _last_copy_id(_fetch_sqlalchemy(conn))
@@ -347,7 +357,7 @@ def stage_by_copy(
         rejects = _failed_copy_errors(_fetch_dbapi(conn), view, before)
         raise LoadFailed(target.name, rejects, error) from error
     rows = int(conn.execute(select(func.pg_last_copy_count())).scalar_one())
-    rejects = _copy_errors(_fetch_sqlalchemy(conn), view)
+    rejects = whole_file + _copy_errors(_fetch_sqlalchemy(conn), view)
     removed, pattern_rejects = _reject_bad_patterns(conn, target, manifest_uri)
     rejects += pattern_rejects
     insert_rejects(conn, rejects, at)
