@@ -16,12 +16,12 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from tasks.aws import aws_region, load_credentials
+from tasks.cluster.info import status_report
 from tasks.cluster.lifecycle import (
     describe_cluster,
     final_snapshot_name,
     pause_cluster,
     resume_cluster,
-    status_report,
     wait_until_available,
 )
 from tasks.cluster.provision import provision_cluster, remove_cluster

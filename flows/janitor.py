@@ -18,9 +18,9 @@ from prefect import flow, get_run_logger
 
 from tasks.aws import load_credentials
 from tasks.cluster.blocks import forget_warehouse_block
+from tasks.cluster.info import expired_clusters
 from tasks.cluster.lifecycle import (
     delete_cluster,
-    expired_clusters,
     final_snapshot_name,
     list_clusters,
     wait_until_deleted,

@@ -11,6 +11,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 from prefect_aws import AwsCredentials
 
+# Where the project's resources live when nothing says otherwise.
+DEFAULT_REGION = "us-west-2"
+
 
 def load_credentials(name: str | None) -> AwsCredentials:
     """The named AwsCredentials block, or boto3's standard chain when no name is given."""

@@ -23,11 +23,10 @@ from flows.cluster import (
 from tasks.aws import aws_client
 from tasks.cluster.cost import hourly_cost
 from tasks.cluster.iam import s3_read_policy, trust_policy
+from tasks.cluster.info import ClusterInfo, expired_clusters
 from tasks.cluster.lifecycle import (
-    ClusterInfo,
     ClusterWaitTimeout,
     create_cluster_arguments,
-    expired_clusters,
     poll_until,
 )
 from tasks.cluster.network import find_security_groups

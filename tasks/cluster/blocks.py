@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from prefect import task
 from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 from prefect_aws import AwsCredentials
 
+from tasks.aws import DEFAULT_REGION
+from tasks.cluster.info import ClusterInfo
 from tasks.cluster.settings import REDSHIFT_PORT
 from tasks.logs import run_logger
 from tasks.warehouse.redshift import RedshiftWarehouse
-
-if TYPE_CHECKING:  # only read here; lifecycle imports password, which imports this module
-    from tasks.cluster.lifecycle import ClusterInfo
 
 WAREHOUSE_BLOCK_SLUG = RedshiftWarehouse.get_block_type_slug()
 
@@ -46,7 +43,7 @@ def save_warehouse_block(
         user=info.master_user,
         password=password,
         iam_role_arn=role_arn,
-        region=region or "us-west-2",
+        region=region or DEFAULT_REGION,
         aws_credentials=credentials,
     )
     block.save(block_name, overwrite=True)

@@ -38,7 +38,7 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
 from sql import model
 from sql.model import jsonpaths
-from tasks.aws import aws_client
+from tasks.aws import DEFAULT_REGION, aws_client
 from tasks.source.files import Source
 from tasks.source.s3 import S3Source
 from tasks.warehouse.base import (
@@ -84,7 +84,7 @@ class RedshiftWarehouse(Block):
     iam_role_arn: str = Field(
         description="ARN of the IAM role Redshift assumes to read the source bucket for COPY."
     )
-    region: str = Field(default="us-west-2", description="AWS region of the source bucket.")
+    region: str = Field(default=DEFAULT_REGION, description="AWS region of the source bucket.")
     max_errors: int = Field(
         default=MAX_COPY_ERRORS,
         ge=0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from pathlib import Path
 
 from prefect.blocks.core import Block
@@ -11,8 +12,14 @@ from tasks.warehouse.base import Warehouse
 from tasks.warehouse.duckdb import DuckDBWarehouse
 
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
-# Every warehouse block type: importing a module registers its block class for Block.load.
-WAREHOUSE_MODULES = ("tasks.warehouse.duckdb", "tasks.warehouse.redshift")
+
+
+def register_warehouse_blocks() -> None:
+    """Import every module of this package: a module defining a warehouse block registers its
+    class for Block.load, so a new warehouse is one new module and nothing else changes."""
+    package = __name__.rsplit(".", 1)[0]
+    for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        importlib.import_module(f"{package}.{module.name}")
 
 
 def resolve_warehouse(spec: str) -> Warehouse:
@@ -27,6 +34,5 @@ def resolve_warehouse(spec: str) -> Warehouse:
             f"warehouse {spec!r} is neither a DuckDB file (*.duckdb) nor a block name "
             "(sparkify-duckdb-warehouse/NAME or sparkify-redshift-warehouse/NAME)"
         )
-    for module in WAREHOUSE_MODULES:
-        importlib.import_module(module)
+    register_warehouse_blocks()
     return Block.load(spec)
