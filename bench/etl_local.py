@@ -1,108 +1,246 @@
-"""Benchmark of the local pipeline: 1M events and 20k song files through the ETL flow on DuckDB.
+"""Benchmark of the local pipeline: the ETL flow on DuckDB against the floor of merely reading
+the same files, at 1M and 3M events (and 10M with --10m), 20k song files each.
 
-    python bench/etl_local.py [--events 1000000] [--songs 20000] [--data DIR] [--keep]
+    python bench/etl_local.py [--data DIR] [--sizes 1000000 3000000] [--10m] [--songs 20000]
 
-Prints wall time per stage, total rows/s and peak RSS, and the floor: the time DuckDB takes
-merely to read the same JSON files (read_json, every field typed, materialised). Data is
-generated outside the repository (a temporary directory unless --data names one).
+The floor is the fastest full read of the same files: DuckDB's read_json of the event files
+with every field typed, materialised, plus parsing the song files with orjson (the ETL reads
+songs that way too; DuckDB's read_json pays a few hundred microseconds per file). The ETL time
+is the flow's stages without Prefect's start-up, the flow called on a warm Prefect server.
+Floor and ETL each run in a process of their own, so each peak RSS is its own, the files in the
+page cache for both. Data sets are generated once under --data (DIR/events-<n>, kept) or in a
+temporary directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import duckdb
-
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from data.generator import generate_dataset  # noqa: E402
-from flows.etl import etl  # noqa: E402
-from sql import model  # noqa: E402
-from tasks.run.report import format_table  # noqa: E402
-from tasks.warehouse.duckdb import DUCKDB_TYPES  # noqa: E402
-from tasks.warehouse.records import column_kind  # noqa: E402
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The issue's targets (issue 10).
+FLOOR_RATIO = 3.0  # ETL time / floor time, at 1M events
+LINEAR_RATIO = 3.6  # 3M events' time / 1M events' time
+PEAK_RSS_MB = 1536  # at 1M and 10M events
 
 
-def read_floor(events: list[str], songs: list[str]) -> dict[str, float]:
-    """Seconds DuckDB takes to read and materialise the files with read_json (typed columns)."""
-    floor = {}
+def peak_rss_mb() -> float:
+    """This process's peak resident memory, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def data_files(data: Path) -> tuple[list[str], list[str]]:
+    """The event and song files of a generated data set."""
+    events = sorted(str(p) for p in (data / "log_data").rglob("*.json"))
+    songs = sorted(str(p) for p in (data / "song_data").rglob("*.json"))
+    return events, songs
+
+
+def measure_floor(data: Path) -> dict[str, float]:
+    """Seconds to read the files at best: events with DuckDB's typed read_json, materialised;
+    songs parsed with orjson."""
+    import duckdb
+    import orjson
+
+    from sql import model
+    from tasks.warehouse.duckdb import DUCKDB_TYPES
+    from tasks.warehouse.records import column_kind
+
+    events, songs = data_files(data)
+    for name in events + songs:  # a warm page cache, as the ETL run after it gets
+        with open(name, "rb") as warm:
+            while warm.read(2**24):
+                pass
+    columns = {c.info["json"]: DUCKDB_TYPES[column_kind(c.type)] for c in model.staging_events.c}
     con = duckdb.connect()
-    for name, table, files in (
-        ("events", model.staging_events, events),
-        ("songs", model.staging_songs, songs),
-    ):
-        columns = {c.info["json"]: DUCKDB_TYPES[column_kind(c.type)] for c in table.columns}
-        started = time.perf_counter()
-        con.execute(
-            "create or replace temp table floor as select * from read_json(?, columns = ?, "
-            "format = 'newline_delimited')",
-            [files, columns],
-        )
-        floor[name] = time.perf_counter() - started
+    started = time.perf_counter()
+    con.execute(
+        "create temp table floor as select * from read_json(?, columns = ?, "
+        "format = 'newline_delimited')",
+        [events, columns],
+    )
+    rows = con.execute("select count(*) from floor").fetchall()[0][0]
+    events_seconds = time.perf_counter() - started
     con.close()
-    return floor
+    started = time.perf_counter()
+    records = []
+    for name in songs:
+        with open(name, "rb") as song:
+            records.append(orjson.loads(song.read()))
+    songs_seconds = time.perf_counter() - started
+    return {
+        "events": events_seconds,
+        "songs": songs_seconds,
+        "rows": rows + len(records),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def measure_etl(data: Path, warehouse: Path) -> dict:
+    """The flow's stage timings, staged rows, row counts and this process's peak RSS."""
+    from flows.etl import etl
+
+    started = time.perf_counter()
+    summary = etl(str(data), str(warehouse))
+    staged = summary["staged"]
+    return {
+        "seconds": summary["seconds"],
+        "stage_events": staged["events"]["seconds"],
+        "stage_songs": staged["songs"]["seconds"],
+        "transforms": {c["table"]: c["seconds"] for c in summary["changes"]},
+        "rows": staged["events"]["rows"] + staged["songs"]["rows"],
+        "rejects": staged["events"]["rejects"] + staged["songs"]["rejects"],
+        "counts": summary["counts"],
+        "flow_seconds": time.perf_counter() - started,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def in_child(what: str, *args: str, env: dict[str, str]) -> dict:
+    """Run one measurement in a fresh Python process; its result."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", what, *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def ensure_data(root: Path, events: int, songs: int) -> Path:
+    """The data set of that many events (generated once under root)."""
+    from data.generator import generate_dataset
+
+    out = root / f"events-{events}"
+    if not (out / "log_data").exists():
+        started = time.perf_counter()
+        generate_dataset(out, events=events, songs=songs, seed=1, days=30)
+        print(f"generated {events:,} events in {time.perf_counter() - started:.0f}s into {out}")
+    return out
+
+
+def run_size(data: Path, work: Path, env: dict[str, str]) -> dict:
+    """Floor and ETL of one data set, and the figures derived from them."""
+    floor = in_child("floor", str(data), env=env)
+    warehouse = work / f"{data.name}.duckdb"
+    warehouse.unlink(missing_ok=True)
+    etl = in_child("etl", str(data), str(warehouse), env=env)
+    warehouse.unlink(missing_ok=True)
+    floor_seconds = floor["events"] + floor["songs"]
+    etl_seconds = sum(etl["seconds"].values())
+    return {
+        "floor": floor,
+        "etl": etl,
+        "floor_seconds": floor_seconds,
+        "etl_seconds": etl_seconds,
+        "ratio": etl_seconds / floor_seconds,
+        "rows_per_second": etl["rows"] / etl_seconds,
+    }
+
+
+def report(size: int, result: dict) -> None:
+    """Print one data set's figures."""
+    from tasks.run.report import format_table
+
+    floor, etl = result["floor"], result["etl"]
+    rows = [(stage, seconds) for stage, seconds in etl["seconds"].items()]
+    rows += [
+        ("  of which stage events", etl["stage_events"]),
+        ("  of which stage songs", etl["stage_songs"]),
+    ]
+    rows += [(f"  of which transform {table}", s) for table, s in etl["transforms"].items()]
+    rows += [
+        ("ETL total (without Prefect start-up)", result["etl_seconds"]),
+        ("flow wall time (warm Prefect server)", etl["flow_seconds"]),
+        ("floor: read_json events, typed", floor["events"]),
+        ("floor: orjson songs", floor["songs"]),
+        ("floor total", result["floor_seconds"]),
+    ]
+    print(f"\n{size:,} events: {etl['rows']:,} rows staged, {etl['rejects']} rejected")
+    print(format_table(["stage", "seconds"], [(s, round(v, 2)) for s, v in rows]))
+    print(f"ETL / floor: {result['ratio']:.2f}x (target <= {FLOOR_RATIO}x)")
+    print(f"rows/s (staged rows / ETL time): {result['rows_per_second']:,.0f}")
+    print(
+        f"peak RSS: ETL {etl['peak_rss_mb']:,.0f} MB (target <= {PEAK_RSS_MB:,}), "
+        f"floor {floor['peak_rss_mb']:,.0f} MB"
+    )
+    print("row counts:", etl["counts"])
+
+
+def start_prefect_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """A Prefect server of the benchmark's own (its own PREFECT_HOME), warm before any run."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=1)
+            return server, url
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("the Prefect server did not start") from None
+            time.sleep(0.5)
 
 
 def main() -> None:
-    """Generate, load, compare with the floor, print the figures."""
+    """Generate (or reuse) the data sets, measure floor and ETL of each, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--data", type=Path, help="directory of the data sets (kept, reused)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000])
+    parser.add_argument("--10m", dest="ten_million", action="store_true", help="add 10M events")
     parser.add_argument("--songs", type=int, default=20_000)
-    parser.add_argument("--data", type=Path, help="directory for the generated data (reused)")
-    parser.add_argument("--keep", action="store_true", help="keep the generated data")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        what, *paths = args.child
+        measure = measure_floor if what == "floor" else measure_etl
+        print(json.dumps(measure(*map(Path, paths))))
+        return
 
+    sizes = [*args.sizes, *([10_000_000] if args.ten_million else [])]
     work = Path(tempfile.mkdtemp(prefix="sparkify-bench-"))
-    data = args.data or work / "data"
-    started = time.perf_counter()
-    if not (data / "log_data").exists():
-        generate_dataset(data, events=args.events, songs=args.songs, seed=1, days=30)
-    generate_seconds = time.perf_counter() - started
-
-    events = sorted(str(p) for p in (data / "log_data").rglob("*.json"))
-    songs = sorted(str(p) for p in (data / "song_data").rglob("*.json"))
-    floor = read_floor(events, songs)
-
-    started = time.perf_counter()
-    summary = etl(str(data), str(work / "bench.duckdb"))
-    flow_seconds = time.perf_counter() - started
-    etl_seconds = sum(summary["seconds"].values())
-    staged_rows = summary["staged"]["events"]["rows"] + summary["staged"]["songs"]["rows"]
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    print(
-        f"\ndata: {len(events)} event files, {len(songs)} song files, "
-        f"{summary['staged']['events']['rows']:,} events (generated in {generate_seconds:.1f}s)"
-    )
-    rows = [(stage, seconds) for stage, seconds in summary["seconds"].items()]
-    rows += [
-        ("  of which stage events", summary["staged"]["events"]["seconds"]),
-        ("  of which stage songs", summary["staged"]["songs"]["seconds"]),
-    ]
-    rows += [(f"  of which transform {c['table']}", c["seconds"]) for c in summary["changes"]]
-    rows += [
-        ("ETL total (without Prefect start-up)", etl_seconds),
-        ("flow wall time (with Prefect)", flow_seconds),
-        ("floor: read_json events", floor["events"]),
-        ("floor: read_json songs", floor["songs"]),
-        ("floor total", sum(floor.values())),
-    ]
-    print(format_table(["stage", "seconds"], [(s, round(v, 2)) for s, v in rows]))
-    print(f"\nrows/s (staged rows / ETL time): {staged_rows / etl_seconds:,.0f}")
-    print(f"ETL / floor: {etl_seconds / sum(floor.values()):.2f}x")
-    print(f"peak RSS: {peak_mb:,.0f} MB")
-    print("row counts:", summary["counts"])
-    if args.keep:
-        print(f"kept {work}")
-    else:
+    root = args.data or work / "data"
+    env = {**os.environ, "PREFECT_HOME": str(work / "prefect"), "PYTHONPATH": str(PROJECT_ROOT)}
+    server, url = start_prefect_server(env)
+    env["PREFECT_API_URL"] = url
+    print(f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} cores, {os.uname().nodename}")
+    results = {}
+    try:
+        for size in sizes:
+            results[size] = run_size(ensure_data(root, size, args.songs), work, env)
+            report(size, results[size])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
+    if 1_000_000 in results and 3_000_000 in results:
+        growth = results[3_000_000]["etl_seconds"] / results[1_000_000]["etl_seconds"]
+        print(f"\n3M / 1M ETL time: {growth:.2f}x (target <= {LINEAR_RATIO}x)")
 
 
 if __name__ == "__main__":

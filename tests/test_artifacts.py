@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from datetime import date, datetime
 from decimal import Decimal
@@ -16,11 +17,13 @@ import tasks.run.quality
 from flows.analytics import analytics
 from flows.etl import etl
 from tasks.run.artifacts import (
+    LOAD_COLUMNS,
     LOAD_KEY,
     QUALITY_KEY,
     REJECTS_KEY,
     artifact_key,
     jsonable,
+    load_description,
     load_rows,
     quality_description,
     quality_rows,
@@ -29,6 +32,7 @@ from tasks.run.artifacts import (
 )
 from tasks.run.quality import CheckResult, run_checks
 from tasks.run.transform import TableChange
+from tasks.source.files import RunFiles, SkippedFile
 from tasks.warehouse.base import Reject, StageReport
 from tests.helpers import table_counts
 
@@ -61,11 +65,41 @@ def test_load_rows_split_inserted_from_updated_and_carry_rows_and_timings() -> N
         "updated": None,
         "rows": None,
         "seconds": 0.5,
+        "detail": None,
     }
     assert (rows["users"]["inserted"], rows["users"]["updated"]) == (50, 30)
     assert rows["users"]["rows"] == 80 and rows["users"]["seconds"] == 0.123
     assert (rows["songplays"]["inserted"], rows["songplays"]["updated"]) == (90, 0)
     assert rows["load_rejects"]["rows"] == 3
+
+
+def test_load_rows_list_skipped_files_and_missing_days_after_the_tables() -> None:
+    files = RunFiles(
+        ["log_data/2018-11-01-events.json"],
+        [],
+        [SkippedFile("log_data/notes.txt", "not a .json or .json.gz file")],
+        [date(2018, 11, 2)],
+    )
+    rows = load_rows([EVENTS, SONGS], [], {}, files)
+    assert [r["table"] for r in rows] == [
+        "staging_events",
+        "staging_songs",
+        "skipped file",
+        "missing day",
+    ]
+    assert rows[2] == {
+        **dict.fromkeys(LOAD_COLUMNS),
+        "table": "skipped file",
+        "detail": "log_data/notes.txt: not a .json or .json.gz file",
+    }
+    assert rows[3]["detail"] == "2018-11-02: requested, but no event file holds it"
+    assert load_description("duckdb:/x", {}, files).endswith(
+        "1 file skipped, 1 requested day without an event file "
+        "(rows `skipped file` and `missing day`)."
+    )
+    assert load_description("duckdb:/x", {}, RunFiles([], [])) == (
+        "Loaded into `duckdb:/x`. Stages: none timed."
+    )
 
 
 def test_quality_rows_say_pass_or_fail() -> None:
@@ -168,6 +202,54 @@ def test_etl_publishes_load_quality_and_rejects(week_source: Path, tmp_path: Pat
     assert rejects.type == "markdown"
     line = sum(1 for _ in day_file.open())
     assert f"{day_file} | {line} |" in rejects.data
+
+
+def _warnings(flow_run_id: UUID) -> list[str]:
+    """The warning messages a flow run logged (its tasks' included), once they have arrived."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return [log.message for log in logs if log.level == logging.WARNING]
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_skipped_files_and_missing_days_are_in_the_log_and_the_load_artifact(
+    week_source: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    shutil.copytree(week_source, source)
+    (source / "log_data" / "2018" / "11" / "notes.txt").write_text("not data")
+    (source / "song_data" / ".DS_Store").write_bytes(b"\0")
+    db = tmp_path / "wh.duckdb"
+
+    state = etl(str(source), str(db), date(2018, 11, 6), date(2018, 11, 7), return_state=True)
+    summary = state.result()
+    flow_run_id = state.state_details.flow_run_id
+    load = _table(_artifacts(flow_run_id)[LOAD_KEY])
+
+    notes = f"{source}/log_data/2018/11/notes.txt: not a .json or .json.gz file"
+    store = f"{source}/song_data/.DS_Store: hidden file or folder"
+    missing = "2018-11-07: requested, but no event file holds it"
+    assert [(r["table"], r["detail"]) for r in load if r["detail"]] == [
+        ("skipped file", notes),
+        ("skipped file", store),
+        ("missing day", missing),
+    ]
+    assert {r["table"]: r for r in load}["staging_events"]["files"] == 1
+    assert summary["skipped_files"] == [
+        {"name": f"{source}/log_data/2018/11/notes.txt", "reason": "not a .json or .json.gz file"},
+        {"name": f"{source}/song_data/.DS_Store", "reason": "hidden file or folder"},
+    ]
+    assert summary["missing_days"] == ["2018-11-07"]
+    warnings = _warnings(flow_run_id)
+    for line in (f"skipped file: {notes}", f"skipped file: {store}", f"missing day: {missing}"):
+        assert line in warnings
 
 
 @pytest.mark.usefixtures("prefect_server")

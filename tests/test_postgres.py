@@ -6,6 +6,7 @@ README ("Same input, same answer") lists what still differs by nature."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from collections.abc import Callable
@@ -295,3 +296,50 @@ def test_failed_copy_reports_its_own_rejects_not_the_previous_ones(
         (1, "Input line is not valid. Invalid JSON."),
         (2, "ts"),
     ]
+
+
+def gzip_half(source: Path, root: Path) -> Path:
+    """A copy of a source with one event file and one song file in two gzipped (`.json.gz`)."""
+    shutil.copytree(source, root)
+    files = sorted((root / "log_data").rglob("*.json")) + sorted(
+        (root / "song_data").rglob("*.json")
+    )
+    for path in files[::2]:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+    return root
+
+
+def test_gzipped_files_load_into_postgres_as_the_plain_ones_into_duckdb(
+    prefect_server,
+    postgres_database: str,
+    aws_credentials,
+    bucket_name: str,
+    week_source: Path,
+    tmp_path: Path,
+) -> None:
+    source = gzip_half(week_source, tmp_path / "gz")
+    client = S3Source(bucket_name, "", aws_credentials).client()
+    client.create_bucket(Bucket=bucket_name)
+    upload_tree(client, bucket_name, source, "raw")
+    aws_credentials.save("moto-test", overwrite=True)
+    stand_in(postgres_database, aws_credentials).save("pg-gz-" + bucket_name, overwrite=True)
+    block = f"{BLOCK_TYPE}/pg-gz-{bucket_name}"
+    summary = etl(f"s3://{bucket_name}/raw", block, aws_credentials="moto-test")
+    etl(str(week_source), str(tmp_path / "plain.duckdb"))
+
+    assert (summary["event_files"], summary["song_files"]) == (6, 60)
+    assert summary["staged"]["events"]["rejects"] == summary["staged"]["songs"]["rejects"] == 0
+    plain = star_rows(DuckDBWarehouse(path=str(tmp_path / "plain.duckdb")).get_engine())
+    assert star_rows(create_engine(postgres_database)) == plain
+
+
+# The same gzipped objects on both warehouses: COPY's GZIP here, DuckDB's staging decompressing
+# its downloaded copies (which keep the .gz suffix) there.
+def test_gzipped_files_give_identical_star_tables(
+    load_both, week_source: Path, tmp_path: Path
+) -> None:
+    loaded = load_both(gzip_half(week_source, tmp_path / "gz"))
+    assert all(loaded.postgres[t.name] for t in model.STAR_TABLES)
+    assert loaded.postgres == loaded.duckdb
+    assert loaded.rejects["postgres"] == loaded.rejects["duckdb"] == (0, 0)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlfluff
 from sqlalchemy import create_engine
 from sqlalchemy.schema import CreateTable
 from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
@@ -113,6 +114,15 @@ def test_copy_statements_are_exact_and_carry_no_bind_markers(target) -> None:
         "MAXERROR 10 REGION 'us-west-2'"
     )
     assert not re.search(r"%s|%\(|\$\d|\?", text)
+
+
+def test_gzip_copy_is_the_same_statement_with_gzip_after_manifest() -> None:
+    uris = ("s3://raw-bucket/m/staging_songs.gzip.manifest", "s3://raw-bucket/j.json")
+    plain = copy_statement(model.staging_songs, *uris, warehouse())
+    text = copy_statement(model.staging_songs, *uris, warehouse(), gzip=True)
+    assert normal(text) == normal(plain).replace(" MANIFEST ", " MANIFEST GZIP ")
+    assert "GZIP" not in plain
+    sqlfluff.parse(text, dialect="redshift")  # raises if Redshift's grammar refuses it
 
 
 def test_copy_values_are_quoted_by_the_dialect() -> None:

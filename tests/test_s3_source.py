@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 from datetime import date
 from pathlib import Path
 
 import boto3
+import pytest
 
+from tasks.source.files import SourceLayoutError
 from tasks.source.resolve import resolve_source
 from tasks.source.s3 import S3Source
 
@@ -49,3 +52,67 @@ def test_default_chain_reaches_the_endpoint_from_the_environment(
     assert source.run_files(None, None).event_files == [
         f"s3://{bucket_name}/p/log_data/2018/11/2018-11-05-events.json"
     ]
+
+
+def test_gzipped_and_upper_case_objects_are_read_the_rest_skipped_with_reasons(
+    s3_week: S3Source, bucket_name: str
+) -> None:
+    client = s3_week.client()
+    day = "raw/log_data/2018/11/2018-11-02-events.json"
+    body = client.get_object(Bucket=bucket_name, Key=day)["Body"].read()
+    client.delete_object(Bucket=bucket_name, Key=day)
+    extra = {
+        day + ".gz": gzip.compress(body),
+        "raw/log_data/2018/11/2018-11-07-events.JSON": b"{}",
+        "raw/log_data/2018/11/": b"",  # a folder marker, as the S3 console makes them
+        "raw/log_data/2018/11/2018-11-04-events.json.zip": b"PK",
+        "raw/log_data/2018/11/summary.json": b"{}",
+        "raw/song_data/Z/Z/Z/TRZZZ.json.gz": gzip.compress(b"{}"),
+        "raw/song_data/Z/Z/Z/._TRZZZ.json": b"",
+    }
+    for key, content in extra.items():
+        client.put_object(Bucket=bucket_name, Key=key, Body=content)
+    fresh = S3Source(bucket_name, "raw", s3_week.credentials)
+    files = fresh.run_files(date(2018, 11, 2), date(2018, 11, 2))
+    uri = f"s3://{bucket_name}/"
+    assert files.event_files == [uri + "raw/log_data/2018/11/2018-11-02-events.json.gz"]
+    assert uri + "raw/song_data/Z/Z/Z/TRZZZ.json.gz" in files.song_files
+    assert len(files.song_files) == 61
+    assert [(s.name.removeprefix(uri), s.reason) for s in files.skipped] == [
+        ("raw/log_data/2018/11/2018-11-04-events.json.zip", "not a .json or .json.gz file"),
+        ("raw/log_data/2018/11/summary.json", "name is not YYYY-MM-DD-events.json (or .json.gz)"),
+        ("raw/song_data/Z/Z/Z/._TRZZZ.json", "hidden file or folder"),
+    ]
+    assert files.missing_days == []
+    later = fresh.run_files(date(2018, 11, 7), date(2018, 11, 8))
+    assert later.event_files == [uri + "raw/log_data/2018/11/2018-11-07-events.JSON"]
+    assert later.missing_days == [date(2018, 11, 8)]
+
+
+def test_a_prefix_without_log_data_is_a_clear_error(aws_credentials, bucket_name: str) -> None:
+    source = S3Source(bucket_name, "raw", aws_credentials)
+    source.client().create_bucket(Bucket=bucket_name)
+    source.client().put_object(Bucket=bucket_name, Key="raw/song_data/A/TRA.json", Body=b"{}")
+    source.client().put_object(Bucket=bucket_name, Key="raw/log_data.json", Body=b"{}")
+    with pytest.raises(SourceLayoutError, match=rf"^s3://{bucket_name}/raw has no log_data/ "):
+        source.run_files(None, None)
+    # A folder made in the S3 console (a marker object) is there, though empty.
+    source.client().put_object(Bucket=bucket_name, Key="raw/log_data/", Body=b"")
+    assert source.run_files(None, None).event_files == []
+
+
+def test_local_copies_of_gzipped_objects_keep_the_gz_suffix(
+    aws_credentials, bucket_name: str, tmp_path: Path
+) -> None:
+    source = S3Source(bucket_name, "p", aws_credentials, cache_dir=tmp_path / "cache")
+    source.client().create_bucket(Bucket=bucket_name)
+    content = gzip.compress(b'{"ts": 1}\n')
+    for key in ("p/log_data/2018-11-05-events.json.gz", "p/log_data/2018-11-06-events.JSON.GZ"):
+        source.client().put_object(Bucket=bucket_name, Key=key, Body=content)
+    files = source.run_files(None, None).event_files
+    local = source.local_copies(files)
+    assert [Path(local[f]).name for f in files] == [
+        "2018-11-05-events.json.gz",
+        "2018-11-06-events.JSON.GZ",
+    ]
+    assert all(Path(path).read_bytes() == content for path in local.values())

@@ -19,6 +19,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from tasks.run.quality import CheckResult
 from tasks.run.report import count_of
 from tasks.run.transform import TableChange
+from tasks.source.files import RunFiles, file_notices
 from tasks.warehouse.base import StageReport
 
 LOAD_KEY = "sparkify-etl-load"
@@ -26,7 +27,10 @@ QUALITY_KEY = "sparkify-etl-quality"
 REJECTS_KEY = "sparkify-etl-rejects"
 ANALYTICS_KEY_PREFIX = "sparkify-analytics"
 
-LOAD_COLUMNS = ("table", "files", "staged", "rejected", "inserted", "updated", "rows", "seconds")
+LOAD_COLUMNS = (
+    *("table", "files", "staged", "rejected", "inserted", "updated", "rows", "seconds"),
+    "detail",
+)
 
 _KEY = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -43,9 +47,12 @@ def load_rows(
     staged: Sequence[StageReport],
     changes: Sequence[TableChange],
     counts: Mapping[str, int],
+    files: RunFiles | None = None,
 ) -> list[dict[str, Any]]:
     """One row per staging table (files, rows staged, rejected) and per star table (rows new,
-    updated, and in the table after the run), each with its seconds; None where not applicable."""
+    updated, and in the table after the run), each with its seconds; None where not applicable.
+    Then one row per file the listing skipped and per requested day without an event file
+    ("skipped file", "missing day"), the file or day and why in `detail`."""
     rows = [
         _load_row(r.table, files=r.files, staged=r.rows, rejected=r.rejects, seconds=r.seconds)
         for r in staged
@@ -62,20 +69,34 @@ def load_rows(
         )
     if "load_rejects" in counts:
         rows.append(_load_row("load_rejects", rows=counts["load_rejects"]))
+    notices = file_notices(files) if files is not None else []
+    rows += [_load_row(kind, detail=detail) for kind, detail in notices]
     return rows
 
 
-def _load_row(table: str, seconds: float | None = None, **figures: int | None) -> dict[str, Any]:
+def _load_row(
+    table: str, seconds: float | None = None, detail: str | None = None, **figures: int | None
+) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(LOAD_COLUMNS)
-    row.update(figures, table=table)
+    row.update(figures, table=table, detail=detail)
     row["seconds"] = None if seconds is None else round(seconds, 3)
     return row
 
 
-def load_description(warehouse: str, seconds: Mapping[str, float]) -> str:
-    """The load table's caption: where it went and how long each stage took."""
+def load_description(
+    warehouse: str, seconds: Mapping[str, float], files: RunFiles | None = None
+) -> str:
+    """The load table's caption: where it went, how long each stage took, and how many files
+    were skipped and requested days had no event file."""
     stages = ", ".join(f"{name} {value:.2f}s" for name, value in seconds.items())
-    return f"Loaded into `{warehouse}`. Stages: {stages or 'none timed'}."
+    text = f"Loaded into `{warehouse}`. Stages: {stages or 'none timed'}."
+    if files is not None and (files.skipped or files.missing_days):
+        text += (
+            f" {count_of(len(files.skipped), 'file')} skipped, "
+            f"{count_of(len(files.missing_days), 'requested day')} without an event file "
+            "(rows `skipped file` and `missing day`)."
+        )
+    return text
 
 
 def quality_rows(checks: Sequence[CheckResult]) -> list[dict[str, Any]]:
@@ -167,12 +188,14 @@ def publish_load(
     counts: Mapping[str, int],
     warehouse: str,
     seconds: Mapping[str, float],
+    files: RunFiles | None = None,
 ) -> None:
-    """Publish the rows staged, inserted, updated and rejected per table, with timings."""
+    """Publish the rows staged, inserted, updated and rejected per table, with timings, and the
+    files the run skipped and the requested days without an event file."""
     create_table_artifact(
-        load_rows(staged, changes, counts),
+        load_rows(staged, changes, counts, files),
         key=LOAD_KEY,
-        description=load_description(warehouse, seconds),
+        description=load_description(warehouse, seconds, files),
     )
 
 

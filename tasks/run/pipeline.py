@@ -68,7 +68,9 @@ def run_etl(
                 raise QualityCheckFailed(failed)
         counts = table_counts(target)
     summary = EtlSummary.build(target, files, staged, changes, checks, counts, timer.seconds)
-    publish_load([staged.events, staged.songs], changes, counts, summary.warehouse, timer.seconds)
+    publish_load(
+        [staged.events, staged.songs], changes, counts, summary.warehouse, timer.seconds, files
+    )
     get_run_logger().info("published to %s: %s", summary.warehouse, counts)
     return asdict(summary)
 
@@ -100,6 +102,8 @@ class EtlSummary:
     checks: list[dict[str, Any]]
     counts: dict[str, int]
     seconds: dict[str, float]
+    skipped_files: list[dict[str, str]]
+    missing_days: list[str]
 
     @classmethod
     def build(
@@ -122,4 +126,6 @@ class EtlSummary:
             [c.as_row() for c in checks],
             counts,
             seconds,
+            [asdict(s) for s in files.skipped],
+            [day.isoformat() for day in files.missing_days],
         )

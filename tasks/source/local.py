@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from tasks.source.files import EVENTS_PREFIX, SONGS_PREFIX, RunFiles, select_event_files
+from tasks.source.files import (
+    EVENTS_PREFIX,
+    SONGS_PREFIX,
+    RunFiles,
+    choose_run_files,
+    no_events_folder,
+)
 
 
 @dataclass(frozen=True)
@@ -16,12 +22,17 @@ class LocalSource:
     root: Path
 
     def run_files(self, start: date | None, end: date | None) -> RunFiles:
-        """The event files of the run's days and every song file."""
+        """The event files of the run's days, every song file, and the files skipped."""
         if not self.root.is_dir():
             raise FileNotFoundError(f"source directory {self.root} does not exist")
-        events = [str(p) for p in (self.root / EVENTS_PREFIX).rglob("*.json")]
-        songs = sorted(str(p) for p in (self.root / SONGS_PREFIX).rglob("*.json"))
-        return RunFiles(select_event_files(events, start, end), songs)
+        if not (self.root / EVENTS_PREFIX).is_dir():
+            raise no_events_folder(str(self.root))
+        return choose_run_files(self.listing(EVENTS_PREFIX), self.listing(SONGS_PREFIX), start, end)
+
+    def listing(self, folder: str) -> dict[str, str]:
+        """Every file under a folder of the directory: its path → its path under the folder."""
+        base = self.root / folder
+        return {str(p): p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file()}
 
     def local_copies(self, files: list[str]) -> dict[str, str]:
         """Local files are read where they are."""

@@ -17,7 +17,13 @@ from prefect_aws import AwsCredentials
 from tasks.aws import aws_client
 from tasks.logs import run_logger
 from tasks.run.retry import RETRY_TRANSIENT
-from tasks.source.files import EVENTS_PREFIX, SONGS_PREFIX, RunFiles, select_event_files
+from tasks.source.files import (
+    EVENTS_PREFIX,
+    SONGS_PREFIX,
+    RunFiles,
+    choose_run_files,
+    no_events_folder,
+)
 
 DOWNLOAD_WORKERS = 16
 DELETE_BATCH = 1000  # S3 DeleteObjects takes at most 1,000 keys
@@ -69,24 +75,35 @@ class S3Source:
         """The s3:// URI of a key."""
         return f"s3://{self.bucket}/{key}"
 
-    def list_uris(self, folder: str) -> list[str]:
-        """Every .json object under a folder of the prefix, as URIs."""
+    def listing(self, folder: str) -> dict[str, str] | None:
+        """Every object under a folder of the prefix: its URI → its path under the folder, ETags
+        and sizes noted; folder markers (keys ending in /) are left out. None when the folder
+        holds no object at all, not even a marker."""
+        base = self.key(folder) + "/"
         paginator = self.client().get_paginator("list_objects_v2")
-        uris = []
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.key(folder) + "/"):
+        found: dict[str, str] = {}
+        anything = False
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
             for item in page.get("Contents", []):
-                uris.append(self.uri(item["Key"]))
-                self.etags[uris[-1]] = item["ETag"]
-                self.sizes[uris[-1]] = item["Size"]
-        return [u for u in uris if u.endswith(".json")]
+                anything = True
+                if item["Key"].endswith("/"):
+                    continue
+                uri = self.uri(item["Key"])
+                self.etags[uri] = item["ETag"]
+                self.sizes[uri] = item["Size"]
+                found[uri] = item["Key"].removeprefix(base)
+        return found if anything else None
 
     def run_files(self, start: date | None, end: date | None) -> RunFiles:
-        """The event objects of the run's days and every song object."""
-        events = select_event_files(self.list_uris(EVENTS_PREFIX), start, end)
-        return RunFiles(events, sorted(self.list_uris(SONGS_PREFIX)))
+        """The event objects of the run's days, every song object, and the objects skipped."""
+        events = self.listing(EVENTS_PREFIX)
+        if events is None:
+            raise no_events_folder(self.describe())
+        return choose_run_files(events, self.listing(SONGS_PREFIX) or {}, start, end)
 
     def local_copies(self, files: list[str]) -> dict[str, str]:
-        """Download the objects concurrently into the cache (kept while their ETag is the same)."""
+        """Download the objects concurrently into the cache (kept while their ETag is the same),
+        each under its own key, so a gzipped object's copy keeps its `.gz` suffix."""
         client = self.client()
 
         def fetch(uri: str) -> tuple[str, str]:

@@ -1,8 +1,10 @@
 """The embedded warehouse: a DuckDB file, and staging that reads the raw JSON inside DuckDB.
 
-DuckDB reads the event files itself (bulk, typed by the table model). Each line is validated
-before it is typed, so a malformed line, a missing field or a wrong type becomes a row in
-load_rejects with its file, line number and reason, while every good line loads.
+Event files are read a batch of lines at a time (tasks/warehouse/lines.py: bounded memory,
+gzip by name, byte-level faults kept as the lines' reasons) and each batch is parsed, validated
+and typed by DuckDB in bulk, by rules drawn from the table model: a malformed line, a missing
+field, a wrong type or a value out of range becomes a row in load_rejects with its file, line
+number and reason, while every good line loads.
 Song files are small and many: reading them in Python (orjson) into one Arrow table is an order
 of magnitude faster than DuckDB's per-file overhead.
 """
@@ -10,14 +12,17 @@ of magnitude faster than DuckDB's per-file overhead.
 from __future__ import annotations
 
 import time as clock
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 from prefect.blocks.core import Block
 from pydantic import Field
-from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, func, select
+from sqlalchemy import Connection, Engine, Table, create_engine, func, select
 from sqlalchemy.pool import NullPool
 
 from sql import model
@@ -31,19 +36,26 @@ from tasks.warehouse.base import (
     reject_samples,
     reset_staging,
 )
+from tasks.warehouse.lines import BATCH_LINES, FileToRead, line_batches
 from tasks.warehouse.records import (
     EXPECTED,
     INTEGER_KINDS,
     INTEGER_TEXT,
     MALFORMED,
+    TIMESTAMP_MS,
     column_kind,
+    file_digests,
     file_rejects,
+    out_of_range,
     parse_json_records,
+    read_stored,
     text_width,
     too_long,
 )
 
 DEFAULT_DUCKDB_FILE = "sparkify.duckdb"
+# With DuckDB's memory bounded, a run's peak memory stays flat whatever its size (issue 10).
+DEFAULT_MEMORY_LIMIT = "768MB"
 # DuckDB type of each kind of staging column, as read from JSON (timestamps as epoch ms).
 DUCKDB_TYPES = {
     "integer": "integer",
@@ -65,12 +77,20 @@ class DuckDBWarehouse(Block):
         default=DEFAULT_DUCKDB_FILE,
         description="Path of the DuckDB database file; created on first use.",
     )
+    memory_limit: str = Field(
+        default=DEFAULT_MEMORY_LIMIT,
+        description="DuckDB's memory_limit (e.g. '1GB'): beyond it DuckDB spills to temporary "
+        "files beside the database instead of growing (its own default is 80% of the RAM).",
+    )
 
     def get_engine(self) -> Engine:
         """A SQLAlchemy engine on the DuckDB file (each connection opens and releases the file)."""
         file = Path(self.path).expanduser().resolve()
         file.parent.mkdir(parents=True, exist_ok=True)
-        return create_engine(f"duckdb:///{file}", poolclass=NullPool)
+        config = {"memory_limit": self.memory_limit}
+        return create_engine(
+            f"duckdb:///{file}", poolclass=NullPool, connect_args={"config": config}
+        )
 
     def stage_events(
         self, conn: Connection, source: Source, files: list[str], at: datetime
@@ -98,7 +118,8 @@ def _cast_sql(f: JsonField) -> tuple[str, list[Any]]:
         # userId '' marks a logged-out event: staged as null.
         return (f"nullif({text}, '')" if f.pattern is not None else text), []
     if kind == "timestamp":
-        return f"epoch_ms(try_cast({text} as bigint))", []
+        ms = f"try_cast({text} as bigint)"
+        return f"case when {ms} between ? and ? then epoch_ms({ms}) end", list(TIMESTAMP_MS)
     if kind in INTEGER_KINDS:
         # Digits only, as Redshift's COPY reads an INTEGER: try_cast would round 1.5 to 2.
         cast = f"try_cast({text} as {DUCKDB_TYPES[kind]})"
@@ -107,13 +128,12 @@ def _cast_sql(f: JsonField) -> tuple[str, list[Any]]:
 
 
 def _field_ok_sql(f: JsonField) -> tuple[list[str], list[Any]]:
-    """Conditions a parsed line meets when this field can fill its column, and their values."""
+    """Conditions a parsed line meets when this field can fill its column (whose value, typed
+    once, is selected beside the parsed text fields), and their values."""
     text = f's."{f.field}"'
     conditions, params = [], []
     if column_kind(f.sql_type) != "text":
-        cast, cast_params = _cast_sql(f)
-        conditions.append(f"({text} is null or {cast} is not null)")
-        params += cast_params
+        conditions.append(f"({text} is null or {f.column} is not null)")
     if f.required:
         conditions.append(f"{text} is not null")
     if f.pattern is not None:
@@ -131,14 +151,18 @@ def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
     params: list[Any] = [MALFORMED]
     for f in fields:
         text = f's."{f.field}"'
+        kind = column_kind(f.sql_type)
         if f.required:
             whens.append(f"when {text} is null then ?")
             params.append(f"missing required field {f.field}")
-        if column_kind(f.sql_type) != "text":
+        if kind == "timestamp":
+            whens.append(f"when try_cast({text} as bigint) not between ? and ? then ?")
+            params += [*TIMESTAMP_MS, out_of_range(f)]
+        if kind != "text":
             cast, cast_params = _cast_sql(f)
             whens.append(f"when {text} is not null and {cast} is null then ?")
             params += cast_params
-            params.append(f"wrong type for {f.field}: expected {EXPECTED[column_kind(f.sql_type)]}")
+            params.append(f"wrong type for {f.field}: expected {EXPECTED[kind]}")
         if f.pattern is not None:
             whens.append(f"when {text} is not null and not regexp_full_match({text}, ?) then ?")
             params += [f.pattern, f"bad value for {f.field}: does not match {f.pattern}"]
@@ -148,20 +172,24 @@ def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
     return "case " + " ".join(whens) + " else ? end", [*params, "invalid record"]
 
 
-# Each non-blank line, parsed once into text fields when it is a JSON object (a valid JSON text
-# starting with "{"; the cheap first-character test spares a second parse).
-_PARSED_LINES = (
-    "select rowid as line_id, case when (line[1] = '{' or starts_with(ltrim(line), '{')) "
-    "and json_valid(line) then json_transform(line, ?) end as s "
-    "from raw_lines where not regexp_full_match(line, '\\s*')"
-)
+def _parsed_sql(where: str) -> str:
+    """Lines of a relation with their text fields (`s`) when the line is a JSON object: a JSON
+    text starting with "{", parsed once (try() makes a parse error null; json_valid first
+    would parse every line twice)."""
+    return (
+        "select file, line_number, line, fault, case when fault is null "
+        "and (line[1] = '{' or starts_with(ltrim(line), '{')) "
+        f"then try(json_transform(line, ?)) end as s from {where}"
+    )
 
 
 def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[Any]]]:
-    """DuckDB statements and their bind values that read, validate and stage newline-delimited
-    JSON. Each line is parsed once into text fields (json_transform) and cast with try_cast, so
-    a bad line is flagged instead of failing the load; only flagged lines get a detailed reason
-    and a line number (from their position in the split file). `at` stamps the rejects."""
+    """DuckDB statements and their bind values that validate and stage one batch of lines (the
+    Arrow table `event_lines`, LINES_SCHEMA): "parse" selects them typed and flagged `ok`, and
+    the others read that result as `raw_parsed`. Each line is parsed once into text fields
+    (json_transform) and typed once with try_cast, so a bad line is flagged instead of failing
+    the load; only flagged lines are parsed again, for their reason. Rejects name their file
+    from the Arrow table `run_files` (file, source_file); `at` stamps them."""
     fields = json_fields(table)
     shape = orjson.dumps({f.field: "VARCHAR" for f in fields}).decode()
     columns = ", ".join(f.column for f in fields)
@@ -172,28 +200,15 @@ def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[
     ok_conditions = [c for conditions, _ in checks for c in conditions]
     ok_params = [p for _, params in checks for p in params]
     reason, reason_params = _reason_sql(fields)
+    # Blank lines hold no record and no reject.
+    blank = "regexp_full_match(line, '\\s*')"
+    lines = f"event_lines where fault is not null or line[1] = '{{' or not {blank}"
     return {
-        "files": (
-            "create or replace temp table raw_files as "
-            "select filename as source_file, content from read_text(?)",
-            [],
-        ),
-        "digests": (
-            "select source_file, case when length(content) > 0 "
-            "then cast(hash(content) as varchar) end from raw_files",
-            [],
-        ),
-        "split": (
-            # rowid follows the split order: a line's number is its rowid less its file's first.
-            "create or replace temp table raw_lines as "
-            "select source_file, unnest(string_split(content, chr(10))) as line from raw_files "
-            "where source_file in (select unnest(?::varchar[]))",
-            [],
-        ),
         "parse": (
-            "create or replace temp table raw_parsed as "
-            f"select line_id, s is not null and {' and '.join(ok_conditions)} as ok, {typed} "
-            f"from ({_PARSED_LINES}) as parsed",
+            f"select file, line_number, ok, {columns}, case when not ok then line end as line, "
+            f"fault from (select *, fault is null and s is not null and "
+            f"{' and '.join(ok_conditions)} as ok from ("
+            f"select file, line_number, line, fault, s, {typed} from ({_parsed_sql(lines)})))",
             [*ok_params, *typed_params, shape],
         ),
         "stage": (
@@ -201,64 +216,73 @@ def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[
             [],
         ),
         "rejects": (
-            # Only the flagged lines are parsed again, to name their first problem.
             "insert into load_rejects (source_file, line_number, reason, raw_line, recorded_at) "
-            f"select source_file, line_id - first_id + 1, {reason}, left(line, ?), ? from ("
-            "  select lines.source_file, parsed.line_id, rtrim(lines.line, chr(13)) as line,"
-            "  firsts.first_id, case when starts_with(ltrim(lines.line), '{') "
-            "  and json_valid(lines.line) then json_transform(lines.line, ?) end as s"
-            "  from (select line_id from raw_parsed where not ok) as parsed"
-            "  join raw_lines as lines on lines.rowid = parsed.line_id"
-            "  join (select source_file, min(rowid) as first_id from raw_lines"
-            "  group by source_file) as firsts on firsts.source_file = lines.source_file"
-            ") as flagged",
+            f"select files.source_file, flagged.line_number, coalesce(fault, {reason}), "
+            "left(rtrim(line, chr(10) || chr(13)), ?), ? "
+            f"from ({_parsed_sql('raw_parsed where not ok')}) as flagged "
+            "join run_files as files on files.file = flagged.file",
             [*reason_params, MAX_RAW_LINE, at, shape],
         ),
     }
 
 
-def _rename_rejects(conn: Connection, local: dict[str, str]) -> None:
-    """Name rejects by the file's source name (an s3:// URI) instead of its local copy."""
-    renames = [{"name": name, "path": path} for name, path in local.items() if name != path]
-    if renames:
-        rejects = model.load_rejects
-        conn.execute(
-            rejects.update()
-            .where(rejects.c.source_file == bindparam("path"))
-            .values(source_file=bindparam("name")),
-            renames,
-        )
+@contextmanager
+def _registered(raw: Any, name: str, data: pa.Table) -> Iterator[None]:
+    """An Arrow table visible to DuckDB's SQL under a name, for the block's duration."""
+    raw.register(name, data)
+    try:
+        yield
+    finally:
+        raw.unregister(name)
+
+
+def _stage_lines(
+    raw: Any,
+    statements: dict[str, tuple[str, list[Any]]],
+    event_lines: pa.Table,
+    run_files: pa.Table,
+) -> None:
+    """Validate and stage one batch of lines. DuckDB reads the Arrow tables from this function's
+    variables of the same names (a replacement scan): a view registered for each batch would
+    hold the batch in memory until the transaction ends."""
+    sql, params = statements["parse"]
+    raw_parsed = raw.sql(sql, params=params).to_arrow_table()
+    if raw_parsed.num_rows:
+        # One thread appends: appends made in parallel, batch after batch, leave partly filled
+        # row groups that the checkpoint after the commit rewrites, which takes longer.
+        raw.execute("set threads = 1")
+        try:
+            raw.execute(*statements["stage"])
+        finally:
+            raw.execute("reset threads")
+        raw.execute(*statements["rejects"])
 
 
 def stage_events_duckdb(
-    conn: Connection, files: list[str], at: datetime, local: dict[str, str] | None = None
+    conn: Connection,
+    files: list[str],
+    at: datetime,
+    local: dict[str, str] | None = None,
+    batch_lines: int = BATCH_LINES,
 ) -> StageReport:
-    """Load the event files into staging_events on DuckDB; bad lines go to load_rejects.
-    `local` maps a file's name to the local copy DuckDB reads (files are local when omitted)."""
+    """Load the event files into staging_events on DuckDB, `batch_lines` lines at a time
+    (memory stays flat whatever the files' size); bad lines go to load_rejects. `local` maps a
+    file's name to the local copy that is read (files are local when omitted)."""
     started = clock.perf_counter()
     table = model.staging_events
     paths = local or {name: name for name in files}
     reset_staging(conn, table, files)
+    whole_file = file_rejects(files, file_digests(files, paths))
+    insert_rejects(conn, whole_file, at)
+    skipped = {r.source_file for r in whole_file}
+    to_read = [
+        FileToRead(n, name, paths[name]) for n, name in enumerate(files) if name not in skipped
+    ]
     raw = conn.connection.driver_connection
     statements = events_staging_sql(table, at)
-    if files:
-        sql, _ = statements["files"]
-        raw.execute(sql, [[paths[name] for name in files]])
-        digests = dict(raw.execute(statements["digests"][0]).fetchall())
-        whole_file = file_rejects(files, {name: digests.get(paths[name]) for name in files})
-        skipped = {r.source_file for r in whole_file}
-        keep = [paths[name] for name in files if name not in skipped]
-        sql, _ = statements["split"]
-        raw.execute(sql, [keep])
-        for step in ("parse", "stage"):
-            sql, params = statements[step]
-            raw.execute(sql, params)
-        sql, params = statements["rejects"]
-        raw.execute(sql, params)
-        _rename_rejects(conn, paths)
-        insert_rejects(conn, whole_file, at)
-        for temp in ("raw_files", "raw_lines", "raw_parsed"):
-            raw.execute(f"drop table if exists {temp}")
+    names = pa.table({"file": pa.array(range(len(files)), pa.int32()), "source_file": files})
+    for lines in line_batches(to_read, batch_lines):
+        _stage_lines(raw, statements, lines, names)
     rows = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
     return StageReport(
         table.name,
@@ -280,15 +304,12 @@ def stage_songs_duckdb(
     reset_staging(conn, table, files)
     paths = local or {}
     arrow, rejects = parse_json_records(
-        table, files, lambda name: Path(paths.get(name, name)).read_bytes()
+        table, files, lambda name: read_stored(paths.get(name, name))
     )
     raw = conn.connection.driver_connection
-    raw.register("songs_arrow", arrow)
-    try:
-        columns = ", ".join(c.name for c in table.columns)
+    columns = ", ".join(c.name for c in table.columns)
+    with _registered(raw, "songs_arrow", arrow):
         raw.execute(f"insert into {table.name} ({columns}) select {columns} from songs_arrow")
-    finally:
-        raw.unregister("songs_arrow")
     insert_rejects(conn, rejects, at)
     return StageReport(
         table.name,

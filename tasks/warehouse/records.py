@@ -1,15 +1,20 @@
-"""Rejected before staging: whole-file problems (empty or duplicate files) and JSON records that
-cannot fill their staging columns, checked against the table model's JSON fields.
+"""Rejected before staging: whole-file problems (empty, duplicate or binary files), bytes that
+are not UTF-8, and JSON records that cannot fill their staging columns, checked against the table
+model's JSON fields.
 
 The same rules, as SQL, validate event lines inside DuckDB (`tasks/warehouse/duckdb.py`).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import os
 import re
+import zlib
+from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -18,6 +23,7 @@ from sqlalchemy import BigInteger, DateTime, Double, Integer, Table
 from sqlalchemy.types import TypeEngine
 
 from sql.model import JsonField, json_fields
+from tasks.source.files import is_gzipped
 from tasks.warehouse.base import MAX_RAW_LINE, Reject
 
 EXPECTED = {
@@ -31,6 +37,13 @@ MALFORMED = "malformed JSON: not a valid JSON object"
 INTEGER_KINDS = ("integer", "bigint")
 # An integer as Redshift's COPY reads one from JSON: a number or a string of digits, no fraction.
 INTEGER_TEXT = "[+-]?[0-9]+"
+# Epoch milliseconds of the timestamps every engine here holds, years 1 to 9999 (Python's
+# datetime ends there; DuckDB, PostgreSQL and Redshift go further).
+TIMESTAMP_MS = (-62_135_596_800_000, 253_402_300_799_999)
+# What decompression raises on a truncated or corrupt .gz file (BadGzipFile is an OSError).
+GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+# Bytes of a file's head looked at to tell a binary file from JSON text.
+SNIFF_BYTES = 8192
 
 
 def column_kind(sql_type: TypeEngine) -> str:
@@ -64,9 +77,64 @@ def file_rejects(files: list[str], digests: dict[str, str | None]) -> list[Rejec
     return rejects
 
 
+def file_digests(files: list[str], paths: dict[str, str]) -> dict[str, str | None]:
+    """Each file's digest for `file_rejects`, from its stored bytes (compressed for .gz, as an
+    S3 ETag is): None when it has none. Only a file of the same size as another can duplicate
+    it, so only files sharing a size are read and hashed; the others' size tells them apart."""
+    sizes = {name: os.path.getsize(paths[name]) for name in files}
+    shared = Counter(sizes.values())
+    digests: dict[str, str | None] = {}
+    for name, size in sizes.items():
+        if size == 0:
+            digests[name] = None
+        elif shared[size] == 1:
+            digests[name] = str(size)
+        else:
+            with open(paths[name], "rb") as stored:
+                digests[name] = f"{size}:{hashlib.file_digest(stored, 'sha256').hexdigest()}"
+    return digests
+
+
+def binary_reason(name: str, head: bytes) -> str | None:
+    """Why a file whose (decompressed) content starts with `head` is not JSON text, or None: JSON
+    text holds no NUL byte, and gzip data is read as such only under a .gz name."""
+    if head.startswith(b"\x1f\x8b"):
+        where = "inside a .gz file" if is_gzipped(name) else "in a file not named .gz"
+        return f"binary file: gzip-compressed data {where}"
+    if b"\0" in head[:SNIFF_BYTES]:
+        return "binary file: NUL bytes, not JSON text"
+    return None
+
+
+def utf8_fault(line: bytes) -> str | None:
+    """Why a line is not UTF-8 text (the first bad byte and its offset), or None."""
+    try:
+        line.decode()
+    except UnicodeDecodeError as error:
+        return f"invalid UTF-8: byte 0x{line[error.start]:02x} at offset {error.start}"
+    return None
+
+
+def escaped(line: bytes) -> str:
+    """A raw line as load_rejects keeps it: text, invalid bytes as \\xNN, no line break."""
+    raw = line[: 4 * MAX_RAW_LINE].decode("utf-8", "backslashreplace")
+    return raw.rstrip("\r\n")[:MAX_RAW_LINE]
+
+
+def read_stored(path: str) -> bytes:
+    """A file's stored bytes (compressed for a .gz file)."""
+    with open(path, "rb") as stored:
+        return stored.read()
+
+
 def text_width(f: JsonField) -> int | None:
     """The bytes a text field's column holds (Redshift's VARCHAR(n) counts UTF-8 bytes), or None."""
     return getattr(f.sql_type, "length", None) if column_kind(f.sql_type) == "text" else None
+
+
+def out_of_range(f: JsonField) -> str:
+    """The reason for epoch milliseconds beyond the timestamps every engine holds."""
+    return f"value out of range for {f.field}: epoch milliseconds outside years 1 to 9999"
 
 
 def too_long(f: JsonField, width: int) -> str:
@@ -75,42 +143,66 @@ def too_long(f: JsonField, width: int) -> str:
     return f"value too long for {f.field}: more than {width} bytes"
 
 
-def json_value(f: JsonField, value: Any) -> Any:
-    """A parsed JSON value as its staging column takes it: text for text columns, and a string
-    of digits as the integer it spells for integer columns (COPY converts those too)."""
-    kind = column_kind(f.sql_type)
-    if isinstance(value, str) and kind in INTEGER_KINDS and re.fullmatch(INTEGER_TEXT, value):
-        return int(value)
-    if value is not None and kind == "text":
-        return str(value)
-    return value
+_INTEGER = re.compile(INTEGER_TEXT)
+_BITS = {"integer": 32, "bigint": 64, "timestamp": 64}
 
 
-def check_value(f: JsonField, value: Any) -> str | None:
-    """Why a parsed JSON value cannot fill its staging column, or None when it can."""
-    value = json_value(f, value)
-    if value is None:
-        return f"missing required field {f.field}" if f.required else None
-    kind = column_kind(f.sql_type)
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    ok = {
-        "integer": isinstance(value, int) and not isinstance(value, bool),
-        "bigint": isinstance(value, int) and not isinstance(value, bool),
-        "double": is_number,
-        "timestamp": isinstance(value, int) and not isinstance(value, bool),
-        "text": isinstance(value, str) or is_number,
-    }[kind]
-    if not ok:
-        return f"wrong type for {f.field}: expected {EXPECTED[kind]}"
-    bits = {"integer": 32, "bigint": 64, "timestamp": 64}.get(kind)
-    if bits and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
-        return f"wrong type for {f.field}: integer out of range"
-    if f.pattern is not None and not re.fullmatch(f.pattern, str(value)):
-        return f"bad value for {f.field}: does not match {f.pattern}"
-    width = text_width(f)
-    if width is not None and len(str(value).encode()) > width:
-        return too_long(f, width)
-    return None
+@dataclass(frozen=True)
+class FieldRule:
+    """A JSON field's rules, prepared once per run: what its staging column takes from a parsed
+    JSON value, and why a value cannot fill it."""
+
+    field: JsonField
+    kind: str
+    width: int | None
+    pattern: re.Pattern[str] | None
+
+    @classmethod
+    def of(cls, f: JsonField) -> FieldRule:
+        """The rules of a field, from the table model."""
+        pattern = re.compile(f.pattern) if f.pattern is not None else None
+        return cls(f, column_kind(f.sql_type), text_width(f), pattern)
+
+    def value(self, value: Any) -> Any:
+        """The value as the column takes it: text for text columns, and a string of digits as
+        the integer it spells for integer columns (COPY converts those too)."""
+        if value is None:
+            return None
+        if self.kind == "text":
+            return value if type(value) is str else str(value)
+        if self.kind in INTEGER_KINDS and type(value) is str and _INTEGER.fullmatch(value):
+            return int(value)
+        return value
+
+    def problem(self, value: Any) -> str | None:
+        """Why a parsed JSON value cannot fill the column, or None when it can."""
+        f, kind = self.field, self.kind
+        value = self.value(value)
+        if value is None:
+            return f"missing required field {f.field}" if f.required else None
+        if kind == "text":
+            return self._text_problem(value)
+        is_int = type(value) is int
+        if not (is_int or (kind == "double" and type(value) is float)):
+            return f"wrong type for {f.field}: expected {EXPECTED[kind]}"
+        if kind == "timestamp" and not TIMESTAMP_MS[0] <= value <= TIMESTAMP_MS[1]:
+            return out_of_range(f)
+        bits = _BITS.get(kind)
+        if bits and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            return f"wrong type for {f.field}: integer out of range"
+        if self.pattern is not None and not self.pattern.fullmatch(str(value)):
+            return f"bad value for {f.field}: does not match {f.pattern}"
+        return None
+
+    def _text_problem(self, text: str) -> str | None:
+        f = self.field
+        if self.pattern is not None and not self.pattern.fullmatch(text):
+            return f"bad value for {f.field}: does not match {f.pattern}"
+        # A character is at most 4 UTF-8 bytes: most texts need no encoding to be measured.
+        if self.width is not None and len(text) * 4 > self.width:
+            if len(text.encode()) > self.width:
+                return too_long(f, self.width)
+        return None
 
 
 def _arrow_type(f: JsonField) -> pa.DataType:
@@ -126,41 +218,62 @@ def _arrow_type(f: JsonField) -> pa.DataType:
 def parse_json_records(
     table: Table, files: list[str], read: Callable[[str], bytes] | None = None
 ) -> tuple[pa.Table, list[Reject]]:
-    """Parse JSON files (one or more objects per file, one per line) into an Arrow table typed by
-    the staging table's model, and the rejected records with file, line and reason."""
-    fields = json_fields(table)
-    columns: dict[str, list[Any]] = {f.column: [] for f in fields}
+    """Parse JSON files (one or more objects per file, one per line; gzipped when the name ends
+    in .gz) into an Arrow table typed by the staging table's model, and the rejected records
+    with file, line and reason. `read` gives a file's stored bytes (from its path by default)."""
+    rules = [FieldRule.of(f) for f in json_fields(table)]
+    columns: list[list[Any]] = [[] for _ in rules]
     rejects: list[Reject] = []
-    reader = read or (lambda name: Path(name).read_bytes())
-    contents = {name: reader(name) for name in files}
+    reader = read or read_stored
+    stored = {name: reader(name) for name in files}
     digests = {
-        name: hashlib.sha256(content).hexdigest() if content else None
-        for name, content in contents.items()
+        name: hashlib.sha256(data).hexdigest() if data else None for name, data in stored.items()
     }
     rejects += file_rejects(files, digests)
     skipped = {r.source_file for r in rejects}
     for name in files:
         if name in skipped:
             continue
-        for number, line in enumerate(contents[name].splitlines(), start=1):
+        content, fault = _content(name, stored[name])
+        if fault is not None:
+            rejects.append(fault)
+            continue
+        for number, line in enumerate(content.splitlines(), start=1):
             if not line.strip():
                 continue
-            reason, record = None, None
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                reason = MALFORMED
-            if reason is None and not isinstance(record, dict):
-                reason = MALFORMED
-            if reason is None:
-                reason = next(
-                    (r for f in fields if (r := check_value(f, record.get(f.field)))), None
-                )
+            reason, values = _parse_record(line, rules)
             if reason is not None:
-                raw = line[:MAX_RAW_LINE].decode("utf-8", "replace")
-                rejects.append(Reject(name, number, reason, raw))
+                rejects.append(Reject(name, number, reason, escaped(line)))
                 continue
-            for f in fields:
-                columns[f.column].append(json_value(f, record.get(f.field)))
-    schema = pa.schema([pa.field(f.column, _arrow_type(f)) for f in fields])
-    return pa.table(columns, schema=schema), rejects
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+    schema = pa.schema([pa.field(r.field.column, _arrow_type(r.field)) for r in rules])
+    arrays = [pa.array(c, type=t) for c, t in zip(columns, schema.types, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=schema), rejects
+
+
+def _content(name: str, data: bytes) -> tuple[bytes, Reject | None]:
+    """A file's content from its stored bytes, or the reject of a whole file that holds no
+    JSON text (corrupt gzip data, a binary file)."""
+    if is_gzipped(name):
+        try:
+            data = gzip.decompress(data)
+        except GZIP_ERRORS as error:
+            return b"", Reject(name, 0, f"corrupt gzip data: {error}")
+    reason = binary_reason(name, data[:SNIFF_BYTES])
+    return data, (Reject(name, 0, reason, escaped(data[:64])) if reason else None)
+
+
+def _parse_record(line: bytes, rules: list[FieldRule]) -> tuple[str | None, list[Any]]:
+    """A line's first problem, or None and its values in column order."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return utf8_fault(line) or MALFORMED, []
+    if not isinstance(record, dict):
+        return MALFORMED, []
+    values = [record.get(r.field.field) for r in rules]
+    for rule, value in zip(rules, values, strict=True):
+        if reason := rule.problem(value):
+            return reason, []
+    return None, [r.value(v) for r, v in zip(rules, values, strict=True)]

@@ -39,7 +39,7 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 from sql import model
 from sql.model import jsonpaths
 from tasks.aws import DEFAULT_REGION, aws_client
-from tasks.source.files import Source
+from tasks.source.files import Source, is_gzipped
 from tasks.source.s3 import S3Source
 from tasks.warehouse.base import (
     MAX_RAW_LINE,
@@ -167,13 +167,19 @@ def redshift_literal(value: str) -> str:
 
 
 def copy_statement(
-    target: Table, manifest_uri: str, jsonpaths_uri: str, warehouse: RedshiftWarehouse
+    target: Table,
+    manifest_uri: str,
+    jsonpaths_uri: str,
+    warehouse: RedshiftWarehouse,
+    *,
+    gzip: bool = False,
 ) -> str:
     """The exact COPY text for a staging table. Redshift refuses bind parameters inside COPY,
     so values are written as literals (`redshift_literal`), the table and columns as quoted
     identifiers of the model. IAM_ROLE is the documented form of role authorisation; STATUPDATE
     OFF needs no table ownership (ON would); MAXERROR is the block's. No TRUNCATECOLUMNS: a
-    value longer than its column is a rejected record, as on DuckDB, not a value cut short."""
+    value longer than its column is a rejected record, as on DuckDB, not a value cut short.
+    GZIP says every file of the manifest is gzipped (it applies to all of a COPY's files)."""
     quote = RedshiftDialect_redshift_connector().identifier_preparer.quote
     columns = ", ".join(quote(c.name) for c in target.columns)
     return "\n".join(
@@ -183,6 +189,7 @@ def copy_statement(
             f"IAM_ROLE {redshift_literal(warehouse.iam_role_arn)}",
             f"FORMAT AS JSON {redshift_literal(jsonpaths_uri)}",
             "MANIFEST",
+            *(["GZIP"] if gzip else []),
             "TIMEFORMAT 'epochmillisecs'",
             "COMPUPDATE OFF",
             "STATUPDATE OFF",
@@ -325,30 +332,57 @@ def stage_by_copy(
     warehouse: RedshiftWarehouse,
 ) -> StageReport:
     """Reset a staging table (DELETE: TRUNCATE would commit the transaction), COPY the run's
-    files through a manifest, and keep Redshift's rejected records in load_rejects."""
+    files through a manifest, plain files and gzipped ones apart (GZIP holds for all of a COPY's
+    files), in the connection's transaction, and keep the rejected records in load_rejects."""
     started = clock.perf_counter()
     reset_staging(conn, target, files)
-    if not files:
-        return StageReport(target.name, 0, 0, 0, clock.perf_counter() - started)
     # Whole-file problems, as DuckDB's staging finds them: an empty file, or one with the same
     # content as an earlier one (whose records COPY would load twice) is a reject, not loaded.
-    whole_file = file_rejects(files, source.content_digests(files))
-    skipped = {r.source_file for r in whole_file}
+    rejects = file_rejects(files, source.content_digests(files))
+    skipped = {r.source_file for r in rejects}
     loadable = [uri for uri in files if uri not in skipped]
-    if not loadable:
-        insert_rejects(conn, whole_file, at)
-        seconds = clock.perf_counter() - started
-        return StageReport(target.name, len(files), 0, len(whole_file), seconds, whole_file)
+    rows, counted = 0, len(rejects)
     control = source.key(CONTROL_PREFIX)
-    paths_uri = put_json(source, f"{control}/jsonpaths/{target.name}.json", jsonpaths(target))
-    run = at.strftime("%Y%m%dT%H%M%S%f")
-    manifest_uri = put_json(
-        source, f"{control}/manifests/{run}/{target.name}.manifest", manifest(loadable)
+    if loadable:
+        paths_uri = put_json(source, f"{control}/jsonpaths/{target.name}.json", jsonpaths(target))
+    manifests = f"{control}/manifests/{at.strftime('%Y%m%dT%H%M%S%f')}/{target.name}"
+    for gzip in (False, True):
+        group = [uri for uri in loadable if is_gzipped(uri) == gzip]
+        if not group:
+            continue
+        manifest_key = manifests + (".gzip.manifest" if gzip else ".manifest")
+        manifest_uri = put_json(source, manifest_key, manifest(group))
+        loaded, copy_rejects = _copy_files(conn, target, manifest_uri, paths_uri, warehouse, gzip)
+        removed, pattern_rejects = _reject_bad_patterns(conn, target, manifest_uri)
+        rows += loaded - removed
+        counted += len(copy_rejects) + removed
+        rejects += copy_rejects + pattern_rejects
+    insert_rejects(conn, rejects, at)
+    return StageReport(
+        target.name,
+        len(files),
+        rows,
+        counted,
+        clock.perf_counter() - started,
+        [replace(r, raw_line=None) for r in rejects[:REJECT_SAMPLES]],
     )
+
+
+def _copy_files(
+    conn: Connection,
+    target: Table,
+    manifest_uri: str,
+    paths_uri: str,
+    warehouse: RedshiftWarehouse,
+    gzip: bool,
+) -> tuple[int, list[Reject]]:
+    """One COPY of a manifest's files (all gzipped, or none): the rows it loaded and the records
+    it rejected. A failed COPY rolls the session back and raises LoadFailed with its rejects."""
     view = warehouse.load_errors_view
     before = _last_copy_id(_fetch_sqlalchemy(conn))
     try:
-        warehouse.copy(conn, copy_statement(target, manifest_uri, paths_uri, warehouse))
+        statement = copy_statement(target, manifest_uri, paths_uri, warehouse, gzip=gzip)
+        warehouse.copy(conn, statement)
     except DBAPIError as error:
         # More rejects than MAXERROR (or an unreadable file) fail the COPY. Roll the session back
         # and read what the failed load logged in it, so the run says which records and why;
@@ -357,15 +391,4 @@ def stage_by_copy(
         rejects = _failed_copy_errors(_fetch_dbapi(conn), view, before)
         raise LoadFailed(target.name, rejects, error) from error
     rows = int(conn.execute(select(func.pg_last_copy_count())).scalar_one())
-    rejects = whole_file + _copy_errors(_fetch_sqlalchemy(conn), view)
-    removed, pattern_rejects = _reject_bad_patterns(conn, target, manifest_uri)
-    rejects += pattern_rejects
-    insert_rejects(conn, rejects, at)
-    return StageReport(
-        target.name,
-        len(files),
-        rows - removed,
-        len(rejects) - len(pattern_rejects) + removed,
-        clock.perf_counter() - started,
-        [replace(r, raw_line=None) for r in rejects[:REJECT_SAMPLES]],
-    )
+    return rows, _copy_errors(_fetch_sqlalchemy(conn), view)

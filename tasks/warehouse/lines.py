@@ -1,0 +1,237 @@
+"""Newline-delimited JSON files read as bounded batches of lines, for staging inside DuckDB.
+
+Memory stays flat whatever the input: a file is read READ_BYTES at a time (decompressed when its
+name ends in .gz), cut after its last line break, and its lines handed on as Arrow record
+batches, BATCH_LINES of them (BATCH_BYTES at most) at a time; only a partial last line is carried
+to the next read. A line's end is found by bytes.find (memchr), and its UTF-8 checked by Arrow's
+vectorised validation of the whole read; only a read with a fault is looked at line by line.
+
+A fault in the bytes is a line's reason, never a failed run: every line comes out with its file,
+its number and either its text or its fault (invalid UTF-8, longer than MAX_LINE_BYTES, a corrupt
+gzip stream), the raw bytes kept escaped; a binary file is one fault at line 0.
+"""
+
+from __future__ import annotations
+
+import gzip
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tasks.source.files import is_gzipped
+from tasks.warehouse.records import GZIP_ERRORS, binary_reason, escaped, utf8_fault
+
+# Bytes read from a file at a time: one Arrow record batch of lines, a unit DuckDB scans in
+# parallel with the others.
+READ_BYTES = 4 * 2**20
+# Lines staged at a time (two of DuckDB's row groups): about 85 MB of events.
+BATCH_LINES = 2 * 122_880
+# Bytes of lines staged at a time at most, however long the lines: what bounds staging's memory.
+BATCH_BYTES = 256 * 2**20
+# Redshift's COPY takes a JSON record of at most 4 MB: a longer line is a reject on both.
+MAX_LINE_BYTES = 4 * 2**20
+LINES_SCHEMA = pa.schema(
+    [
+        ("file", pa.int32()),
+        ("line_number", pa.int64()),
+        # A line's text with its line break, or its escaped bytes when it has a fault.
+        ("line", pa.large_string()),
+        ("fault", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class FileToRead:
+    """A file of the run: its index among the run's files, its name, and its local copy."""
+
+    index: int
+    name: str
+    path: str
+
+
+def line_batches(
+    files: list[FileToRead], batch_lines: int = BATCH_LINES, batch_bytes: int = BATCH_BYTES
+) -> Iterator[pa.Table]:
+    """The files' lines (LINES_SCHEMA) in file and line order, `batch_lines` at a time, or
+    fewer when they reach `batch_bytes` first."""
+    pending: list[pa.RecordBatch] = []
+    count = size = 0
+    for file in files:
+        for batch in _file_lines(file):
+            while batch.num_rows:
+                head, batch = batch.slice(0, batch_lines - count), batch.slice(batch_lines - count)
+                pending.append(head)
+                count, size = count + head.num_rows, size + head.nbytes
+                if count >= batch_lines or size >= batch_bytes:
+                    yield pa.Table.from_batches(pending, LINES_SCHEMA)
+                    pending, count, size = [], 0, 0
+    if pending:
+        yield pa.Table.from_batches(pending, LINES_SCHEMA)
+
+
+def _blocks(file: FileToRead) -> Iterator[bytes]:
+    """A file's content, READ_BYTES at a time (decompressed when its name ends in .gz). A gzip
+    stream is decompressed a piece at a time, so that what came before a break is not lost."""
+    if not is_gzipped(file.name):
+        with open(file.path, "rb") as stream:
+            while block := stream.read(READ_BYTES):
+                yield block
+        return
+    pieces: list[bytes] = []
+    size = 0
+    with gzip.open(file.path, "rb") as stream:
+        try:
+            while piece := stream.read1(READ_BYTES):
+                pieces.append(piece)
+                size += len(piece)
+                if size >= READ_BYTES:
+                    yield b"".join(pieces)
+                    pieces, size = [], 0
+        except GZIP_ERRORS:
+            if pieces:
+                yield b"".join(pieces)
+            raise
+    if pieces:
+        yield b"".join(pieces)
+
+
+def _file_lines(file: FileToRead) -> Iterator[pa.RecordBatch]:
+    """One file's lines, a read at a time; a corrupt gzip stream ends the file with a fault at
+    the line where it broke (line 0 when it was not gzip data at all)."""
+    reader = _LineReader(file)
+    blocks = _blocks(file)
+    try:
+        for block in blocks:
+            if not reader.read:
+                if reason := binary_reason(file.name, block):
+                    yield _faults(file.index, [(0, reason, escaped(block[:64]))])
+                    blocks.close()
+                    return
+            yield from reader.take(block)
+    except GZIP_ERRORS as error:
+        if not is_gzipped(file.name):
+            raise
+        yield reader.broken(f"corrupt gzip data: {error}")
+        return
+    yield from reader.finish()
+
+
+class _LineReader:
+    """Cuts a file's blocks into whole lines, numbering them; carries the partial last line."""
+
+    def __init__(self, file: FileToRead) -> None:
+        self.file = file
+        self.number = 1  # the number of the next line
+        self.tail = b""
+        self.skipping = False  # inside a line already rejected as too long
+        self.read = False  # whether any block was taken
+
+    def take(self, block: bytes) -> Iterator[pa.RecordBatch]:
+        """The whole lines that this block completes."""
+        self.read = True
+        data = self.tail + block if self.tail else block
+        if self.skipping:
+            end = data.find(b"\n")
+            if end < 0:
+                self.tail = b""
+                return
+            data, self.skipping = data[end + 1 :], False
+            self.number += 1
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield self._lines(data, cut)
+        self.tail = data[cut:]
+        if len(self.tail) > MAX_LINE_BYTES:
+            yield _faults(self.file.index, [(self.number, _too_long(), escaped(self.tail))])
+            self.tail, self.skipping = b"", True
+
+    def finish(self) -> Iterator[pa.RecordBatch]:
+        """The last line, when the file does not end with a line break."""
+        if self.tail and not self.skipping:
+            yield self._lines(self.tail + b"\n", len(self.tail) + 1)
+
+    def broken(self, reason: str) -> pa.RecordBatch:
+        """The fault of a stream that broke off: at the line it broke in, its bytes so far (at
+        line 0 when nothing at all could be read)."""
+        number = self.number if self.read else 0
+        return _faults(self.file.index, [(number, reason, escaped(self.tail))])
+
+    def _lines(self, data: bytes, cut: int) -> pa.RecordBatch:
+        """The lines of data[:cut] (which ends with a line break), numbered on from self.number."""
+        offsets = _line_offsets(data, cut)
+        count = len(offsets) - 1
+        first, self.number = self.number, self.number + count
+        buffer = pa.py_buffer(data).slice(0, cut)
+        lines = pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), buffer)
+        ends = pa.Array.from_buffers(pa.int64(), count + 1, [None, pa.py_buffer(offsets)])
+        longest = pc.max(pc.subtract(ends[1:], ends[:-1])).as_py()
+        try:
+            if longest > MAX_LINE_BYTES + 1:
+                raise ValueError("a line is too long")
+            lines.validate(full=True)  # UTF-8, in Arrow's vectorised check
+        except (pa.ArrowInvalid, ValueError):
+            return _checked_lines(self.file.index, first, data, offsets)
+        numbers = array("q", range(first, first + count))
+        return pa.RecordBatch.from_arrays(
+            [
+                pc.fill_null(pa.nulls(count, pa.int32()), self.file.index),
+                pa.Array.from_buffers(pa.int64(), count, [None, pa.py_buffer(numbers)]),
+                lines,
+                pa.nulls(count, pa.string()),
+            ],
+            schema=LINES_SCHEMA,
+        )
+
+
+def _line_offsets(data: bytes, cut: int) -> array[int]:
+    """Where each line of data[:cut] starts, and where the last one ends (at cut)."""
+    offsets = array("q", [0])
+    find, append = data.find, offsets.append
+    end = find(b"\n", 0, cut) + 1
+    while end:  # bytes.find is memchr: faster than any vectorised kernel at hand here
+        append(end)
+        end = find(b"\n", end, cut) + 1
+    return offsets
+
+
+def _checked_lines(index: int, first: int, data: bytes, offsets: array[int]) -> pa.RecordBatch:
+    """Lines checked one by one (a block where Arrow found a fault): each good line's text, and
+    each bad line's fault and escaped bytes."""
+    texts, faults = [], []
+    for start, end in zip(offsets, offsets[1:], strict=False):
+        line = data[start:end]
+        fault = _too_long() if len(line.rstrip(b"\n")) > MAX_LINE_BYTES else utf8_fault(line)
+        texts.append(line.decode() if fault is None else escaped(line))
+        faults.append(fault)
+    count = len(texts)
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array([index] * count, pa.int32()),
+            pa.array(range(first, first + count), pa.int64()),
+            pa.array(texts, pa.large_string()),
+            pa.array(faults, pa.string()),
+        ],
+        schema=LINES_SCHEMA,
+    )
+
+
+def _too_long() -> str:
+    return f"line too long: more than {MAX_LINE_BYTES} bytes"
+
+
+def _faults(index: int, faults: list[tuple[int, str, str]]) -> pa.RecordBatch:
+    """Lines that are faults only: (line number, reason, escaped bytes)."""
+    numbers, reasons, raws = zip(*faults, strict=True)
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array([index] * len(faults), pa.int32()),
+            pa.array(numbers, pa.int64()),
+            pa.array(raws, pa.large_string()),
+            pa.array(reasons, pa.string()),
+        ],
+        schema=LINES_SCHEMA,
+    )

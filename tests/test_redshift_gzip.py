@@ -1,0 +1,103 @@
+"""Redshift with gzipped files: COPY's GZIP holds for all of a statement's files, so a run with
+plain and gzipped files issues two COPYs per staging table, one manifest each, in one
+transaction, reading each COPY's rejects after it (through the recording DB-API of
+tests/fake_redshift.py)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from datetime import date, datetime
+
+import pytest
+
+from tasks.source.s3 import S3Source
+from tasks.warehouse.redshift import LoadFailed
+from tests import fake_redshift
+from tests.test_redshift import recorder, warehouse  # noqa: F401 - the fixture
+
+
+def gzip_some_files(source: S3Source, *days: int) -> None:
+    """Replace these days' event files, and one song file in two, by gzipped copies."""
+    client = source.client()
+    keys = [f"raw/log_data/2018/11/2018-11-{day:02d}-events.json" for day in days]
+    songs = sorted(s.split("/", 3)[3] for s in source.run_files(None, None).song_files)
+    for key in keys + songs[::2]:
+        body = client.get_object(Bucket=source.bucket, Key=key)["Body"].read()
+        client.put_object(Bucket=source.bucket, Key=key + ".gz", Body=gzip.compress(body))
+        client.delete_object(Bucket=source.bucket, Key=key)
+
+
+def manifest_entries(source: S3Source, copy: str) -> list[str]:
+    uri = re.search(r"FROM '([^']+)'", copy).group(1)
+    body = source.client().get_object(Bucket=source.bucket, Key=uri.split("/", 3)[3])["Body"]
+    return [entry["url"] for entry in json.loads(body.read())["entries"]]
+
+
+def test_plain_and_gzipped_files_are_two_copies_in_one_transaction(
+    recorder: fake_redshift.Recorder,  # noqa: F811
+    s3_week: S3Source,
+    bucket_name: str,
+) -> None:
+    gzip_some_files(s3_week, 2)
+    recorder.answer(r"pg_last_copy_id", ["pg_last_copy_id"], [(4242,)])
+    recorder.answer(r"pg_last_copy_count", ["pg_last_copy_count"], [(100,)])
+    recorder.answer(
+        r"from sys_load_error_detail",
+        ["file_name", "line_number", "column_name", "error_message"],
+        [(f"s3://{bucket_name}/raw/x.json", 3, "ts", "Invalid timestamp")],
+    )
+    block = warehouse()
+    files = s3_week.run_files(date(2018, 11, 1), date(2018, 11, 3))
+    with block.get_engine().begin() as conn:
+        events = block.stage_events(conn, s3_week, files.event_files, datetime(2024, 1, 1))
+        songs = block.stage_songs(conn, s3_week, files.song_files, datetime(2024, 1, 1))
+
+    statements = recorder.executed()
+    copies = [i for i, s in enumerate(statements) if s.startswith("COPY ")]
+    assert [statements[i].split()[1] for i in copies] == ["staging_events"] * 2 + [
+        "staging_songs"
+    ] * 2
+    assert ["GZIP" in statements[i].split() for i in copies] == [False, True] * 2
+    # One transaction: a single COMMIT, after the last COPY; each COPY's load errors are read
+    # right after it, by the id of that COPY.
+    assert statements.count("COMMIT") == 1 and statements.index("COMMIT") > copies[-1]
+    for i in copies:
+        assert statements[i - 1] == "SELECT pg_last_copy_id() AS pg_last_copy_id_1"
+        assert statements[i + 1] == "SELECT pg_last_copy_count() AS pg_last_copy_count_1"
+        assert "FROM sys_load_error_detail WHERE" in statements[i + 3]
+    assert statements[copies[1] + 4].startswith("SELECT count(*) AS count_1 FROM staging_events")
+    # Each manifest names its own files: plain, then gzipped.
+    uri = f"s3://{bucket_name}/raw/log_data/2018/11/2018-11-0"
+    entries = [manifest_entries(s3_week, statements[i]) for i in copies]
+    assert entries[0] == [uri + "1-events.json", uri + "3-events.json"]
+    assert entries[1] == [uri + "2-events.json.gz"]
+    assert sorted(entries[2] + entries[3]) == files.song_files
+    assert len(entries[3]) == 30 and all(e.endswith(".json.gz") for e in entries[3])
+    assert (
+        ".gzip.manifest" in statements[copies[1]] and ".gzip.manifest" not in statements[copies[0]]
+    )
+    # Rows and rejects of both COPYs add up.
+    assert (events.files, events.rows, events.rejects) == (3, 200, 2)
+    assert (songs.files, songs.rows, songs.rejects) == (60, 200, 2)
+
+
+def test_a_failed_gzip_copy_rolls_back_the_plain_one_and_reports_its_own_rejects(
+    recorder: fake_redshift.Recorder,  # noqa: F811
+    s3_week: S3Source,
+) -> None:
+    gzip_some_files(s3_week, 2)
+    recorder.fail_on = r"^copy staging_events .* gzip"
+    recorder.answer(r"pg_last_copy_id", ["pg_last_copy_id"], [(77,)])
+    block = warehouse()
+    files = s3_week.run_files(date(2018, 11, 1), date(2018, 11, 3))
+    with pytest.raises(LoadFailed, match="COPY into staging_events failed"):
+        with block.get_engine().begin() as conn:
+            block.stage_events(conn, s3_week, files.event_files, datetime(2024, 1, 1))
+    statements = recorder.executed()
+    copies = [i for i, s in enumerate(statements) if s.startswith("COPY ")]
+    assert len(copies) == 2 and statements[copies[1] + 1] == "ROLLBACK"
+    assert "COMMIT" not in statements
+    errors = next(s for s in statements[copies[1] :] if "FROM sys_load_error_detail" in s)
+    assert "sys_load_error_detail.query_id > 77" in errors
