@@ -17,6 +17,7 @@ from tasks.cluster.settings import add_cluster_arguments, cluster_settings_from_
 from tasks.run.pipeline import run_etl
 from tasks.run.quality import QualityCheckFailed
 from tasks.run.report import count_of, format_table
+from tasks.source.files import SourceLayoutError
 from tasks.warehouse.duckdb import DEFAULT_DUCKDB_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except QualityCheckFailed as error:
         print(f"\nETL FAILED: {error}", file=sys.stderr)
         return 1
+    except SourceLayoutError as error:
+        print(f"etl: {error}", file=sys.stderr)
+        return 2
     staged = summary["staged"]
     rejects = staged["events"]["rejects"] + staged["songs"]["rejects"]
     print(

@@ -92,3 +92,14 @@ def test_analytics_cli_prints_its_tables(week_source: Path, tmp_path: Path, cli_
         "group by song_id order by 1 desc limit 1",
     )[0][0]
     assert f"  {top}" in done.stdout.split("most played songs")[1].split("plays by hour")[0]
+
+
+def test_a_source_without_log_data_ends_with_one_line_and_status_2(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "src" / "song_data").mkdir(parents=True)
+    db = tmp_path / "wh.duckdb"
+    result = run("etl.py", "--source", str(tmp_path / "src"), "--warehouse", str(db), env=cli_env)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("etl: ") and "has no log_data/ folder" in last and "--source" in last
