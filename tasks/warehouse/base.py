@@ -174,24 +174,33 @@ def insert_rejects(conn: Connection, rejects: list[Reject], at: datetime) -> Non
 
 
 def reject_samples(conn: Connection, files: list[str]) -> list[Reject]:
-    """The first rejects of these files, in file and line order."""
+    """The first rejects of these files, in file and line order (files named in batches, as
+    reset_staging names them)."""
     rejects = model.load_rejects
-    query = (
-        select(rejects.c.source_file, rejects.c.line_number, rejects.c.reason)
-        .where(rejects.c.source_file.in_(files))
-        .order_by(rejects.c.source_file, rejects.c.line_number)
-        .limit(REJECT_SAMPLES)
-    )
-    return [Reject(**row._mapping) for row in conn.execute(query)] if files else []
+    samples = []
+    for batch in batches(files):
+        query = (
+            select(rejects.c.source_file, rejects.c.line_number, rejects.c.reason)
+            .where(rejects.c.source_file.in_(batch))
+            .order_by(rejects.c.source_file, rejects.c.line_number)
+            .limit(REJECT_SAMPLES)
+        )
+        samples += [Reject(**row._mapping) for row in conn.execute(query)]
+    samples.sort(key=lambda r: (r.source_file, r.line_number))
+    return samples[:REJECT_SAMPLES]
 
 
 def count_rejects(conn: Connection, files: list[str]) -> int:
-    """How many records of these files load_rejects holds."""
-    if not files:
-        return 0
+    """How many records of these files load_rejects holds (files named in batches)."""
     rejects = model.load_rejects
-    query = select(func.count()).select_from(rejects).where(rejects.c.source_file.in_(files))
-    return int(conn.execute(query).scalar_one())
+    return sum(
+        int(
+            conn.execute(
+                select(func.count()).select_from(rejects).where(rejects.c.source_file.in_(batch))
+            ).scalar_one()
+        )
+        for batch in batches(files)
+    )
 
 
 class RefusedToDrop(Exception):
