@@ -24,7 +24,7 @@ from flows.etl import etl
 from sql import model
 from tasks.source.s3 import S3Source
 from tasks.warehouse.duckdb import DuckDBWarehouse
-from tasks.warehouse.redshift import LoadFailed
+from tasks.warehouse.load_errors import LoadFailed
 from tests.conftest import upload_tree
 from tests.postgres_redshift import PostgresRedshiftWarehouse, stand_in, star_rows
 
@@ -242,6 +242,15 @@ EDGE_CASES = [
     # listing); a file of blank lines holds no record and no reject on both.
     case("empty_event_file", [EMPTY], rejects=(1, 0)),
     case("blank_event_file", ["", "  "], rejects=(0, 0)),
+    # One play logged twice with different values (the same key): one songplay, the same row
+    # kept on both (chosen by its values, NULLs last).
+    case(
+        "repeated_play",
+        [
+            play("Edge Song", "Edge Artist", 200.25, userId="9008", location=loc)
+            for loc in ("Zeta, ZZ", None, "Alpha, AA")
+        ],
+    ),
     # A file with the same content as another: a reject on both, its records loaded once.
     case(
         "duplicate_event_file",

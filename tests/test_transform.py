@@ -66,3 +66,17 @@ def test_a_second_run_on_the_same_connection_rebuilds_the_staged_plays(conn) -> 
     changes = {c.table: c for c in run_transforms(conn)}
     assert conn.execute(text("select count(*) from staged_plays")).scalar_one() == 2
     assert (changes["songplays"].deleted, changes["songplays"].inserted) == (1, 2)
+
+
+def test_a_play_logged_twice_is_one_songplay_chosen_by_its_values(conn) -> None:
+    repeated = [{**event("NextSong", "7", 0), "location": loc} for loc in ("Zeta", None, "Alpha")]
+    conn.execute(
+        insert(model.staging_events), [*repeated, {**event("NextSong", "7", 1), "location": None}]
+    )
+    changes = {c.table: c for c in run_transforms(conn)}
+
+    kept = conn.execute(
+        select(model.songplays.c.location).where(model.songplays.c.location.is_not(None))
+    ).scalars()
+    assert list(kept) == ["Alpha"]  # the smallest value, not the first or the NULL one
+    assert changes["songplays"].inserted == 2  # the repeated play once, and item 1

@@ -25,3 +25,49 @@ select
     user_agent
 from staging_events
 where page = 'NextSong' and nullif(user_id, '') is not null;
+
+-- An event logged twice (the same key, e.g. one line in two files) is one play. Repeats are rare,
+-- so only their keys are ranked (a window over every play costs as much as the whole insert):
+-- the row kept is chosen by its values, NULLs last, the same row on both warehouses.
+drop table if exists staged_play_repeats;
+
+create temp table staged_play_repeats as
+select *
+from staged_plays
+where songplay_id in (
+    select songplay_id
+    from staged_plays
+    group by songplay_id
+    having count(*) > 1
+);
+
+delete from staged_plays
+where songplay_id in (select songplay_id from staged_play_repeats);
+
+insert into staged_plays (
+    songplay_id, start_time, user_id, level, song, artist, length, session_id, location, user_agent
+)
+with ranked as (
+    select
+        staged_play_repeats.*,
+        row_number() over (
+            partition by songplay_id
+            order by level nulls last, song nulls last, artist nulls last, length nulls last,
+                location nulls last, user_agent nulls last
+        ) as pick
+    from staged_play_repeats
+),
+
+final as (
+    select
+        songplay_id, start_time, user_id, level, song, artist, length, session_id, location,
+        user_agent
+    from ranked
+    where pick = 1
+)
+
+select
+    songplay_id, start_time, user_id, level, song, artist, length, session_id, location, user_agent
+from final;
+
+drop table staged_play_repeats;

@@ -19,39 +19,31 @@ insert into songplays (
 with catalog as (
     -- Every run stages the whole song catalog, and a song is matched on the artist name its own
     -- file credits (one artist_id may be credited as "X" on one song and "X feat. Y" on another).
-    select distinct rtrim(song_id) as song_id, rtrim(title) as title,
-        rtrim(artist_name) as artist_name, duration
+    -- Where several songs share title, artist name and duration, a play takes the smallest
+    -- song_id: one row per match key, so the join below never multiplies a play.
+    select rtrim(title) as title, rtrim(artist_name) as artist_name, duration,
+        min(rtrim(song_id)) as song_id
     from staging_songs
+    group by rtrim(title), rtrim(artist_name), duration
 ),
 
-matched as (
+final as (
     select
-        plays.*,
-        catalog.song_id,
-        row_number() over (
-            partition by plays.songplay_id order by catalog.song_id nulls last
-        ) as pick
+        plays.songplay_id,
+        plays.start_time,
+        plays.user_id,
+        plays.level,
+        songs.song_id,
+        songs.artist_id,
+        plays.session_id,
+        plays.location,
+        plays.user_agent
     from staged_plays as plays
     left join catalog
         on catalog.title = plays.song
         and catalog.artist_name = plays.artist
         and catalog.duration = plays.length
-),
-
-final as (
-    select
-        matched.songplay_id,
-        matched.start_time,
-        matched.user_id,
-        matched.level,
-        songs.song_id,
-        songs.artist_id,
-        matched.session_id,
-        matched.location,
-        matched.user_agent
-    from matched
-    left join songs on songs.song_id = matched.song_id
-    where matched.pick = 1
+    left join songs on songs.song_id = catalog.song_id
 )
 
 select

@@ -14,9 +14,12 @@ gzip stream), the raw bytes kept escaped; a binary file is one fault at line 0.
 from __future__ import annotations
 
 import gzip
+import queue
+import threading
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -71,6 +74,51 @@ def line_batches(
                     pending, count, size = [], 0, 0
     if pending:
         yield pa.Table.from_batches(pending, LINES_SCHEMA)
+
+
+T = TypeVar("T")
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """The items, the next one produced in a thread while the caller works on this one (reading
+    and cutting lines overlaps DuckDB's parsing, which releases the GIL); one item ahead at most,
+    so memory stays bounded. The producer's exception is raised in the caller."""
+    handoff: queue.Queue = queue.Queue(maxsize=1)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        handoff.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put((done, None))
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
+            handoff.put((done, error))
+
+    producer = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    producer.start()
+    try:
+        while True:
+            item, error = handoff.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock a producer waiting to hand over an item
+            try:
+                handoff.get_nowait()
+            except queue.Empty:
+                producer.join(timeout=0.1)
 
 
 def _blocks(file: FileToRead) -> Iterator[bytes]:
