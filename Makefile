@@ -41,15 +41,13 @@ blocks: $(STAMP)
 # Deployments (deployments/prefect.yaml) on the Prefect server named by PREFECT_API_URL:
 # `make server` in one terminal, `make deploy`, `make worker` in another.
 WORK_POOL ?= sparkify-process
-# The flows hold this limit by this name (tasks/run/lock.py WAREHOUSE_LIMIT).
-WAREHOUSE_LIMIT := sparkify-warehouse
 
 server: $(STAMP)
 	$(BIN)/prefect server start
 
 # The process work pool, the block types, the project's path (the deployments' pull step changes
-# into it), the one-slot concurrency limit that keeps ETL runs off the warehouse at the same
-# time, then every deployment. Safe to rerun.
+# into it), then every deployment. Safe to rerun. (Each warehouse's one-slot concurrency limit
+# is created by the first run into it: tasks/run/lock.py.)
 deploy: $(STAMP)
 	@$(BIN)/python -c "from prefect.settings import get_current_settings as s; \
 	    raise SystemExit(0 if s().api.url else 'set PREFECT_API_URL first, e.g. ' \
@@ -58,8 +56,6 @@ deploy: $(STAMP)
 	    $(BIN)/prefect work-pool create $(WORK_POOL) --type process
 	$(MAKE) --no-print-directory -o $(STAMP) blocks
 	$(BIN)/prefect variable set sparkify_project_dir "$(CURDIR)" --overwrite
-	$(BIN)/prefect global-concurrency-limit inspect $(WAREHOUSE_LIMIT) >/dev/null 2>&1 || \
-	    $(BIN)/prefect global-concurrency-limit create $(WAREHOUSE_LIMIT) --limit 1
 	$(BIN)/prefect --no-prompt deploy --prefect-file deployments/prefect.yaml --all
 
 worker: $(STAMP)

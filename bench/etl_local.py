@@ -54,7 +54,7 @@ def measure_floor(data: Path) -> dict[str, float]:
     import orjson
 
     from sql import model
-    from tasks.warehouse.duckdb import DUCKDB_TYPES
+    from tasks.warehouse.duckdb_sql import DUCKDB_TYPES
     from tasks.warehouse.records import column_kind
 
     events, songs = data_files(data)

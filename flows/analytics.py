@@ -11,12 +11,13 @@ from typing import Any
 
 from prefect import flow
 
+from tasks.cli import add_debug_argument, command
 from tasks.run.analytics import QUERIES, run_query
 from tasks.run.artifacts import publish_analytics
 from tasks.run.report import format_table
 from tasks.warehouse.base import table_counts
 from tasks.warehouse.duckdb import DEFAULT_DUCKDB_FILE
-from tasks.warehouse.resolve import resolve_warehouse
+from tasks.warehouse.resolve import check_warehouse, resolve_warehouse
 
 
 @flow(name="sparkify-analytics")
@@ -38,13 +39,16 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+@command("analytics")
 def main(argv: list[str] | None = None) -> int:
-    """Run the analytics flow and print its tables."""
+    """Run the analytics flow and print its tables (a DuckDB file must exist already)."""
     parser = argparse.ArgumentParser(description="Row counts and standing analyst queries.")
     parser.add_argument(
         "--warehouse", default=DEFAULT_DUCKDB_FILE, help="DuckDB path or block name"
     )
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
+    check_warehouse(args.warehouse, must_exist=True)
     print(render(analytics(args.warehouse)))
     return 0
 

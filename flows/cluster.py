@@ -16,6 +16,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from tasks.aws import aws_region, load_credentials
+from tasks.cli import add_debug_argument, command
 from tasks.cluster.info import status_report
 from tasks.cluster.lifecycle import (
     describe_cluster,
@@ -34,6 +35,7 @@ from tasks.cluster.settings import (
     cluster_settings_from_args,
 )
 from tasks.run.report import format_table
+from tasks.source.resolve import check_s3_source
 
 DEFAULT_CLUSTER = ClusterSettings()
 
@@ -116,6 +118,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     common.add_argument(
         "--aws-credentials", help="AwsCredentials block name (default: boto3's standard chain)"
     )
+    add_debug_argument(common)
     waits = argparse.ArgumentParser(add_help=False)
     add_cluster_arguments(waits, ["timeout_minutes", "poll_seconds"])
 
@@ -138,9 +141,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command("cluster")
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen lifecycle flow and print what it reports."""
     args = parse_args(argv)
+    if args.command == "create":
+        check_s3_source(args.source)
     cluster = cluster_settings_from_args(args)
     identifier = cluster.identifier
     waits = {"timeout_minutes": cluster.timeout_minutes, "poll_seconds": cluster.poll_seconds}

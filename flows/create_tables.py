@@ -10,9 +10,10 @@ import sys
 
 from prefect import flow, get_run_logger
 
+from tasks.cli import add_debug_argument, command
 from tasks.warehouse.base import RefusedToDrop, recreate_tables
 from tasks.warehouse.duckdb import DEFAULT_DUCKDB_FILE
-from tasks.warehouse.resolve import resolve_warehouse
+from tasks.warehouse.resolve import check_warehouse, resolve_warehouse
 
 
 @flow(name="sparkify-create-tables")
@@ -25,14 +26,17 @@ def create_all_tables(
     return tables
 
 
+@command("create_tables")
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run the flow."""
+    """Parse and check the command line, then run the flow."""
     parser = argparse.ArgumentParser(description="Drop and recreate all warehouse tables.")
     parser.add_argument(
         "--warehouse", default=DEFAULT_DUCKDB_FILE, help="DuckDB path or block name"
     )
     parser.add_argument("--yes", action="store_true", help="confirm dropping existing tables")
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
+    check_warehouse(args.warehouse)
     try:
         tables = create_all_tables(args.warehouse, args.yes)
     except RefusedToDrop as error:

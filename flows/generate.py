@@ -7,11 +7,14 @@ The committed sample in data/sample was made from the repository root with:
 """
 
 import argparse
+import sys
 import time
 from datetime import date
 from pathlib import Path
 
 from data.generator import DEFAULT_START_DATE, generate_dataset
+from tasks.cli import add_debug_argument, command
+from tasks.errors import BadArgument
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,12 +38,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="replace OUT/log_data and OUT/song_data if they exist",
     )
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse counts out of range and an output that would be overwritten without --overwrite."""
+    least = {"events": 0, "songs": 1, "days": 1}
+    for option, minimum in least.items():
+        if getattr(args, option) < minimum:
+            raise BadArgument(
+                f"--{option} {getattr(args, option)} is too few: give at least {minimum}"
+            )
+    for name in ("log_data", "song_data"):
+        if not args.overwrite and (args.out / name).exists():
+            raise BadArgument(
+                f"{args.out / name} exists: pass --overwrite to replace it, or another --out"
+            )
+
+
+@command("generate")
 def main(argv: list[str] | None = None) -> None:
     """Generate the data set and print a one-line summary."""
     args = parse_args(argv)
+    check_arguments(args)
     started = time.perf_counter()
     try:
         summary = generate_dataset(
@@ -53,9 +74,9 @@ def main(argv: list[str] | None = None) -> None:
             overwrite=args.overwrite,
         )
     except (FileExistsError, ValueError) as error:
-        raise SystemExit(f"generate: {error}") from error
+        raise BadArgument(str(error)) from error
     print(f"{summary.describe()} in {time.perf_counter() - started:.1f}s")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

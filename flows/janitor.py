@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 
 from tasks.aws import load_credentials
+from tasks.cli import add_debug_argument, command
 from tasks.cluster.blocks import forget_warehouse_block
 from tasks.cluster.info import expired_clusters
 from tasks.cluster.lifecycle import (
@@ -61,12 +62,14 @@ def cluster_janitor(
     return [c.identifier for c in expired]
 
 
+@command("janitor")
 def main(argv: list[str] | None = None) -> int:
     """Run the janitor once and print the clusters it deleted (or would delete)."""
     parser = argparse.ArgumentParser(description="Delete Sparkify's expired Redshift clusters.")
     parser.add_argument("--aws-credentials", help="AwsCredentials block (default: boto3 chain)")
     parser.add_argument("--dry-run", action="store_true", help="list, do not delete")
     parser.add_argument("--final-snapshot", action="store_true", help="snapshot before delete")
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     deleted = cluster_janitor(args.aws_credentials, args.dry_run, args.final_snapshot)
     verb = "would delete" if args.dry_run else "deleted"

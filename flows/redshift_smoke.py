@@ -28,6 +28,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.states import State
 
 from tasks.aws import aws_region, load_credentials
+from tasks.cli import add_debug_argument, command
 from tasks.cluster.blocks import delete_warehouse_block
 from tasks.cluster.cost import PRICES_TAKEN, hourly_cost
 from tasks.cluster.lifecycle import delete_cluster, wait_until_deleted
@@ -38,6 +39,7 @@ from tasks.cluster.settings import (
     add_cluster_arguments,
     cluster_settings_from_args,
 )
+from tasks.errors import BadArgument
 from tasks.logs import run_logger
 from tasks.run.digest import (
     TableComparison,
@@ -268,17 +270,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sample", default=DEFAULT_SAMPLE, help="directory of raw JSON to load")
     fields = ["node_type", "number_of_nodes", "ingress_cidr", "owner"]
     add_cluster_arguments(parser, [*fields, "timeout_minutes", "poll_seconds"])
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
+@command("redshift-smoke")
 def main(argv: list[str] | None = None) -> int:
     """Run the smoke test and print the comparison and the cost: 0 when every star table is the
     same on both warehouses, 1 when one differs or the run fails, 2 for a wrong command line."""
     args = parse_args(argv)
     problem = source_problem(args.source, args.sample)
     if problem:
-        print(f"redshift-smoke: {problem}", file=sys.stderr)
-        return 2
+        raise BadArgument(problem)
     cluster = cluster_settings_from_args(args)
     if cluster.ingress_cidr is None:
         print(

@@ -21,8 +21,9 @@ import httpx
 import pytest
 import yaml
 
-from tasks.run.lock import WAREHOUSE_LIMIT
+from tasks.run.lock import limit_name
 from tasks.run.schedule import run_dates
+from tasks.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import PROJECT_ROOT, _free_port
 from tests.helpers import expected_from_json, query, table_counts
 
@@ -85,21 +86,6 @@ def test_prefect_yaml_declares_the_deployments_on_the_process_pool() -> None:
 
 
 # The warehouse lock where no limit exists (a plain local run on a temporary server).
-
-
-@pytest.mark.usefixtures("prefect_server")
-def test_without_the_limit_the_lock_warns_and_runs(caplog: pytest.LogCaptureFixture) -> None:
-    from prefect import flow
-
-    from tasks.run.lock import warehouse_lock
-
-    @flow
-    def guarded() -> str:
-        with warehouse_lock("sparkify-no-such-limit"):
-            return "ran"
-
-    assert guarded() == "ran"
-    assert "no global concurrency limit 'sparkify-no-such-limit'" in caplog.text
 
 
 # End to end on a real server.
@@ -380,11 +366,11 @@ def _day_file_lines(source: Path, day: str) -> list[str]:
     return [line for line in path.read_text().splitlines() if line.strip()]
 
 
-def _held_interval(deployed: Deployed, run_id: str) -> tuple[datetime, datetime]:
+def _held_interval(deployed: Deployed, run_id: str, limit: str) -> tuple[datetime, datetime]:
     """When the run acquired and released the warehouse lock, from its logs."""
     return (
-        _wait_for_message(deployed, run_id, f"acquired the warehouse lock '{WAREHOUSE_LIMIT}'"),
-        _wait_for_message(deployed, run_id, f"released the warehouse lock '{WAREHOUSE_LIMIT}'"),
+        _wait_for_message(deployed, run_id, f"acquired the warehouse lock '{limit}'"),
+        _wait_for_message(deployed, run_id, f"released the warehouse lock '{limit}'"),
     )
 
 
@@ -405,11 +391,14 @@ def _wait_for_message(deployed: Deployed, run_id: str, prefix: str) -> datetime:
 def test_two_runs_on_one_warehouse_take_turns(deployed: Deployed, tmp_path: Path) -> None:
     db = tmp_path / "shared.duckdb"
     parameters = {"source": str(SAMPLE), "warehouse": str(db)}
-    # The test holds the lock first, so both runs are certain to be waiting at the same time
-    # when it lets go: only the lock can keep them apart then.
+    # The test holds the warehouse's lock first (creating it, as the first run would), so both
+    # runs are certain to be waiting at the same time when it lets go: only the lock can keep
+    # them apart then.
+    name = limit_name(DuckDBWarehouse(path=str(db)).describe())
+    deployed.post("/v2/concurrency_limits/", {"name": name, "limit": 1})
     lease = deployed.post(
         "/v2/concurrency_limits/increment-with-lease",
-        {"names": [WAREHOUSE_LIMIT], "slots": 1, "mode": "concurrency", "lease_duration": 300},
+        {"names": [name], "slots": 1, "mode": "concurrency", "lease_duration": 300},
     )
     try:
         runs = [deployed.run("sparkify-etl/backfill", parameters) for _ in range(2)]
@@ -421,9 +410,9 @@ def test_two_runs_on_one_warehouse_take_turns(deployed: Deployed, tmp_path: Path
     for run_id in runs:
         deployed.wait_completed(run_id)
 
-    first, second = sorted(_held_interval(deployed, r) for r in runs)
+    first, second = sorted(_held_interval(deployed, r, name) for r in runs)
     assert max(waiting) < first[0]  # both were waiting before either held the lock
     assert first[0] < first[1] <= second[0] < second[1]  # one after the other, never both
     assert table_counts(db) == expected_from_json(SAMPLE).counts
-    limit = deployed.get(f"/v2/concurrency_limits/{WAREHOUSE_LIMIT}")
+    limit = deployed.get(f"/v2/concurrency_limits/{name}")
     assert (limit["limit"], limit["active_slots"]) == (1, 0)

@@ -19,14 +19,8 @@ from flows.etl import etl
 from sql import model
 from tasks.source.s3 import S3Source
 from tasks.warehouse.base import Reject
-from tasks.warehouse.redshift import (
-    LoadFailed,
-    RedshiftWarehouse,
-    copy_statement,
-    load_errors_query,
-    manifest,
-    parse_load_errors,
-)
+from tasks.warehouse.load_errors import LoadFailed, load_errors_query, parse_load_errors
+from tasks.warehouse.redshift import RedshiftWarehouse, copy_statement, manifest
 from tests import fake_redshift
 
 ROLE = "arn:aws:iam::123456789012:role/sparkify-redshift-s3-read"
@@ -227,7 +221,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> fake_redshift.Recorder:
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_redshift_pipeline_statements_in_order_in_one_transaction_each(
+def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
     recorder: fake_redshift.Recorder, s3_week: S3Source, aws_credentials, bucket_name: str
 ) -> None:
     aws_credentials.save("moto-test", overwrite=True)
@@ -257,15 +251,23 @@ def test_redshift_pipeline_statements_in_order_in_one_transaction_each(
 
     statements = recorder.executed()
     assert not any(s.upper().startswith("TRUNCATE") for s in statements)
-    copies = [i for i, s in enumerate(statements) if s.startswith("COPY ")]
-    assert [statements[i].split()[1] for i in copies] == ["staging_events", "staging_songs"]
-    commits = [i for i, s in enumerate(statements) if s == "COMMIT"]
-    # Staging: delete (never TRUNCATE, which would commit), COPY, count, errors, then commit.
-    begin = statements.index("DELETE FROM staging_events")
-    end = next(c for c in commits if c > copies[1])
-    stage = statements[begin : end + 1]
+    # The run's one transaction begins by locking the run lock table, its wait bounded by a
+    # statement_timeout for this transaction only, reset once the lock is held; then staging,
+    # transforms, checks and counts, and one COMMIT at the end.
+    lock = statements.index("lock table sparkify_run_lock")
+    assert (
+        statements[lock - 1]
+        == statements[lock + 1]
+        == ("SELECT set_config(%s, %s, %s) AS set_config_1")
+    )
+    run = statements[lock : statements.index("COMMIT", lock) + 1]
+    assert "ROLLBACK" not in run and run.count("COMMIT") == 1
+    copies = [i for i, s in enumerate(run) if s.startswith("COPY ")]
+    assert [run[i].split()[1] for i in copies] == ["staging_events", "staging_songs"]
+    # Staging: delete (never TRUNCATE, which would commit), COPY, count, errors.
+    begin = run.index("DELETE FROM staging_events")
+    stage = run[begin:]
     assert stage[1].startswith("DELETE FROM load_rejects WHERE load_rejects.source_file IN")
-    assert stage.count("COMMIT") == 1 and "ROLLBACK" not in stage
     copy = copies[0] - begin
     # The last COPY id before this COPY, so a failed COPY's errors can be told from older ones.
     assert stage[copy - 1] == "SELECT pg_last_copy_id() AS pg_last_copy_id_1"
@@ -285,19 +287,16 @@ def test_redshift_pipeline_statements_in_order_in_one_transaction_each(
     assert stage[copy + 6].startswith("INSERT INTO load_rejects")
     assert stage[copy + 7] == stage[copy + 6]
     assert stage[copy + 8] == "DELETE FROM staging_songs"
-    # Transform and checks: every transform file's statements, then the checks, one commit.
-    publish = statements[end + 1 :]
-    while publish[0] == "ROLLBACK":  # a pooled connection's reset, before the transaction
-        publish.pop(0)
-    publish = publish[: publish.index("COMMIT") + 1]
-    assert publish.count("COMMIT") == 1
-    assert publish[0].startswith("create temp table artists_next")
+    # Transforms and checks after staging, in the same transaction, then the row counts.
+    publish = run[copies[1] :]
+    first_transform = next(i for i, s in enumerate(publish) if s.startswith("create temp"))
+    assert publish[first_transform].startswith("create temp table artists_next")
     assert any(s.startswith("insert into songplays") for s in publish)
     last_transform = max(i for i, s in enumerate(publish) if s.startswith("insert into time"))
     assert all(s.startswith("SELECT count(*)") for s in publish[last_transform + 1 : -1])
     # The manifest COPY read names exactly the run's two days; it and the JSONPaths are in S3.
-    manifest_uri = re.search(r"FROM '([^']+)'", statements[copies[0]]).group(1)
-    jsonpaths_uri = re.search(r"FORMAT AS JSON '([^']+)'", statements[copies[0]]).group(1)
+    manifest_uri = re.search(r"FROM '([^']+)'", run[copies[0]]).group(1)
+    jsonpaths_uri = re.search(r"FORMAT AS JSON '([^']+)'", run[copies[0]]).group(1)
     client = s3_week.client()
     body = client.get_object(Bucket=bucket_name, Key=manifest_uri.split("/", 3)[3])["Body"]
     entries = [e["url"] for e in json.loads(body.read())["entries"]]
@@ -309,7 +308,7 @@ def test_redshift_pipeline_statements_in_order_in_one_transaction_each(
         client.head_object(Bucket=bucket_name, Key=uri.split("/", 3)[3])
     paths = client.get_object(Bucket=bucket_name, Key=jsonpaths_uri.split("/", 3)[3])["Body"]
     assert json.loads(paths.read()) == model.jsonpaths(model.staging_events)
-    songs_manifest = re.search(r"FROM '([^']+)'", statements[copies[1]]).group(1)
+    songs_manifest = re.search(r"FROM '([^']+)'", run[copies[1]]).group(1)
     body = client.get_object(Bucket=bucket_name, Key=songs_manifest.split("/", 3)[3])["Body"]
     assert len(json.loads(body.read())["entries"]) == 60
     # The load error is in the run's rejects report.

@@ -13,7 +13,7 @@ from datetime import date, datetime
 import pytest
 
 from tasks.source.s3 import S3Source
-from tasks.warehouse.redshift import LoadFailed
+from tasks.warehouse.load_errors import LoadFailed
 from tests import fake_redshift
 from tests.test_redshift import recorder, warehouse  # noqa: F401 - the fixture
 

@@ -14,7 +14,8 @@ from flows.etl import etl
 from sql import model
 from tasks.source.local import LocalSource
 from tasks.warehouse.base import create_tables, transaction
-from tasks.warehouse.duckdb import DuckDBWarehouse, events_staging_sql
+from tasks.warehouse.duckdb import DuckDBWarehouse
+from tasks.warehouse.duckdb_sql import events_staging_sql
 from tasks.warehouse.records import parse_json_records
 from tests.helpers import query
 
@@ -141,7 +142,7 @@ def test_event_staging_binds_every_value() -> None:
     for sql, _params in statements.values():
         assert "userId" not in sql or 's."userId"' in sql  # only as an identifier
         assert "expected" not in sql and "[0-9]" not in sql
-    sql, params = statements["parse"]
+    sql, params = statements["stage"]
     assert sql.count("?") == len(params)
     assert json.loads(params[-1]) == {
         c.info["json"]: "VARCHAR" for c in model.staging_events.columns

@@ -28,6 +28,7 @@ from tasks.cluster.settings import (
     format_expiry,
 )
 from tasks.logs import run_logger
+from tasks.run.progress import Progress
 from tasks.run.retry import RETRY_TRANSIENT
 
 
@@ -144,16 +145,13 @@ def status_check(redshift: Any, identifier: str, wanted: str) -> Callable[[], st
 
 
 def wait_for(
-    check: Callable[[], str | None], identifier: str, timeout_s: float, delay_s: float
+    check: Callable[[], str | None], identifier: str, goal: str, timeout_s: float, delay_s: float
 ) -> float:
-    """Poll a cluster probe until done, logging the cluster's state at each wait."""
-    logger = run_logger()
-    return poll_until(
-        check,
-        timeout_s,
-        delay_s,
-        lambda state, s: logger.info("cluster %s is %s after %.0f s", identifier, state, s),
-    )
+    """Poll a cluster probe until done, reporting the cluster's state and the time waited (in
+    the log, and in a progress artifact inside a run)."""
+    title = f"waiting for cluster {identifier} to be {goal}"
+    with Progress.wait(title, timeout_s) as progress:
+        return poll_until(check, timeout_s, delay_s, lambda state, _: progress.status(state))
 
 
 # --- Prefect tasks ------------------------------------------------------------------------
@@ -210,7 +208,11 @@ def wait_until_available(
     logger = run_logger()
     redshift = aws_client(credentials, "redshift")
     waited = wait_for(
-        waiter_check(redshift, "cluster_available", identifier), identifier, timeout_s, delay_s
+        waiter_check(redshift, "cluster_available", identifier),
+        identifier,
+        "available",
+        timeout_s,
+        delay_s,
     )
     info = require_cluster(redshift, identifier)
     logger.info(
@@ -244,7 +246,7 @@ def pause_cluster(
     redshift = aws_client(credentials, "redshift")
     if require_cluster(redshift, identifier).status != "paused":
         redshift.pause_cluster(ClusterIdentifier=identifier)
-    wait_for(status_check(redshift, identifier, "paused"), identifier, timeout_s, delay_s)
+    wait_for(status_check(redshift, identifier, "paused"), identifier, "paused", timeout_s, delay_s)
     run_logger().info("cluster %s is paused", identifier)
     return "paused"
 
@@ -303,6 +305,7 @@ def wait_until_deleted(
     wait_for(
         waiter_check(aws_client(credentials, "redshift"), "cluster_deleted", identifier),
         identifier,
+        "deleted",
         timeout_s,
         delay_s,
     )

@@ -1,57 +1,59 @@
 """The warehouse to one run at a time.
 
-Two ETL runs never interleave on the warehouse: each holds a slot of the global concurrency
-limit `sparkify-warehouse` (one slot, created by `make deploy`) while it creates tables, stages,
-  transforms, checks and counts. A second run waits for the slot, saying so in its logs. The
-  limit is one per Prefect server, not per warehouse: runs into different warehouses take turns
-  too, which costs little for a daily load and needs no limit created per warehouse.
+Two ETL runs never interleave on a warehouse. Among one Prefect server's runs, each holds the
+slot of a global concurrency limit of that warehouse's own (one slot, named from the warehouse,
+created on first use) while it creates tables, stages, transforms, checks and commits; a
+second run into the same warehouse waits for the slot, saying so in its logs, while runs into
+other warehouses go on. Runs of other Prefect servers (a laptop's `python flows/etl.py` beside a
+deployment) meet in the warehouse itself: each run holds it for its whole transaction
+(`Warehouse.hold`: the DuckDB file open, a table lock on Redshift).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time as clock
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists
 
-WAREHOUSE_LIMIT = "sparkify-warehouse"
+LIMIT_PREFIX = "sparkify-warehouse-"
 # A lease the server lets lapse if the run dies without releasing it; renewed while it runs.
 LEASE_SECONDS = 300.0
+_NOT_NAME = re.compile(r"[^a-z0-9]+")
 
 
-def _limit_in_use(name: str) -> tuple[int, int] | None:
-    """(active slots, limit) of the named global concurrency limit; None when it does not exist."""
+def limit_name(warehouse: str) -> str:
+    """The concurrency limit of a warehouse (its describe() text): readable, and unique by a
+    digest of the whole text (a shortened path alone could name two warehouses)."""
+    digest = hashlib.sha256(warehouse.encode()).hexdigest()[:10]
+    readable = _NOT_NAME.sub("-", warehouse.lower()).strip("-")[-40:].strip("-")
+    return f"{LIMIT_PREFIX}{readable}-{digest}"
+
+
+def ensure_limit(name: str) -> None:
+    """Create the one-slot global concurrency limit if this Prefect server lacks it."""
     with get_client(sync_client=True) as client:
         try:
-            limit = client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            return None
-    return limit.active_slots, limit.limit
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+        except ObjectAlreadyExists:
+            pass
 
 
 @contextmanager
-def warehouse_lock(name: str = WAREHOUSE_LIMIT) -> Iterator[None]:
-    """Hold one slot of the named global concurrency limit for the block, waiting as long as
-    another run holds it. Without such a limit on the server (a plain local run on a temporary
-    server) the block runs unguarded, with a warning: nothing else can be running there."""
+def warehouse_lock(warehouse: str) -> Iterator[None]:
+    """Hold the warehouse's one-slot concurrency limit for the block, waiting as long as
+    another run of this Prefect server holds it."""
     logger = get_run_logger()
-    in_use = _limit_in_use(name)
-    if in_use is None:
-        logger.warning(
-            "no global concurrency limit %r on this Prefect server: running without the "
-            "warehouse lock (`make deploy` creates it)",
-            name,
-        )
-        yield
-        return
-    active, limit = in_use
-    logger.info(
-        "waiting for the warehouse lock %r (%d of %d slots held by other runs)", name, active, limit
-    )
+    name = limit_name(warehouse)
+    ensure_limit(name)
+    logger.info("waiting for the warehouse lock %r (%s)", name, warehouse)
     asked = clock.monotonic()
     with concurrency(name, occupy=1, lease_duration=LEASE_SECONDS, strict=True):
         logger.info("acquired the warehouse lock %r after %.1fs", name, clock.monotonic() - asked)

@@ -5,31 +5,34 @@ warehouse, transform and check in one transaction, publish, count."""
 from __future__ import annotations
 
 import time as clock
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import get_run_logger
 from prefect.runtime import flow_run
 
+from tasks.errors import DatesReversed
 from tasks.run.artifacts import publish_load, publish_quality, publish_rejects
 from tasks.run.lock import warehouse_lock
 from tasks.run.quality import CheckResult, QualityCheckFailed, check_quality
+from tasks.run.retry import is_transient
 from tasks.run.schedule import run_dates
 from tasks.run.transform import TableChange, transform
-from tasks.source.files import RunFiles, list_run_files
+from tasks.source.files import RunFiles, Source, list_run_files
 from tasks.source.resolve import resolve_source
 from tasks.warehouse.base import (
     StageResult,
     Warehouse,
+    count_rows,
     ensure_tables,
     stage,
-    table_counts,
-    transaction,
 )
 from tasks.warehouse.resolve import resolve_warehouse
+
+T = TypeVar("T")
 
 
 def run_etl(
@@ -44,35 +47,72 @@ def run_etl(
     into the warehouse, inside the calling flow run; returns the run's summary as a dict."""
     start_date, end_date = run_dates(start_date, end_date, days_back, flow_run.scheduled_start_time)
     if start_date and end_date and start_date > end_date:
-        raise ValueError(f"start date {start_date} is after end date {end_date}")
+        raise DatesReversed(start_date, end_date)
     target = resolve_warehouse(warehouse)
     raw_data = resolve_source(source, aws_credentials)
     timer = StageTimer()
     with timer("list files"):
         files = list_run_files(raw_data, start_date, end_date)
-    # One run at a time on the warehouse, from the first DDL to the last count.
-    with warehouse_lock():
-        with timer("create tables"):
-            ensure_tables(target)
-        with timer("stage"):
-            staged = stage(target, raw_data, files)
-        publish_rejects([staged.events, staged.songs], target.describe())
-        # Write-audit-publish: transforms and checks share one transaction; a failing check
-        # rolls the whole run back, so analysts never see a half-checked load.
-        with timer("transform + check + commit"), transaction(target.get_engine()) as conn:
-            changes = transform(conn)
-            checks = check_quality(conn)
-            publish_quality(checks)
-            failed = [c for c in checks if not c.passed]
-            if failed:
-                raise QualityCheckFailed(failed)
-        counts = table_counts(target)
+    # One run at a time on the warehouse, from the first DDL to the commit: a Prefect limit of
+    # the warehouse's own among this server's runs, and the warehouse held against any other
+    # process (runs of other servers, an analyst's session) for as long as the transaction.
+    with warehouse_lock(target.describe()):
+        loaded = retry_transient(lambda: load(target, raw_data, files, timer), "the load")
+    staged, changes, checks, counts = loaded
     summary = EtlSummary.build(target, files, staged, changes, checks, counts, timer.seconds)
     publish_load(
         [staged.events, staged.songs], changes, counts, summary.warehouse, timer.seconds, files
     )
     get_run_logger().info("published to %s: %s", summary.warehouse, counts)
     return asdict(summary)
+
+
+def load(
+    target: Warehouse, raw_data: Source, files: RunFiles, timer: StageTimer
+) -> tuple[StageResult, list[TableChange], list[CheckResult], dict[str, int]]:
+    """Create, stage, transform, check and count in the run's one transaction on the held
+    warehouse (write-audit-publish: a failing check rolls the whole load back, so analysts never
+    see a half-checked load); what it staged, changed, checked and counted."""
+    held = ExitStack()
+    with timer("hold warehouse"):
+        conn = held.enter_context(target.hold())
+    with held:
+        with timer("create tables"):
+            ensure_tables(conn)
+        with timer("stage"):
+            staged = stage(target, conn, raw_data, files)
+        publish_rejects([staged.events, staged.songs], target.describe())
+        with timer("transform + check"):
+            changes = transform(conn)
+            checks = check_quality(conn)
+            publish_quality(checks)
+            failed = [c for c in checks if not c.passed]
+            if failed:
+                raise QualityCheckFailed(failed)
+        counts = count_rows(conn)
+        with timer("commit"):
+            held.close()
+    return staged, changes, checks, counts
+
+
+# A load that meets a transient failure (a dropped connection, throttling) is run again whole:
+# its transaction was rolled back, so nothing of it stays. Seconds before each new attempt.
+LOAD_RETRY_DELAYS = (5.0, 30.0)
+
+
+def retry_transient(attempt: Callable[[], T], what: str) -> T:
+    """attempt()'s result, trying again after LOAD_RETRY_DELAYS when it fails transiently."""
+    for delay in (*LOAD_RETRY_DELAYS, None):
+        try:
+            return attempt()
+        except Exception as error:
+            if delay is None or not is_transient(error):
+                raise
+            get_run_logger().warning(
+                "%s failed transiently (%s): trying again in %.0fs", what, error, delay
+            )
+            clock.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 class StageTimer:

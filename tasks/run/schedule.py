@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from tasks.errors import BadArgument, DatesReversed
+
 
 def run_dates(
     start_date: date | None,
@@ -20,10 +22,22 @@ def run_dates(
     if days_back is None:
         return start_date, end_date
     if start_date is not None or end_date is not None:
-        raise ValueError("give either days_back or start/end dates, not both")
+        raise BadArgument(
+            "days_back and start/end dates were both given: give either days_back or "
+            "start/end dates, not both"
+        )
     if days_back < 0:
-        raise ValueError(f"days_back must not be negative, got {days_back}")
+        raise BadArgument(
+            f"days_back must not be negative, got {days_back}: give 0 for the scheduled day, "
+            "1 for the day before"
+        )
     if scheduled_start.tzinfo is None:
         scheduled_start = scheduled_start.replace(tzinfo=UTC)
     day = scheduled_start.astimezone(UTC).date() - timedelta(days=days_back)
     return day, day
+
+
+def check_date_order(start_date: date | None, end_date: date | None) -> None:
+    """Refuse a first day after the last day (either may be open)."""
+    if start_date and end_date and start_date > end_date:
+        raise DatesReversed(start_date, end_date)

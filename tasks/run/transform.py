@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 import sql
 from sql import model
+from tasks.run.progress import Progress
 
 TRANSFORM_DIR = Path(sql.__file__).resolve().parent / "transform"
 _TABLE_OF_FILE = re.compile(r"^\d+_(?P<table>\w+)\.sql$")
@@ -65,17 +66,26 @@ def run_transform_file(conn: Connection, path: Path) -> TableChange:
     return TableChange(table, deleted, inserted, clock.perf_counter() - started)
 
 
-def run_transforms(conn: Connection, directory: Path | None = None) -> list[TableChange]:
-    """Run every transform file in order on one connection (the caller owns the transaction);
-    the changes of the star tables, not of the temp relations files prepare for later ones."""
-    changes = [run_transform_file(conn, path) for path in transform_files(directory)]
+def run_transforms(
+    conn: Connection, directory: Path | None = None, progress: Progress | None = None
+) -> list[TableChange]:
+    """Run every transform file in order on one connection (the caller owns the transaction),
+    advancing progress by one table after each file; the changes of the star tables, not of
+    the temp relations files prepare for later ones."""
+    changes = []
+    for path in transform_files(directory):
+        changes.append(run_transform_file(conn, path))
+        if progress is not None:
+            progress.advance(note=changes[-1].table)
     return [change for change in changes if change.table in _STAR_TABLES]
 
 
 @task(name="transform", cache_policy=NO_CACHE)
 def transform(conn: Connection) -> list[TableChange]:
-    """Run the SQL transforms inside the caller's transaction (never retried on its own)."""
-    changes = run_transforms(conn)
+    """Run the SQL transforms inside the caller's transaction (never retried on its own),
+    reporting the tables done of all tables as they finish."""
+    with Progress("transform", total=len(transform_files()), unit="tables") as progress:
+        changes = run_transforms(conn, progress=progress)
     for change in changes:
         get_run_logger().info(
             "%s: %d deleted, %d inserted in %.2fs",

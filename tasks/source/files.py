@@ -13,6 +13,7 @@ from typing import Protocol
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.errors import UserError
 from tasks.run.retry import RETRY_TRANSIENT
 
 EVENTS_PREFIX = "log_data"
@@ -26,7 +27,7 @@ EVENT_NAME = "YYYY-MM-DD-events.json (or .json.gz)"
 NOTICES_SHOWN = 100
 
 
-class SourceLayoutError(ValueError):
+class SourceLayoutError(UserError, ValueError):
     """The source is not in Sparkify's layout: the message names the source and the fix."""
 
 

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from prefect_aws import S3Bucket
 
 from tasks.aws import load_credentials
-from tasks.source.files import Source
+from tasks.errors import SOURCE_FIX, BadSource, SourceNotFound, UnreadableFile
+from tasks.source.files import EVENTS_PREFIX, Source, no_events_folder
 from tasks.source.local import LocalSource
 from tasks.source.s3 import S3Source
 
 S3_BUCKET_BLOCK = "s3-bucket/"
+S3_SCHEME = "s3://"
+# A URI's scheme ("s3:", "gs:", "https:"); one letter is a Windows drive ("C:"), not a scheme.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
+# What S3 accepts in a bucket name, old us-east-1 names included (today's rules are stricter).
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
+REDSHIFT_FIX = "Redshift loads by COPY from S3: give --source s3://bucket/prefix or s3-bucket/NAME"
 
 
 def resolve_source(spec: str, aws_credentials: str | None = None) -> Source:
     """A source from a directory, an s3://bucket/prefix URI (with an optional AwsCredentials
     block name), or `s3-bucket/NAME`, a saved prefect-aws S3Bucket block."""
+    check_source(spec)
     credentials = load_credentials(aws_credentials) if aws_credentials else None
-    if spec.startswith("s3://"):
+    if spec.startswith(S3_SCHEME):
         return S3Source.from_uri(spec, credentials)
     if spec.startswith(S3_BUCKET_BLOCK):
         block = S3Bucket.load(spec.removeprefix(S3_BUCKET_BLOCK))
@@ -27,4 +37,58 @@ def resolve_source(spec: str, aws_credentials: str | None = None) -> Source:
             (block.bucket_folder or "").strip("/"),
             credentials or block.credentials,
         )
-    return LocalSource(Path(spec))
+    return LocalSource(Path(spec).expanduser())
+
+
+def is_s3_spec(spec: str) -> bool:
+    """True for a source on S3: s3://bucket/prefix or s3-bucket/NAME."""
+    return spec.startswith((S3_SCHEME, S3_BUCKET_BLOCK))
+
+
+def check_source(spec: str) -> None:
+    """Refuse a source that cannot be right, without a network call or the Prefect API: a
+    malformed s3:// URI or S3Bucket block name, a directory that is missing, unreadable or
+    without log_data/."""
+    if not spec.strip():
+        raise BadSource(f"no source given: {SOURCE_FIX}")
+    if spec.startswith(S3_BUCKET_BLOCK):
+        if not spec.removeprefix(S3_BUCKET_BLOCK).strip("/"):
+            raise BadSource(f"source {spec} names no S3Bucket block: give s3-bucket/NAME")
+        return
+    if _SCHEME.match(spec):
+        check_s3_uri(spec)
+        return
+    check_local_source(Path(spec).expanduser(), spec)
+
+
+def check_s3_uri(spec: str) -> None:
+    """Refuse an s3:// URI without a well-formed bucket name (or another scheme)."""
+    if not spec.startswith(S3_SCHEME):
+        raise BadSource(
+            f"source {spec} is neither a directory nor s3://bucket/prefix: {SOURCE_FIX}"
+        )
+    bucket = spec.removeprefix(S3_SCHEME).split("/", 1)[0]
+    if not _BUCKET.fullmatch(bucket):
+        named = f"bucket name {bucket!r} is not valid" if bucket else "it names no bucket"
+        raise BadSource(f"source {spec}: {named}: give --source s3://bucket/prefix")
+
+
+def check_local_source(path: Path, spec: str) -> None:
+    """Refuse a local source that is missing, not a directory, unreadable or without log_data/."""
+    if not path.exists():
+        raise SourceNotFound(spec)
+    if not path.is_dir():
+        raise BadSource(f"source {spec} is a file, not a directory: {SOURCE_FIX}")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise UnreadableFile(
+            f"source {spec} cannot be read (permission denied): give the run read access to it"
+        )
+    if not (path / EVENTS_PREFIX).is_dir():
+        raise no_events_folder(spec)
+
+
+def check_s3_source(spec: str) -> None:
+    """Refuse a source that is not on S3 where Redshift is to load it (a cluster's COPY)."""
+    if not is_s3_spec(spec):
+        raise BadSource(f"source {spec} is not on S3: {REDSHIFT_FIX}")
+    check_source(spec)

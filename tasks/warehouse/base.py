@@ -7,18 +7,30 @@ A third warehouse is one module implementing `Warehouse`, named in `tasks/wareho
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, Engine, Table, column, delete, func, inspect, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    column,
+    delete,
+    func,
+    inspect,
+    select,
+)
 from sqlalchemy import table as table_clause
 
 from sql import model
+from tasks.errors import UserError
 from tasks.run.retry import RETRY_TRANSIENT
 from tasks.source.files import RunFiles, Source
 
@@ -29,6 +41,9 @@ MAX_RAW_LINE = 4096
 FILES_PER_STATEMENT = 5_000
 # Rejects a stage report carries for logs and artifacts (the rest stay in load_rejects).
 REJECT_SAMPLES = 20
+# Seconds a run waits for a warehouse another process holds (overrides the block's setting).
+WAIT_VARIABLE = "SPARKIFY_WAREHOUSE_WAIT"
+DEFAULT_LOCK_WAIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,12 @@ class Warehouse(Protocol):
         """A SQLAlchemy engine on the warehouse."""
         ...
 
+    def hold(self) -> AbstractContextManager[Connection]:
+        """The run's one connection, in one transaction that commits when the block ends
+        normally: from it on no other run writes to the warehouse until it ends. Another
+        holder is waited for a bounded time (the block's lock_wait_seconds), then WarehouseBusy."""
+        ...
+
     def stage_events(
         self, conn: Connection, source: Source, files: list[str], at: datetime
     ) -> StageReport:
@@ -89,6 +110,40 @@ class Warehouse(Protocol):
     def describe(self) -> str:
         """Where the warehouse is, for logs (never a secret)."""
         ...
+
+
+class WarehouseWaitInvalid(UserError):
+    """SPARKIFY_WAREHOUSE_WAIT is no number of seconds."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(
+            f"{WAIT_VARIABLE}={value!r} is not a number of seconds: set it to e.g. 30, "
+            "or unset it to use the warehouse block's lock_wait_seconds"
+        )
+
+
+def lock_wait_seconds(configured: float) -> float:
+    """How long a run waits for a warehouse another process holds: SPARKIFY_WAREHOUSE_WAIT
+    (seconds) when set, else the block's setting."""
+    value = os.environ.get(WAIT_VARIABLE, "").strip()
+    if not value:
+        return configured
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise WarehouseWaitInvalid(value) from None
+    if seconds < 0:
+        raise WarehouseWaitInvalid(value)
+    return seconds
+
+
+@contextmanager
+def held_transaction(conn: Connection) -> Iterator[Connection]:
+    """The connection's transaction for the block: committed when it ends normally, rolled
+    back on any exception; the connection is closed either way."""
+    with conn:
+        with conn.begin():
+            yield conn
 
 
 @contextmanager
@@ -158,13 +213,34 @@ def batches(items: list[str], size: int = FILES_PER_STATEMENT) -> Iterator[list[
         yield items[start : start + size]
 
 
-def reset_staging(conn: Connection, table: Table, files: list[str]) -> None:
-    """Empty a staging table and forget earlier rejects of the same files (reruns are clean).
-    The files are named FILES_PER_STATEMENT at a time: one bind parameter each."""
+class FileSet(Protocol):
+    """The run's files, as conditions on a column of file names."""
+
+    def conditions(self, column: ColumnElement[str]) -> list[ColumnElement[bool]]:
+        """Conditions whose union selects the rows of these files."""
+        ...
+
+
+@dataclass(frozen=True)
+class ListedFiles:
+    """Files named by bind parameters, FILES_PER_STATEMENT at a time (any warehouse)."""
+
+    files: list[str]
+
+    def conditions(self, column: ColumnElement[str]) -> list[ColumnElement[bool]]:
+        """One IN list per batch of names."""
+        return [column.in_(batch) for batch in batches(self.files)]
+
+
+def _file_set(files: list[str] | FileSet) -> FileSet:
+    return ListedFiles(files) if isinstance(files, list) else files
+
+
+def reset_staging(conn: Connection, table: Table, files: list[str] | FileSet) -> None:
+    """Empty a staging table and forget earlier rejects of the same files (reruns are clean)."""
     conn.execute(delete(table))
-    source_file = model.load_rejects.c.source_file
-    for batch in batches(files):
-        conn.execute(delete(model.load_rejects).where(source_file.in_(batch)))
+    for condition in _file_set(files).conditions(model.load_rejects.c.source_file):
+        conn.execute(delete(model.load_rejects).where(condition))
 
 
 def insert_rejects(conn: Connection, rejects: list[Reject], at: datetime) -> None:
@@ -173,15 +249,14 @@ def insert_rejects(conn: Connection, rejects: list[Reject], at: datetime) -> Non
         conn.execute(model.load_rejects.insert(), [r.row(at) for r in rejects])
 
 
-def reject_samples(conn: Connection, files: list[str]) -> list[Reject]:
-    """The first rejects of these files, in file and line order (files named in batches, as
-    reset_staging names them)."""
+def reject_samples(conn: Connection, files: list[str] | FileSet) -> list[Reject]:
+    """The first rejects of these files, in file and line order."""
     rejects = model.load_rejects
     samples = []
-    for batch in batches(files):
+    for condition in _file_set(files).conditions(rejects.c.source_file):
         query = (
             select(rejects.c.source_file, rejects.c.line_number, rejects.c.reason)
-            .where(rejects.c.source_file.in_(batch))
+            .where(condition)
             .order_by(rejects.c.source_file, rejects.c.line_number)
             .limit(REJECT_SAMPLES)
         )
@@ -190,16 +265,12 @@ def reject_samples(conn: Connection, files: list[str]) -> list[Reject]:
     return samples[:REJECT_SAMPLES]
 
 
-def count_rejects(conn: Connection, files: list[str]) -> int:
-    """How many records of these files load_rejects holds (files named in batches)."""
+def count_rejects(conn: Connection, files: list[str] | FileSet) -> int:
+    """How many records of these files load_rejects holds."""
     rejects = model.load_rejects
     return sum(
-        int(
-            conn.execute(
-                select(func.count()).select_from(rejects).where(rejects.c.source_file.in_(batch))
-            ).scalar_one()
-        )
-        for batch in batches(files)
+        int(conn.execute(select(func.count()).select_from(rejects).where(c)).scalar_one())
+        for c in _file_set(files).conditions(rejects.c.source_file)
     )
 
 
@@ -221,15 +292,10 @@ def recreate_tables(warehouse: Warehouse, confirm_drop: bool) -> list[str]:
         return create_tables(conn, drop=True)
 
 
-@task(
-    name="ensure-tables",
-    cache_policy=NO_CACHE,
-    **RETRY_TRANSIENT,
-)
-def ensure_tables(warehouse: Warehouse) -> list[str]:
-    """Create the model's tables where missing."""
-    with transaction(warehouse.get_engine()) as conn:
-        return create_tables(conn)
+@task(name="ensure-tables", cache_policy=NO_CACHE)
+def ensure_tables(conn: Connection) -> list[str]:
+    """Create the model's tables where missing, in the run's transaction."""
+    return create_tables(conn)
 
 
 @dataclass
@@ -240,20 +306,15 @@ class StageResult:
     songs: StageReport
 
 
-@task(
-    name="stage",
-    cache_policy=NO_CACHE,
-    **RETRY_TRANSIENT,
-)
-def stage(warehouse: Warehouse, source: Source, files: RunFiles) -> StageResult:
-    """Load the run's files into the staging tables (one transaction; safe to retry)."""
+@task(name="stage", cache_policy=NO_CACHE)
+def stage(warehouse: Warehouse, conn: Connection, source: Source, files: RunFiles) -> StageResult:
+    """Load the run's files into the staging tables, in the run's transaction."""
     logger = get_run_logger()
     at = datetime.now(UTC).replace(tzinfo=None)
-    with transaction(warehouse.get_engine()) as conn:
-        result = StageResult(
-            warehouse.stage_events(conn, source, files.event_files, at),
-            warehouse.stage_songs(conn, source, files.song_files, at),
-        )
+    result = StageResult(
+        warehouse.stage_events(conn, source, files.event_files, at),
+        warehouse.stage_songs(conn, source, files.song_files, at),
+    )
     for report in (result.events, result.songs):
         logger.info(
             "staged %d rows into %s from %d files in %.2fs (%d rejected)",

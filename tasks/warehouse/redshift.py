@@ -9,7 +9,8 @@ load_rejects like DuckDB's.
 from __future__ import annotations
 
 import time as clock
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
@@ -24,49 +25,46 @@ from sqlalchemy import (
     Engine,
     Table,
     and_,
-    column,
     create_engine,
     delete,
     func,
     not_,
     select,
-    table,
 )
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import Executable
 from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
 from sql import model
 from sql.model import jsonpaths
 from tasks.aws import DEFAULT_REGION, aws_client
+from tasks.run.progress import Progress
 from tasks.source.files import Source, is_gzipped
 from tasks.source.s3 import S3Source
 from tasks.warehouse.base import (
-    MAX_RAW_LINE,
+    DEFAULT_LOCK_WAIT_SECONDS,
     REJECT_SAMPLES,
     Reject,
     StageReport,
+    held_transaction,
     insert_rejects,
+    lock_wait_seconds,
     reset_staging,
 )
+from tasks.warehouse.load_errors import (
+    LoadFailed,
+    copy_errors,
+    failed_copy_errors,
+    fetch_dbapi,
+    fetch_sqlalchemy,
+    last_copy_id,
+)
 from tasks.warehouse.records import file_rejects
+from tasks.warehouse.run_lock import ensure_lock_table, take_run_lock
 
 # Redshift's upper limit of COPY's MAXERROR.
 MAX_COPY_ERRORS = 100_000
 # Manifests and JSONPaths are written beside the data, where the COPY role may read.
 CONTROL_PREFIX = "_sparkify"
-
-LOAD_ERROR_VIEWS = {
-    # view: (file, line, column, reason, raw line or None); SYS_ works on provisioned clusters
-    # and Serverless, STL_ only on provisioned clusters.
-    "sys_load_error_detail": ("file_name", "line_number", "column_name", "error_message", None),
-    "stl_load_errors": ("filename", "line_number", "colname", "err_reason", "raw_line"),
-}
-# The query id and session columns of each view.
-LOAD_ERROR_IDS = {
-    "sys_load_error_detail": ("query_id", "session_id"),
-    "stl_load_errors": ("query", "session"),
-}
 
 
 class RedshiftWarehouse(Block):
@@ -103,6 +101,12 @@ class RedshiftWarehouse(Block):
         description="Credentials that write the run's manifests and JSONPaths to S3 "
         "(default: the source's).",
     )
+    lock_wait_seconds: float = Field(
+        default=DEFAULT_LOCK_WAIT_SECONDS,
+        ge=0,
+        description="Seconds a run waits while another run holds the warehouse (its lock "
+        "table, sparkify_run_lock) before it gives up; SPARKIFY_WAREHOUSE_WAIT overrides it.",
+    )
 
     @field_validator("iam_role_arn")
     @classmethod
@@ -128,6 +132,17 @@ class RedshiftWarehouse(Block):
         connection's life, which would fail any statement quiet for that long (a big COPY, a
         queued query, a resuming workgroup); TCP keepalives detect a dead peer instead."""
         return create_engine(self.url(), pool_pre_ping=True, connect_args={"tcp_keepalive": True})
+
+    @contextmanager
+    def hold(self) -> Iterator[Connection]:
+        """One connection and one transaction for the whole run, begun by locking the run lock
+        table (tasks/warehouse/run_lock.py): runs from any Prefect server take turns."""
+        wait = lock_wait_seconds(self.lock_wait_seconds)
+        engine = self.get_engine()
+        ensure_lock_table(engine)
+        with held_transaction(engine.connect()) as conn:
+            take_run_lock(conn, wait, self.describe())
+            yield conn
 
     def stage_events(
         self, conn: Connection, source: Source, files: list[str], at: datetime
@@ -213,95 +228,6 @@ def manifest(files: list[str]) -> dict[str, Any]:
     return {"entries": [{"url": uri, "mandatory": True} for uri in files]}
 
 
-def load_errors_query(view: str, copy_id: int, *, after: bool = False) -> Any:
-    """The rejected records of one COPY, from Redshift's load-error log: the COPY with this
-    query id, or with `after`, this session's COPYs whose query id is greater (query ids grow)."""
-    file_col, line_col, column_col, reason_col, raw_col = LOAD_ERROR_VIEWS[view]
-    id_col, session_col = LOAD_ERROR_IDS[view]
-    names = [file_col, line_col, column_col, reason_col] + ([raw_col] if raw_col else [])
-    log = table(view, *(column(n) for n in [id_col, session_col, *names]))
-    which = (
-        and_(log.c[session_col] == func.pg_backend_pid(), log.c[id_col] > copy_id)
-        if after
-        else log.c[id_col] == copy_id
-    )
-    return (
-        select(*(func.trim(log.c[n]).label(n) if n != line_col else log.c[n] for n in names))
-        .where(which)
-        .order_by(log.c[file_col], log.c[line_col])
-    )
-
-
-def parse_load_errors(view: str, rows: list[Any]) -> list[Reject]:
-    """Load-error rows as rejects: file, line, and a reason naming the column."""
-    file_col, line_col, column_col, reason_col, raw_col = LOAD_ERROR_VIEWS[view]
-    rejects = []
-    for row in rows:
-        values = row._mapping if hasattr(row, "_mapping") else row
-        reason = str(values[reason_col]).strip()
-        col = (values[column_col] or "").strip()
-        raw = values[raw_col] if raw_col else None
-        rejects.append(
-            Reject(
-                str(values[file_col]).strip(),
-                int(values[line_col]),
-                f"{col}: {reason}" if col else reason,
-                raw.strip()[:MAX_RAW_LINE] if raw else None,
-            )
-        )
-    return rejects
-
-
-class LoadFailed(Exception):
-    """A COPY failed; carries the records Redshift logged as rejected."""
-
-    def __init__(self, table_name: str, rejects: list[Reject], cause: Exception) -> None:
-        shown = "; ".join(r.describe() for r in rejects[:10])
-        super().__init__(
-            f"COPY into {table_name} failed with {len(rejects)} rejected records"
-            + (f" ({shown})" if shown else f": {cause}")
-        )
-        self.rejects = rejects
-
-
-def _last_copy_id(fetch: Callable[[Executable], list[dict[str, Any]]]) -> int:
-    """The query id of the session's last COPY (-1 before any)."""
-    return int(next(iter(fetch(select(func.pg_last_copy_id()))[0].values())))
-
-
-def _copy_errors(fetch: Callable[[Executable], list[dict[str, Any]]], view: str) -> list[Reject]:
-    """The records the session's last, committed-so-far COPY rejected (`fetch`: a query's rows)."""
-    return parse_load_errors(view, fetch(load_errors_query(view, _last_copy_id(fetch))))
-
-
-def _failed_copy_errors(
-    fetch: Callable[[Executable], list[dict[str, Any]]], view: str, before: int
-) -> list[Reject]:
-    """The records a failed COPY rejected. Its transaction was rolled back, and a rolled-back
-    COPY does not update pg_last_copy_id(), which may still name the COPY before it: the errors
-    are those this session logged after `before`, the last COPY id seen before the failed one."""
-    return parse_load_errors(view, fetch(load_errors_query(view, before, after=True)))
-
-
-def _fetch_sqlalchemy(conn: Connection) -> Callable[[Executable], list[dict[str, Any]]]:
-    """Rows of a query run in the connection's transaction."""
-    return lambda query: [dict(row._mapping) for row in conn.execute(query)]
-
-
-def _fetch_dbapi(conn: Connection) -> Callable[[Executable], list[dict[str, Any]]]:
-    """Rows of a query run straight on the DB-API connection (after SQLAlchemy's transaction
-    has ended); values are compiled in, as the query's only values are the view's ids."""
-
-    def fetch(query: Executable) -> list[dict[str, Any]]:
-        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-        cursor = conn.connection.dbapi_connection.cursor()
-        cursor.execute(str(compiled))
-        columns = [d[0] for d in cursor.description]
-        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-
-    return fetch
-
-
 def _reject_bad_patterns(
     conn: Connection, target: Table, manifest_uri: str
 ) -> tuple[int, list[Reject]]:
@@ -346,17 +272,23 @@ def stage_by_copy(
     if loadable:
         paths_uri = put_json(source, f"{control}/jsonpaths/{target.name}.json", jsonpaths(target))
     manifests = f"{control}/manifests/{at.strftime('%Y%m%dT%H%M%S%f')}/{target.name}"
-    for gzip in (False, True):
-        group = [uri for uri in loadable if is_gzipped(uri) == gzip]
-        if not group:
-            continue
-        manifest_key = manifests + (".gzip.manifest" if gzip else ".manifest")
-        manifest_uri = put_json(source, manifest_key, manifest(group))
-        loaded, copy_rejects = _copy_files(conn, target, manifest_uri, paths_uri, warehouse, gzip)
-        removed, pattern_rejects = _reject_bad_patterns(conn, target, manifest_uri)
-        rows += loaded - removed
-        counted += len(copy_rejects) + removed
-        rejects += copy_rejects + pattern_rejects
+    title = f"staging {target.name.removeprefix('staging_')}"
+    with Progress(title, len(files), "files") as progress:
+        progress.advance(len(skipped))
+        for gzip in (False, True):
+            group = [uri for uri in loadable if is_gzipped(uri) == gzip]
+            if not group:
+                continue
+            manifest_key = manifests + (".gzip.manifest" if gzip else ".manifest")
+            manifest_uri = put_json(source, manifest_key, manifest(group))
+            loaded, copy_rejects = _copy_files(
+                conn, target, manifest_uri, paths_uri, warehouse, gzip
+            )
+            removed, pattern_rejects = _reject_bad_patterns(conn, target, manifest_uri)
+            rows += loaded - removed
+            counted += len(copy_rejects) + removed
+            rejects += copy_rejects + pattern_rejects
+            progress.advance(len(group), note=f"{len(group)} files by one COPY")
     insert_rejects(conn, rejects, at)
     return StageReport(
         target.name,
@@ -379,7 +311,7 @@ def _copy_files(
     """One COPY of a manifest's files (all gzipped, or none): the rows it loaded and the records
     it rejected. A failed COPY rolls the session back and raises LoadFailed with its rejects."""
     view = warehouse.load_errors_view
-    before = _last_copy_id(_fetch_sqlalchemy(conn))
+    before = last_copy_id(fetch_sqlalchemy(conn))
     try:
         statement = copy_statement(target, manifest_uri, paths_uri, warehouse, gzip=gzip)
         warehouse.copy(conn, statement)
@@ -388,7 +320,7 @@ def _copy_files(
         # and read what the failed load logged in it, so the run says which records and why;
         # SQLAlchemy's transaction is over, so this goes through the DB-API connection.
         conn.connection.dbapi_connection.rollback()
-        rejects = _failed_copy_errors(_fetch_dbapi(conn), view, before)
+        rejects = failed_copy_errors(fetch_dbapi(conn), view, before)
         raise LoadFailed(target.name, rejects, error) from error
     rows = int(conn.execute(select(func.pg_last_copy_count())).scalar_one())
-    return rows, _copy_errors(_fetch_sqlalchemy(conn), view)
+    return rows, copy_errors(fetch_sqlalchemy(conn), view)

@@ -1,17 +1,39 @@
-"""The warehouse a run names: a DuckDB file path or a saved warehouse block."""
+"""The warehouse a run names: a DuckDB file path or a saved warehouse block.
+
+A spec is read without the Prefect API first (check_warehouse: a CLI checks it before any
+server starts): an existing file must be a DuckDB database; a path ending in .duckdb, .db or
+.ddb, or any other path with a separator, is a DuckDB file (created on first use); TYPE/NAME
+with TYPE a warehouse block type is a saved block; anything else is the user's mistake.
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import re
 from pathlib import Path
+from typing import Literal
 
 from prefect.blocks.core import Block
+from prefect.exceptions import ObjectNotFound
 
+from tasks.errors import BadArgument, NotADuckDBFile, UnknownWarehouse, UnreadableFile
 from tasks.warehouse.base import Warehouse
 from tasks.warehouse.duckdb import DuckDBWarehouse
 
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
+# A DuckDB database file says so in its header: "DUCK" at bytes 8 to 12.
+DUCKDB_MAGIC = b"DUCK"
+DUCKDB_MAGIC_AT = slice(8, 12)
+SQLITE_MAGIC = b"SQLite format 3\x00"
+# A saved block: TYPE/NAME, each as Prefect spells slugs and block names.
+_BLOCK_SPEC = re.compile(r"(?P<slug>[a-z0-9-]+)/(?P<name>[a-z0-9-]+)")
+WAREHOUSE_FIX = "give --warehouse a DuckDB file path ending in .duckdb or a saved block TYPE/NAME"
+# What makes a block class a warehouse (tasks/warehouse/base.py Warehouse).
+WAREHOUSE_METHODS = ("get_engine", "hold", "stage_events", "stage_songs", "describe")
+# Saved blocks named in the message for a block that does not exist.
+BLOCKS_NAMED = 5
 
 
 def register_warehouse_blocks() -> None:
@@ -22,17 +44,171 @@ def register_warehouse_blocks() -> None:
         importlib.import_module(f"{package}.{module.name}")
 
 
+def warehouse_block_types() -> list[str]:
+    """The block type slugs of every warehouse block class (a block with what the Warehouse
+    protocol asks: this package's, and any defined elsewhere, e.g. a test's), sorted."""
+    register_warehouse_blocks()
+    found, pending = set(), list(Block.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending += cls.__subclasses__()
+        if getattr(cls, "_block_type_slug", None) and all(
+            callable(getattr(cls, name, None)) for name in WAREHOUSE_METHODS
+        ):
+            found.add(cls.get_block_type_slug())
+    return sorted(found)
+
+
 def resolve_warehouse(spec: str) -> Warehouse:
     """A warehouse from a DuckDB file path or a saved warehouse block, named
     `sparkify-duckdb-warehouse/NAME` or `sparkify-redshift-warehouse/NAME`."""
-    if spec == ":memory:":
-        raise ValueError("an in-memory DuckDB cannot outlive the run: give a file path")
-    if spec.endswith(DUCKDB_SUFFIXES) or Path(spec).exists():
+    if check_warehouse(spec) == "duckdb":
         return DuckDBWarehouse(path=spec)
-    if "/" not in spec:
-        raise ValueError(
-            f"warehouse {spec!r} is neither a DuckDB file (*.duckdb) nor a block name "
-            "(sparkify-duckdb-warehouse/NAME or sparkify-redshift-warehouse/NAME)"
+    return load_warehouse_block(spec)
+
+
+def check_warehouse(spec: str, must_exist: bool = False) -> Literal["duckdb", "block"]:
+    """What the spec names, "duckdb" or "block", read without the Prefect API; a UserError for
+    a spec that cannot be right (and, with must_exist, for a DuckDB file not there yet)."""
+    kind = warehouse_kind(spec)
+    if kind == "duckdb":
+        check_duckdb_path(spec)
+        if must_exist and not Path(spec).expanduser().exists():
+            raise UnknownWarehouse(
+                f"warehouse {spec} does not exist yet: load it first with "
+                f"python flows/etl.py --warehouse {spec}, or name an existing one"
+            )
+    return kind
+
+
+def warehouse_kind(spec: str) -> Literal["duckdb", "block"]:
+    """What the spec names: "duckdb" for a DuckDB file path, "block" for a saved warehouse
+    block's TYPE/NAME; a UserError for anything else."""
+    if not spec.strip():
+        raise BadArgument(f"no warehouse given: {WAREHOUSE_FIX}")
+    if spec == ":memory:":
+        raise BadArgument(
+            "an in-memory DuckDB cannot outlive the run: give --warehouse a file path such as "
+            "sparkify.duckdb"
         )
+    path = Path(spec).expanduser()
+    suffix = path.suffix.lower()
+    if path.exists() or suffix in DUCKDB_SUFFIXES:
+        return "duckdb"
+    if suffix:
+        raise UnknownWarehouse(
+            f"warehouse {spec} is not a DuckDB file name ({suffix}): give --warehouse a path "
+            "ending in .duckdb (created on first use) or a saved block TYPE/NAME"
+        )
+    block = _BLOCK_SPEC.fullmatch(spec)
+    if block and block["slug"] in warehouse_block_types():
+        return "block"
+    if block and not path.parent.is_dir():
+        raise UnknownWarehouse(
+            f"warehouse {spec}: {block['slug']} is no warehouse block type: give --warehouse "
+            f"{block_forms()}, or a path ending in .duckdb"
+        )
+    if os.sep in spec or "/" in spec:
+        return "duckdb"
+    raise UnknownWarehouse(
+        f"warehouse {spec!r} is neither a DuckDB file nor a saved block: give --warehouse a path "
+        f"ending in .duckdb, or {block_forms()}"
+    )
+
+
+def block_forms() -> str:
+    """How a saved warehouse block is named, for messages: `a block as TYPE/NAME or ...`."""
+    return "a block as " + " or ".join(f"{slug}/NAME" for slug in warehouse_block_types())
+
+
+def check_duckdb_path(spec: str, block: str | None = None) -> None:
+    """Refuse a DuckDB path (a block's, when named) that is a directory, or an existing file that
+    cannot be read or is not a DuckDB database (checked by its header: never opened, never
+    retried)."""
+    path = Path(spec).expanduser()
+    subject = f"warehouse block {block}'s path {spec}" if block else f"warehouse {spec}"
+    fix = f"point block {block} at" if block else "give --warehouse"
+    if path.is_dir():
+        raise BadArgument(
+            f"{subject} is a directory: {fix} a file in it, such as {path / 'sparkify.duckdb'}"
+        )
+    if not path.exists():
+        return
+    try:
+        with path.open("rb") as file:
+            header = file.read(16)
+    except OSError as error:
+        raise UnreadableFile(
+            f"{subject} cannot be read ({error.strerror}): give the run read and write access "
+            f"to it, or {fix} another file"
+        ) from error
+    if header[DUCKDB_MAGIC_AT] == DUCKDB_MAGIC:
+        return
+    if header.startswith(SQLITE_MAGIC):
+        what = "a SQLite database, not a DuckDB one"
+    elif not header:
+        what = "an empty file, not a DuckDB database"
+    else:
+        what = "not a DuckDB database (no DuckDB header)"
+    raise NotADuckDBFile(
+        f"{subject} is {what}: {fix} a DuckDB file, or a new path ending in .duckdb to create one"
+    )
+
+
+def load_warehouse_block(spec: str) -> Warehouse:
+    """The saved warehouse block TYPE/NAME; a one-line UnknownWarehouse naming the saved ones
+    when there is no such block."""
     register_warehouse_blocks()
-    return Block.load(spec)
+    try:
+        block = Block.load(spec)
+    except ValueError as error:
+        if not isinstance(error.__cause__, ObjectNotFound):
+            raise
+        raise UnknownWarehouse(missing_block_message(spec)) from error
+    if isinstance(block, DuckDBWarehouse):
+        check_duckdb_path(block.path, block=spec)
+    return block
+
+
+def missing_block_message(spec: str) -> str:
+    """The line for a warehouse block that does not exist: which ones do, or how to make one."""
+    saved = saved_warehouse_blocks()
+    if saved is None:
+        return (
+            f"warehouse block {spec} does not exist: this Prefect server has no warehouse block "
+            "types yet (run `make blocks`, then save a block in the UI, or `python "
+            "flows/cluster.py create` for Redshift), or give --warehouse a path ending in .duckdb"
+        )
+    if not saved:
+        return (
+            f"warehouse block {spec} does not exist and no warehouse block is saved: save one "
+            "(in the UI, or `python flows/cluster.py create` for Redshift), or give --warehouse "
+            "a path ending in .duckdb"
+        )
+    shown = ", ".join(saved[:BLOCKS_NAMED])
+    if len(saved) > BLOCKS_NAMED:
+        shown += f" and {len(saved) - BLOCKS_NAMED} more"
+    return (
+        f"warehouse block {spec} does not exist (saved: {shown}): give --warehouse one of "
+        "those, or a path ending in .duckdb"
+    )
+
+
+def saved_warehouse_blocks() -> list[str] | None:
+    """TYPE/NAME of every saved warehouse block, sorted; None when the server knows none of the
+    warehouse block types (`make blocks` registers them). Secrets are never read."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    saved, known = [], False
+    with get_client(sync_client=True) as client:
+        for slug in warehouse_block_types():
+            try:
+                documents = client.read_block_documents_by_type(slug, include_secrets=False)
+            except PrefectHTTPStatusError as error:
+                if error.response.status_code != 404:  # 404: the type is not registered
+                    raise
+                continue
+            known = True
+            saved += [f"{slug}/{d.name}" for d in documents if not d.is_anonymous]
+    return sorted(saved) if known else None

@@ -1,0 +1,97 @@
+"""What every command line of flows/ shares: a user's mistake ends as `<prog>: <one line>` on
+stderr with exit status 2 and no traceback (`--debug` or SPARKIFY_DEBUG=1 shows it), whether
+main's own argument checks find it, before any Prefect server starts, or the flow run does.
+Argparse's own mistakes (an unknown option, a malformed date) stay argparse's: usage, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import functools
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from tasks.errors import UserError, debug_enabled, set_debug
+
+USER_ERROR_STATUS = 2
+DEBUG_FLAG = "--debug"
+
+Main = Callable[[list[str] | None], int | None]
+
+# Lines said at the process's exit, after anything Prefect says then.
+_last_words: list[str] = []
+
+
+def add_debug_argument(parser: argparse.ArgumentParser) -> None:
+    """Add --debug: show the traceback of a user's mistake instead of its one line."""
+    parser.add_argument(
+        DEBUG_FLAG,
+        action="store_true",
+        help="show the traceback of an error instead of one line (or set SPARKIFY_DEBUG=1)",
+    )
+
+
+def debug_requested(argv: Sequence[str]) -> bool:
+    """True when the command line asks for tracebacks (--debug before any `--`)."""
+    for argument in argv:
+        if argument == "--":
+            return False
+        if argument == DEBUG_FLAG:
+            return True
+    return False
+
+
+def run_cli(main: Main, argv: list[str] | None, prog: str) -> int:
+    """Run a command line's main: its exit status, or 2 with `<prog>: <line>` on stderr when a
+    UserError ends it (the traceback above the line only when debugging). With argv None (a
+    script's own command line) the line is said at exit, as the last line."""
+    debug = debug_requested(sys.argv[1:] if argv is None else argv)
+    set_debug(debug)
+    try:
+        status = main(argv)
+    except UserError as error:
+        if debug_enabled():
+            traceback.print_exc()
+        say_last(f"{prog}: {error}", at_exit=argv is None)
+        return USER_ERROR_STATUS
+    finally:
+        set_debug(False)
+    return 0 if status is None else status
+
+
+def command(prog: str) -> Callable[[Main], Callable[[list[str] | None], int]]:
+    """Decorate a flow file's main so that a user's mistake ends as run_cli says."""
+
+    def decorate(main: Main) -> Callable[[list[str] | None], int]:
+        @functools.wraps(main)
+        def wrapped(argv: list[str] | None = None) -> int:
+            return run_cli(main, argv, prog)
+
+        return wrapped
+
+    return decorate
+
+
+def say_last(line: str, at_exit: bool) -> None:
+    """Print the line on stderr; at_exit (a script's run), when the process exits, after what
+    Prefect says then (its queued events and logs sent, its temporary server stopped)."""
+    if not at_exit:
+        print(line, file=sys.stderr, flush=True)
+        return
+    if not _last_words:
+        atexit.register(_say_last_words)
+    _last_words.append(line)
+
+
+def _say_last_words() -> None:
+    # Prefect's workers drain before exit handlers run; its temporary server stops in an exit
+    # handler registered before this one, so after it: stop the server first (its handler then
+    # finds nothing to stop), so that its "Stopping temporary server" line comes before ours.
+    if "prefect.server.api.server" in sys.modules:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        SubprocessASGIServer().stop()
+    for line in _last_words:
+        print(line, file=sys.stderr, flush=True)
+    _last_words.clear()

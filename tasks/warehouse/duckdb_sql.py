@@ -1,0 +1,155 @@
+"""DuckDB's SQL that validates, types and stages a batch of event lines, drawn from the table
+model: a malformed line, a missing field, a wrong type or a value out of range becomes a reject
+with its reason, and every good line loads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Table
+
+from sql.model import JsonField, json_fields
+from tasks.warehouse.base import MAX_RAW_LINE
+from tasks.warehouse.records import (
+    EXPECTED,
+    INTEGER_KINDS,
+    INTEGER_TEXT,
+    MALFORMED,
+    TIMESTAMP_MS,
+    column_kind,
+    out_of_range,
+    text_width,
+    too_long,
+)
+
+# DuckDB type of each kind of staging column, as read from JSON (timestamps as epoch ms).
+DUCKDB_TYPES = {
+    "integer": "integer",
+    "bigint": "bigint",
+    "double": "double",
+    "timestamp": "bigint",
+    "text": "varchar",
+}
+
+
+def _cast_sql(f: JsonField) -> tuple[str, list[Any]]:
+    """The staging column's value from the field's text (None when it does not convert), and
+    its bind values."""
+    text = f's."{f.field}"'
+    kind = column_kind(f.sql_type)
+    if kind == "text":
+        # userId '' marks a logged-out event: staged as null.
+        return (f"nullif({text}, '')" if f.pattern is not None else text), []
+    if kind == "timestamp":
+        ms = f"try_cast({text} as bigint)"
+        return f"case when {ms} between ? and ? then epoch_ms({ms}) end", list(TIMESTAMP_MS)
+    if kind in INTEGER_KINDS:
+        # Digits only, as Redshift's COPY reads an INTEGER: try_cast would round 1.5 to 2.
+        cast = f"try_cast({text} as {DUCKDB_TYPES[kind]})"
+        return f"case when regexp_full_match({text}, ?) then {cast} end", [INTEGER_TEXT]
+    return f"try_cast({text} as {DUCKDB_TYPES[kind]})", []
+
+
+def _field_ok_sql(f: JsonField) -> tuple[list[str], list[Any]]:
+    """Conditions a parsed line meets when this field can fill its column (whose value, typed
+    once, is selected beside the parsed text fields), and their values."""
+    text = f's."{f.field}"'
+    conditions, params = [], []
+    if column_kind(f.sql_type) != "text":
+        conditions.append(f"({text} is null or {f.column} is not null)")
+    if f.required:
+        conditions.append(f"{text} is not null")
+    if f.pattern is not None:
+        conditions.append(f"({text} is null or regexp_full_match({text}, ?))")
+        params.append(f.pattern)
+    if (width := text_width(f)) is not None:
+        conditions.append(f"({text} is null or strlen({text}) <= ?)")
+        params.append(width)
+    return conditions, params
+
+
+def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
+    """A CASE expression naming the first problem of a parsed line, and its bind values."""
+    whens = ["when s is null then ?"]
+    params: list[Any] = [MALFORMED]
+    for f in fields:
+        text = f's."{f.field}"'
+        kind = column_kind(f.sql_type)
+        if f.required:
+            whens.append(f"when {text} is null then ?")
+            params.append(f"missing required field {f.field}")
+        if kind == "timestamp":
+            whens.append(f"when try_cast({text} as bigint) not between ? and ? then ?")
+            params += [*TIMESTAMP_MS, out_of_range(f)]
+        if kind != "text":
+            cast, cast_params = _cast_sql(f)
+            whens.append(f"when {text} is not null and {cast} is null then ?")
+            params += cast_params
+            params.append(f"wrong type for {f.field}: expected {EXPECTED[kind]}")
+        if f.pattern is not None:
+            whens.append(f"when {text} is not null and not regexp_full_match({text}, ?) then ?")
+            params += [f.pattern, f"bad value for {f.field}: does not match {f.pattern}"]
+        if (width := text_width(f)) is not None:
+            whens.append(f"when strlen({text}) > ? then ?")
+            params += [width, too_long(f, width)]
+    return "case " + " ".join(whens) + " else ? end", [*params, "invalid record"]
+
+
+def _parsed_sql(where: str) -> str:
+    """Lines of a relation with their text fields (`s`) when the line is a JSON object: a JSON
+    text starting with "{", parsed once (try() makes a parse error null; json_valid first
+    would parse every line twice)."""
+    return (
+        "select file, line_number, line, fault, case when fault is null "
+        "and (line[1] = '{' or starts_with(ltrim(line), '{')) "
+        f"then try(json_transform(line, ?)) end as s from {where}"
+    )
+
+
+def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[Any]]]:
+    """DuckDB statements and their bind values that validate and stage one batch of lines (the
+    Arrow table `event_lines`, LINES_SCHEMA): "stage" inserts the good lines, typed, and
+    "rejects" keeps the others with their reason. Each line is parsed once into text fields
+    (json_transform) and typed once with try_cast, so a bad line is flagged instead of failing
+    the load; "rejects" parses again, and only a batch where some line did not load runs it.
+    Rejects name their file from the registered Arrow table `stage_files` (file, source_file);
+    `at` stamps them."""
+    fields = json_fields(table)
+    shape = orjson.dumps({f.field: "VARCHAR" for f in fields}).decode()
+    columns = ", ".join(f.column for f in fields)
+    casts = [_cast_sql(f) for f in fields]
+    typed = ", ".join(f"{sql} as {f.column}" for f, (sql, _) in zip(fields, casts, strict=True))
+    typed_params = [p for _, params in casts for p in params]
+    checks = [_field_ok_sql(f) for f in fields]
+    ok_conditions = [c for conditions, _ in checks for c in conditions]
+    ok_params = [p for _, params in checks for p in params]
+    reason, reason_params = _reason_sql(fields)
+    # Blank lines hold no record and no reject.
+    blank = "regexp_full_match(line, '\\s*')"
+    lines = f"event_lines where fault is not null or line[1] = '{{' or not {blank}"
+    parsed = (
+        f"select file, line_number, ok, {columns}, case when not ok then line end as line, "
+        f"fault from (select *, fault is null and s is not null and "
+        f"{' and '.join(ok_conditions)} as ok from ("
+        f"select file, line_number, line, fault, s, {typed} from ({_parsed_sql(lines)})))"
+    )
+    parsed_params = [*ok_params, *typed_params, shape]
+    # Materialized: a filter on `ok` pushed into the projection would parse every line again
+    # for each condition that reads its fields.
+    parsed = f"with parsed as materialized ({parsed}) "
+    return {
+        "stage": (
+            f"insert into {table.name} ({columns}) {parsed}select {columns} from parsed where ok",
+            parsed_params,
+        ),
+        "rejects": (
+            "insert into load_rejects (source_file, line_number, reason, raw_line, recorded_at) "
+            f"{parsed}select files.source_file, flagged.line_number, coalesce(fault, {reason}), "
+            "left(rtrim(line, chr(10) || chr(13)), ?), ? "
+            f"from ({_parsed_sql('parsed where not ok')}) as flagged "
+            "join stage_files as files on files.file = flagged.file",
+            [*parsed_params, *reason_params, MAX_RAW_LINE, at, shape],
+        ),
+    }

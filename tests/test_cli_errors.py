@@ -1,0 +1,502 @@
+"""A user's mistake ends in one line naming the problem and the fix, exit status 2, no traceback:
+checked before any Prefect server starts where the command line can tell, and inside a flow run
+(Prefect's logs and the run's state message carry the line, never a traceback) where it cannot."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tasks.errors import (
+    BadArgument,
+    DatesReversed,
+    NotADuckDBFile,
+    SourceNotFound,
+    UnknownWarehouse,
+    UserError,
+    UserErrorLogFilter,
+    WarehouseBusy,
+    set_debug,
+)
+from tasks.run.retry import is_transient
+from tasks.source.files import SourceLayoutError
+from tasks.warehouse.resolve import check_warehouse, warehouse_kind
+from tests.conftest import PROJECT_ROOT
+
+SOURCE_FIX = "give --source a directory holding log_data/ and song_data/, or s3://bucket/prefix"
+# What a command line costs without a Prefect server: Python and the imports (a temporary
+# server alone takes longer on this project's machines).
+FAST_SECONDS = 20.0
+
+
+def run(script: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, f"flows/{script}", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def last_line(text: str) -> str:
+    return [line for line in text.splitlines() if line.strip()][-1]
+
+
+@pytest.fixture()
+def offline_env(tmp_path: Path) -> dict[str, str]:
+    """No PREFECT_API_URL, a PREFECT_HOME of the test's own: a flow run here would start a
+    temporary Prefect server (and say so), so an error without that line came before it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.pop("SPARKIFY_DEBUG", None)
+    return {
+        **env,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+
+
+@pytest.fixture()
+def not_duckdb(tmp_path: Path) -> Path:
+    """A SQLite database named like a DuckDB file."""
+    path = tmp_path / "wh.duckdb"
+    with sqlite3.connect(path) as conn:
+        conn.execute("create table t (a integer)")
+    return path
+
+
+# --- mistakes the command line finds before any Prefect server starts ----------------------
+
+
+def argument_cases(tmp: Path, not_duckdb: Path) -> list[tuple[str, list[str], str]]:
+    (tmp / "no-logs" / "song_data").mkdir(parents=True)
+    (tmp / "file.txt").write_text("x")
+    (tmp / "generated" / "log_data").mkdir(parents=True)
+    generate = ["--events", "10", "--songs", "2", "--seed", "1"]
+    return [
+        ("etl.py", ["--source", f"{tmp}/nope"], f"source {tmp}/nope does not exist: {SOURCE_FIX}"),
+        (
+            "etl.py",
+            ["--start-date", "2018-11-07", "--end-date", "2018-11-01"],
+            "start date 2018-11-07 is after end date 2018-11-01: "
+            "give --start-date on or before --end-date",
+        ),
+        (
+            "etl.py",
+            ["--warehouse", f"{tmp}/x.sqlite"],
+            f"warehouse {tmp}/x.sqlite is not a DuckDB file name (.sqlite): give --warehouse a "
+            "path ending in .duckdb (created on first use) or a saved block TYPE/NAME",
+        ),
+        (
+            "etl.py",
+            ["--warehouse", str(not_duckdb)],
+            f"warehouse {not_duckdb} is a SQLite database, not a DuckDB one: give --warehouse "
+            "a DuckDB file, or a new path ending in .duckdb to create one",
+        ),
+        (
+            "etl.py",
+            ["--warehouse", "production"],
+            "warehouse 'production' is neither a DuckDB file nor a saved block: give --warehouse "
+            "a path ending in .duckdb, or a block as sparkify-duckdb-warehouse/NAME or "
+            "sparkify-redshift-warehouse/NAME",
+        ),
+        (
+            "etl.py",
+            ["--warehouse", "sparkify-duckdb-warehous/laptop"],
+            "warehouse sparkify-duckdb-warehous/laptop: sparkify-duckdb-warehous is no warehouse "
+            "block type: give --warehouse a block as sparkify-duckdb-warehouse/NAME or "
+            "sparkify-redshift-warehouse/NAME, or a path ending in .duckdb",
+        ),
+        (
+            "etl.py",
+            ["--source", "s3:/bucket/raw"],
+            f"source s3:/bucket/raw is neither a directory nor s3://bucket/prefix: {SOURCE_FIX}",
+        ),
+        (
+            "etl.py",
+            ["--source", "s3:///raw"],
+            "source s3:///raw: it names no bucket: give --source s3://bucket/prefix",
+        ),
+        (
+            "etl.py",
+            ["--source", f"{tmp}/file.txt"],
+            f"source {tmp}/file.txt is a file, not a directory: {SOURCE_FIX}",
+        ),
+        (
+            "etl.py",
+            ["--source", f"{tmp}/no-logs"],
+            f"{tmp}/no-logs has no log_data/ folder: give --source the directory or s3:// prefix "
+            "that holds log_data/ and song_data/",
+        ),
+        (
+            "etl.py",
+            ["--ephemeral-cluster", "--source", f"{tmp}/no-logs"],
+            f"source {tmp}/no-logs is not on S3: Redshift loads by COPY from S3: give --source "
+            "s3://bucket/prefix or s3-bucket/NAME",
+        ),
+        (
+            "analytics.py",
+            ["--warehouse", f"{tmp}/missing.duckdb"],
+            f"warehouse {tmp}/missing.duckdb does not exist yet: load it first with python "
+            f"flows/etl.py --warehouse {tmp}/missing.duckdb, or name an existing one",
+        ),
+        (
+            "create_tables.py",
+            ["--warehouse", str(tmp)],
+            f"warehouse {tmp} is a directory: give --warehouse a file in it, such as "
+            f"{tmp}/sparkify.duckdb",
+        ),
+        (
+            "cluster.py",
+            ["create", "--source", "data/sample"],
+            "source data/sample is not on S3: Redshift loads by COPY from S3: give --source "
+            "s3://bucket/prefix or s3-bucket/NAME",
+        ),
+        (
+            "generate.py",
+            [*generate, "--out", f"{tmp}/generated"],
+            f"{tmp}/generated/log_data exists: pass --overwrite to replace it, or another --out",
+        ),
+        (
+            "generate.py",
+            [*generate, "--out", f"{tmp}/g2", "--days", "0"],
+            "--days 0 is too few: give at least 1",
+        ),
+        (
+            "redshift_smoke.py",
+            ["--source", "data/sample"],
+            "source 'data/sample' is not s3://bucket/prefix: Redshift loads by COPY from S3, "
+            "e.g. make redshift-smoke SOURCE=s3://my-bucket/sparkify-smoke",
+        ),
+    ]
+
+
+CASES = [
+    "missing-source",
+    "dates-reversed",
+    "sqlite-suffix",
+    "sqlite-file-named-duckdb",
+    "neither-file-nor-block",
+    "unknown-block-type",
+    "malformed-s3-scheme",
+    "s3-without-bucket",
+    "source-is-a-file",
+    "source-without-log-data",
+    "ephemeral-needs-s3",
+    "analytics-without-warehouse",
+    "warehouse-is-a-directory",
+    "cluster-create-needs-s3",
+    "generate-would-overwrite",
+    "generate-zero-days",
+    "smoke-source-not-s3",
+]
+
+
+@pytest.mark.parametrize("case", range(len(CASES)), ids=CASES)
+def test_a_wrong_argument_is_one_line_and_status_2_before_any_server_starts(
+    case: int, tmp_path: Path, offline_env: dict[str, str], not_duckdb: Path
+) -> None:
+    script, args, message = argument_cases(tmp_path, not_duckdb)[case]
+    prog = {"redshift_smoke.py": "redshift-smoke"}.get(script, script.removesuffix(".py"))
+    started = time.monotonic()
+    done = run(script, *args, env=offline_env)
+    seconds = time.monotonic() - started
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [f"{prog}: {message}"], done.stderr
+    assert done.stdout == ""
+    assert "Traceback" not in done.stdout + done.stderr
+    # No Prefect server was started, no flow run began: nothing but the line was said.
+    assert not (tmp_path / "prefect-home" / "prefect.db").exists()
+    assert seconds < FAST_SECONDS, f"{seconds:.1f}s: did a Prefect server start?"
+
+
+def test_a_not_duckdb_warehouse_file_is_left_untouched(
+    offline_env: dict[str, str], not_duckdb: Path
+) -> None:
+    before = not_duckdb.read_bytes()
+    done = run("etl.py", "--warehouse", str(not_duckdb), env=offline_env)
+    assert done.returncode == 2
+    assert not_duckdb.read_bytes() == before
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_debug_shows_the_traceback_above_the_line(
+    how: str, tmp_path: Path, offline_env: dict[str, str]
+) -> None:
+    args = ["--source", str(tmp_path / "nope")]
+    if how == "flag":
+        args.append("--debug")
+    else:
+        offline_env["SPARKIFY_DEBUG"] = "1"
+    done = run("etl.py", *args, env=offline_env)
+    assert done.returncode == 2
+    assert "Traceback (most recent call last)" in done.stderr
+    assert "tasks.errors.SourceNotFound" in done.stderr
+    assert last_line(done.stderr) == f"etl: source {tmp_path}/nope does not exist: {SOURCE_FIX}"
+
+
+def test_argparse_mistakes_stay_argparse_s(offline_env: dict[str, str]) -> None:
+    done = run("etl.py", "--start-date", "2018-13-01", env=offline_env)
+    assert done.returncode == 2
+    assert last_line(done.stderr).startswith("etl.py: error: argument --start-date:")
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["etl", "analytics", "create_tables", "cluster", "janitor", "generate", "redshift_smoke"],
+)
+def test_every_command_line_takes_debug(module: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+
+    main = importlib.import_module(f"flows.{module}").main
+    argv = ["status", "--help"] if module == "cluster" else ["--help"]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 0
+    assert "--debug" in capsys.readouterr().out
+
+
+# --- mistakes only a flow run can find: one line in Prefect's logs and the run's state ------
+
+
+def flow_run_of(flow_name: str, parameter: str, value: str):
+    """The one run of the flow (on the session's server) given that parameter value."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])), limit=200
+        )
+    (found,) = [r for r in runs if r.parameters.get(parameter) == value]
+    return found
+
+
+def logs_of(flow_run_id: uuid.UUID) -> list[str]:
+    """Every log message the run's flow and tasks sent to the server."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return [log.message for log in logs]
+
+
+def block_name() -> str:
+    return "cli-errors-" + uuid.uuid4().hex[:8]
+
+
+def test_a_block_that_does_not_exist_is_one_line_in_the_logs_and_the_state(
+    cli_env: dict[str, str],
+) -> None:
+    spec = f"sparkify-duckdb-warehouse/{block_name()}"
+    done = run("etl.py", "--warehouse", spec, env=cli_env)
+
+    assert done.returncode == 2, done.stderr
+    line = last_line(done.stderr).removeprefix("etl: ")
+    assert line.startswith(f"warehouse block {spec} does not exist"), done.stderr
+    assert "give --warehouse" in line and ".duckdb" in line
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "404" not in done.stderr
+    assert f"Encountered exception during execution: {line}" in done.stderr
+    run_ = flow_run_of("sparkify-etl", "warehouse", spec)
+    assert run_.state.is_failed()
+    assert run_.state.message == f"Flow run encountered an exception: UnknownWarehouse: {line}"
+    logs = logs_of(run_.id)
+    assert any(line in message for message in logs), logs
+    assert not any("Traceback" in message for message in logs), logs
+
+
+def test_a_saved_block_naming_a_file_that_is_not_duckdb_fails_at_once(
+    cli_env: dict[str, str], not_duckdb: Path
+) -> None:
+    from tasks.warehouse.duckdb import DuckDBWarehouse
+
+    name = block_name()
+    DuckDBWarehouse(path=str(not_duckdb)).save(name)
+    before = not_duckdb.read_bytes()
+    started = time.monotonic()
+    done = run("etl.py", "--warehouse", f"sparkify-duckdb-warehouse/{name}", env=cli_env)
+    seconds = time.monotonic() - started
+
+    assert done.returncode == 2, done.stderr
+    assert last_line(done.stderr) == (
+        f"etl: warehouse block sparkify-duckdb-warehouse/{name}'s path {not_duckdb} is a SQLite "
+        f"database, not a DuckDB one: point block sparkify-duckdb-warehouse/{name} at a DuckDB "
+        "file, or a new path ending in .duckdb to create one"
+    )
+    # One attempt: no retry was scheduled (the retries alone would wait about 40 s).
+    assert "Retry" not in done.stderr and "retrying" not in done.stderr
+    assert done.stderr.count("Encountered exception during execution") == 1
+    assert seconds < 30
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not_duckdb.read_bytes() == before
+
+
+USER_ERROR_IN_A_TASK = """
+import sys
+
+sys.path.insert(0, {root!r})
+
+from prefect import flow, task
+
+from tasks.errors import BadArgument
+from tasks.run.retry import RETRY_TRANSIENT
+
+
+@task(**RETRY_TRANSIENT)
+def check_it(marker: str) -> None:
+    raise BadArgument("the thing is wrong: give the right thing")
+
+
+@flow(name="sparkify-cli-errors-demo")
+def demo(marker: str) -> None:
+    check_it(marker)
+
+
+try:
+    demo(sys.argv[1])
+except BadArgument as error:
+    print("caught:", error, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["quiet", "debug"])
+def test_a_user_error_in_a_task_is_one_line_and_never_retried(
+    debug: bool, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    script = tmp_path / "demo.py"
+    script.write_text(USER_ERROR_IN_A_TASK.format(root=str(PROJECT_ROOT)))
+    marker = uuid.uuid4().hex
+    env = {**cli_env, "SPARKIFY_DEBUG": "1" if debug else "0"}
+    done = subprocess.run(
+        [sys.executable, str(script), marker], env=env, capture_output=True, text=True, timeout=120
+    )
+    line = "the thing is wrong: give the right thing"
+
+    assert last_line(done.stderr) == f"caught: {line}", done.stderr
+    assert "not retried: a user's mistake (BadArgument)" in done.stderr
+    assert "Retry 1/3" not in done.stderr
+    run_ = flow_run_of("sparkify-cli-errors-demo", "marker", marker)
+    assert run_.state.message == f"Flow run encountered an exception: BadArgument: {line}"
+    logs = logs_of(run_.id)
+    if debug:
+        assert "Traceback" in done.stderr
+        assert any("Traceback" in message for message in logs), logs
+    else:
+        assert "Traceback" not in done.stderr
+        assert f"Encountered exception during execution: {line}" in done.stderr
+        assert not any("Traceback" in message for message in logs), logs
+
+
+def test_without_a_server_the_line_still_comes_last(offline_env: dict[str, str]) -> None:
+    """A flow run's mistake with Prefect's temporary server: the server's "Stopping temporary
+    server" line comes before the user's line, not after it."""
+    done = run("etl.py", "--warehouse", "sparkify-duckdb-warehouse/nope", env=offline_env)
+    assert done.returncode == 2, done.stderr
+    assert "Starting temporary server" in done.stderr
+    assert "Stopping temporary server" in done.stderr
+    assert last_line(done.stderr).startswith(
+        "etl: warehouse block sparkify-duckdb-warehouse/nope does not exist"
+    ), done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+# --- the errors themselves -----------------------------------------------------------------
+
+
+def test_every_user_error_is_one_line_never_retried_and_survives_pickling() -> None:
+    """Prefect pickles a failed run's exception into its result: each comes back whole."""
+    errors = [
+        BadArgument("a\nb: c"),
+        DatesReversed(date(2018, 11, 7), date(2018, 11, 1)),
+        SourceNotFound("/nope"),
+        UnknownWarehouse("x"),
+        NotADuckDBFile("y"),
+        SourceLayoutError("z"),
+        WarehouseBusy("duckdb:/x.duckdb", "/usr/bin/python3 (PID 123)", 30.4),
+    ]
+    for error in errors:
+        assert "\n" not in str(error)
+        assert not is_transient(error)
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and str(back) == str(error)
+        assert back.__dict__ == error.__dict__
+    assert str(errors[0]) == "a b: c"
+    assert isinstance(errors[2], FileNotFoundError) and isinstance(errors[1], ValueError)
+    assert str(errors[-1]) == (
+        "warehouse duckdb:/x.duckdb is held by another process (/usr/bin/python3 PID 123) after "
+        "waiting 30s: close that connection or wait for its run to end, then rerun"
+    )
+
+
+def test_the_log_filter_drops_a_user_error_s_traceback_unless_debugging() -> None:
+    def record() -> logging.LogRecord:
+        try:
+            raise UnknownWarehouse("warehouse w: give another")
+        except UserError as error:
+            return logging.LogRecord(
+                "prefect.flow_runs", logging.ERROR, __file__, 1, "failed: %r", (error,),
+                sys.exc_info(),
+            )  # fmt: skip
+
+    quiet = record()
+    assert UserErrorLogFilter().filter(quiet)
+    assert quiet.getMessage() == "failed: warehouse w: give another" and quiet.exc_info is None
+    set_debug(True)
+    try:
+        loud = record()
+        assert UserErrorLogFilter().filter(loud)
+        assert loud.exc_info is not None
+    finally:
+        set_debug(False)
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        assert any(isinstance(f, UserErrorLogFilter) for f in logging.getLogger(name).filters)
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind"),
+    [
+        ("wh.duckdb", "duckdb"),
+        ("wh.DB", "duckdb"),
+        ("sub/dir/wh", "duckdb"),
+        ("sparkify-duckdb-warehouse/laptop", "block"),
+        ("sparkify-redshift-warehouse/prod", "block"),
+    ],
+)
+def test_a_warehouse_spec_is_a_duckdb_path_or_a_block(spec: str, kind: str) -> None:
+    assert warehouse_kind(spec) == kind
+
+
+def test_a_relative_path_into_an_existing_folder_is_a_duckdb_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "out").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert warehouse_kind("out/wh") == "duckdb"
+
+
+def test_a_real_duckdb_file_passes_and_anything_else_does_not(tmp_path: Path) -> None:
+    good = tmp_path / "good.duckdb"
+    duckdb.connect(str(good)).close()
+    assert check_warehouse(str(good), must_exist=True) == "duckdb"
+    for name, content in [("empty.duckdb", b""), ("text.duckdb", b"hello, world, not duck")]:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(NotADuckDBFile, match=r"is (an empty file|not a DuckDB database)"):
+            check_warehouse(str(tmp_path / name))
+    with pytest.raises(BadArgument, match="in-memory DuckDB cannot outlive the run"):
+        check_warehouse(":memory:")

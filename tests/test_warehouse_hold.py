@@ -1,0 +1,181 @@
+"""A run holds its warehouse from its first write to its commit (issue 11): on DuckDB the file
+stays open for the whole run, on Redshift (its SQL on the PostgreSQL stand-in) the run's one
+transaction begins with LOCK on the run lock table; another holder is waited for a bounded time;
+among one Prefect server's runs the concurrency limit is the warehouse's own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+
+from tasks.errors import WarehouseBusy
+from tasks.run import pipeline
+from tasks.run.lock import limit_name, warehouse_lock
+from tasks.warehouse.base import WAIT_VARIABLE, WarehouseWaitInvalid, lock_wait_seconds
+from tasks.warehouse.duckdb import DuckDBWarehouse, connect_when_free
+from tests.conftest import PROJECT_ROOT
+from tests.helpers import expected_from_json, table_counts
+
+# A process that opens a DuckDB file read-write and keeps it open until its stdin closes.
+HOLD_FILE = (
+    "import duckdb, sys; con = duckdb.connect(sys.argv[1]); "
+    "print('held', flush=True); sys.stdin.read()"
+)
+
+
+@pytest.fixture()
+def held_file(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen]]:
+    """A DuckDB file another process holds open (read-write) until the test ends."""
+    db = tmp_path / "held.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FILE, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    yield db, holder
+    holder.stdin.close()
+    holder.wait(timeout=30)
+
+
+def test_a_held_file_is_waited_for_then_named_in_one_line(held_file) -> None:
+    db, holder = held_file
+    engine = DuckDBWarehouse(path=str(db)).get_engine()
+    started = time.monotonic()
+    with pytest.raises(WarehouseBusy) as busy:
+        connect_when_free(engine, 1.5, "duckdb:held")
+    assert time.monotonic() - started >= 1.5
+    message = str(busy.value)
+    assert "\n" not in message
+    assert f"PID {holder.pid}" in message  # the holder, as DuckDB names it
+    assert message.startswith("warehouse duckdb:held is held by another process")
+
+
+def test_a_file_released_during_the_wait_is_taken(held_file) -> None:
+    db, holder = held_file
+    threading.Timer(1.0, holder.stdin.close).start()
+    with connect_when_free(DuckDBWarehouse(path=str(db)).get_engine(), 30, "duckdb:held") as conn:
+        assert conn.exec_driver_sql("select 42").scalar_one() == 42
+
+
+def test_a_file_that_is_no_database_is_not_waited_for(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.duckdb"
+    junk.write_bytes(b"this is not a database" * 100)
+    started = time.monotonic()
+    with pytest.raises(Exception) as error:
+        connect_when_free(DuckDBWarehouse(path=str(junk)).get_engine(), 30, "duckdb:junk")
+    assert not isinstance(error.value, WarehouseBusy)
+    assert time.monotonic() - started < 10
+
+
+def test_the_wait_comes_from_the_environment_or_the_block(monkeypatch) -> None:
+    monkeypatch.delenv(WAIT_VARIABLE, raising=False)
+    assert lock_wait_seconds(30.0) == 30.0
+    monkeypatch.setenv(WAIT_VARIABLE, "2.5")
+    assert lock_wait_seconds(30.0) == 2.5
+    monkeypatch.setenv(WAIT_VARIABLE, "soon")
+    with pytest.raises(WarehouseWaitInvalid, match="is not a number of seconds"):
+        lock_wait_seconds(30.0)
+
+
+# Tries to open the run's DuckDB file and drop the fact table: were the file released between
+# the run's tasks, this would break the run.
+INTRUDE = (
+    "import duckdb, sys\ncon = duckdb.connect(sys.argv[1])\ncon.execute('drop table songplays')\n"
+)
+
+
+def test_a_process_opening_the_file_mid_run_cannot_break_it(
+    prefect_server, month_source: Path, tmp_path: Path, monkeypatch
+) -> None:
+    db = tmp_path / "wh.duckdb"
+    intruders: list[subprocess.CompletedProcess] = []
+    transform = pipeline.transform
+
+    def intrude_then_transform(conn):
+        intruders.append(
+            subprocess.run([sys.executable, "-c", INTRUDE, str(db)], capture_output=True, text=True)
+        )
+        return transform(conn)
+
+    monkeypatch.setattr(pipeline, "transform", intrude_then_transform)
+    etl = _etl_flow()
+    etl(str(month_source), str(db))
+
+    assert len(intruders) == 1 and intruders[0].returncode != 0
+    assert "Could not set lock on file" in intruders[0].stderr
+    assert table_counts(db) == expected_from_json(month_source).counts
+
+
+def test_two_processes_loading_one_file_both_succeed_in_turn(
+    month_source: Path, tmp_path: Path, held_file
+) -> None:
+    """Two plain local runs, each with a Prefect server of its own (no shared concurrency
+    limit): both wait while a third process holds the file, then load in turn."""
+    db, holder = held_file
+    runs, logs = [], []
+    for n in range(2):
+        log = tmp_path / f"run{n}.log"
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(tmp_path / f"prefect{n}"),
+            WAIT_VARIABLE: "300",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
+        env.pop("PREFECT_API_URL", None)
+        cmd = [
+            sys.executable,
+            "flows/etl.py",
+            "--source",
+            str(month_source),
+            "--warehouse",
+            str(db),
+        ]
+        with log.open("w") as out:
+            runs.append(
+                subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=out, text=True)
+            )
+        logs.append(log)
+    deadline = time.monotonic() + 240
+    while not all("is held by another process" in log.read_text() for log in logs):
+        assert time.monotonic() < deadline, [log.read_text()[-2000:] for log in logs]
+        assert all(run.poll() is None for run in runs), [log.read_text() for log in logs]
+        time.sleep(0.5)
+    holder.stdin.close()  # both runs are waiting for the file: release it
+    for run, log in zip(runs, logs, strict=True):
+        assert run.wait(timeout=300) == 0, log.read_text()[-3000:]
+    assert table_counts(db) == expected_from_json(month_source).counts
+
+
+def test_each_warehouse_has_a_limit_of_its_own_created_on_demand(prefect_server) -> None:
+    a, b = "duckdb:/data/a.duckdb", "redshift://etl@cluster:5439/dev"
+    assert limit_name(a) != limit_name(b) and limit_name(a) == limit_name(a)
+    assert limit_name(a).startswith("sparkify-warehouse-")
+
+    @flow
+    def hold_both() -> None:
+        with warehouse_lock(a), warehouse_lock(b):  # different warehouses: no wait
+            pass
+
+    hold_both()
+    with get_client(sync_client=True) as client:
+        for name in (limit_name(a), limit_name(b)):
+            limit = client.read_global_concurrency_limit_by_name(name)
+            assert (limit.limit, limit.active_slots) == (1, 0)
+
+
+def _etl_flow():
+    """The sparkify-etl flow, loaded by path as the CLI runs it."""
+    from prefect.flows import load_flow_from_entrypoint
+
+    return load_flow_from_entrypoint(f"{PROJECT_ROOT}/flows/etl.py:etl")
