@@ -12,6 +12,7 @@ from typing import Any
 from prefect import flow
 
 from tasks.cli import add_debug_argument, command
+from tasks.errors import fails_in_one_line
 from tasks.run.analytics import QUERIES, run_query
 from tasks.run.artifacts import publish_analytics
 from tasks.run.report import format_table
@@ -21,6 +22,7 @@ from tasks.warehouse.resolve import check_warehouse, resolve_warehouse
 
 
 @flow(name="sparkify-analytics")
+@fails_in_one_line
 def analytics(warehouse: str = DEFAULT_DUCKDB_FILE) -> dict[str, Any]:
     """Row counts of the star schema plus the most played songs, plays by hour and by level."""
     target = resolve_warehouse(warehouse)

@@ -11,12 +11,14 @@ import sys
 from prefect import flow, get_run_logger
 
 from tasks.cli import add_debug_argument, command
+from tasks.errors import fails_in_one_line
 from tasks.warehouse.base import RefusedToDrop, recreate_tables
 from tasks.warehouse.duckdb import DEFAULT_DUCKDB_FILE
 from tasks.warehouse.resolve import check_warehouse, resolve_warehouse
 
 
 @flow(name="sparkify-create-tables")
+@fails_in_one_line
 def create_all_tables(
     warehouse: str = DEFAULT_DUCKDB_FILE, confirm_drop: bool = False
 ) -> list[str]:

@@ -23,6 +23,7 @@ from tasks.cluster.blocks import delete_warehouse_block
 from tasks.cluster.lifecycle import delete_cluster, wait_until_deleted
 from tasks.cluster.provision import provision_cluster, remove_cluster
 from tasks.cluster.settings import EPHEMERAL_TTL_HOURS, ClusterSettings
+from tasks.errors import fails_in_one_line
 from tasks.logs import run_logger
 from tasks.run.pipeline import run_etl
 
@@ -59,6 +60,7 @@ def tear_down(flow: Any, flow_run: FlowRun, state: State) -> None:
 
 
 @flow(name="sparkify-etl-ephemeral", on_cancellation=[tear_down], on_crashed=[tear_down])
+@fails_in_one_line
 def ephemeral_etl(
     source: str,
     start_date: date | None = None,

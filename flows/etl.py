@@ -15,6 +15,7 @@ from prefect.flows import load_flow_from_entrypoint
 
 from tasks.cli import add_debug_argument, command
 from tasks.cluster.settings import add_cluster_arguments, cluster_settings_from_args
+from tasks.errors import fails_in_one_line
 from tasks.run.pipeline import run_etl
 from tasks.run.quality import QualityCheckFailed
 from tasks.run.report import count_of, format_table
@@ -28,6 +29,7 @@ DEFAULT_SOURCE = str(PROJECT_ROOT / "data" / "sample")
 
 
 @flow(name="sparkify-etl")
+@fails_in_one_line
 def etl(
     source: str = DEFAULT_SOURCE,
     warehouse: str = DEFAULT_DUCKDB_FILE,

@@ -39,7 +39,7 @@ from tasks.cluster.settings import (
     add_cluster_arguments,
     cluster_settings_from_args,
 )
-from tasks.errors import BadArgument
+from tasks.errors import BadArgument, fails_in_one_line
 from tasks.logs import run_logger
 from tasks.run.digest import (
     TableComparison,
@@ -182,6 +182,7 @@ def tear_down(flow: Any, flow_run: FlowRun, state: State) -> None:
 
 
 @flow(name="sparkify-redshift-smoke", on_cancellation=[tear_down], on_crashed=[tear_down])
+@fails_in_one_line
 def redshift_smoke(
     source: str,
     aws_credentials: str | None = None,

@@ -8,12 +8,19 @@ is shown as for any other error.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 import re
+import typing
+from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar, cast
 
+from prefect.states import Failed
+
+Body = TypeVar("Body", bound=Callable[..., Any])
 DEBUG_VARIABLE = "SPARKIFY_DEBUG"
 # Prefect's loggers that log a failed run's exception with its traceback: the flow and task
 # engines (exc_info=True) and the engine a worker's subprocess runs.
@@ -135,6 +142,28 @@ def install_log_filter() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, UserErrorLogFilter) for f in logger.filters):
             logger.addFilter(UserErrorLogFilter())
+
+
+def fails_in_one_line(body: Body) -> Body:
+    """A flow body whose UserError ends its run Failed with the error's one line as the state's
+    message, as the UI shows it, rather than Prefect's "Flow run encountered an exception: ..."
+    and a logged traceback; a caller of the flow still gets the UserError raised. Put it under
+    @flow: the flow keeps the body's name, signature and docstring."""
+
+    @functools.wraps(body)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return body(*args, **kwargs)
+        except UserError as error:
+            if debug_enabled():
+                raise
+            return Failed(message=str(error), data=error)
+
+    # Annotations resolved where the body was written: Prefect reads the flow's parameter types
+    # from this function, whose module knows none of the body's names.
+    run.__annotations__ = typing.get_type_hints(body, include_extras=True)
+    run.__signature__ = inspect.signature(body, eval_str=True)  # type: ignore[attr-defined]
+    return cast(Body, run)
 
 
 install_log_filter()

@@ -131,6 +131,8 @@ def test_two_processes_loading_one_file_both_succeed_in_turn(
             "PREFECT_HOME": str(tmp_path / f"prefect{n}"),
             WAIT_VARIABLE: "300",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # Two temporary servers starting at once on a shared, busy machine.
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         }
         env.pop("PREFECT_API_URL", None)
         cmd = [
