@@ -6,7 +6,9 @@ created on first use) while it creates tables, stages, transforms, checks and co
 second run into the same warehouse waits for the slot, saying so in its logs, while runs into
 other warehouses go on. Runs of other Prefect servers (a laptop's `python flows/etl.py` beside a
 deployment) meet in the warehouse itself: each run holds it for its whole transaction
-(`Warehouse.hold`: the DuckDB file open, a table lock on Redshift).
+(`Warehouse.hold`: the DuckDB file open, a table lock on Redshift). A run on a temporary server
+(a plain `python flows/etl.py`, no PREFECT_API_URL) takes no limit: that server's leases die
+with it, so a killed run's slot would stay taken in the shared local database for good.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from prefect import get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.settings import get_current_settings
 
 LIMIT_PREFIX = "sparkify-warehouse-"
 # A lease the server lets lapse if the run dies without releasing it; renewed while it runs.
@@ -38,11 +41,17 @@ def limit_name(warehouse: str) -> str:
 
 
 def ensure_limit(name: str) -> None:
-    """Create the one-slot global concurrency limit if this Prefect server lacks it."""
+    """Create the one-slot global concurrency limit if this Prefect server lacks it (read first:
+    creating one that exists makes the server log an error)."""
     with get_client(sync_client=True) as client:
         try:
+            client.read_global_concurrency_limit_by_name(name)
+            return
+        except ObjectNotFound:
+            pass
+        try:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-        except ObjectAlreadyExists:
+        except ObjectAlreadyExists:  # another run created it meanwhile
             pass
 
 
@@ -51,6 +60,13 @@ def warehouse_lock(warehouse: str) -> Iterator[None]:
     """Hold the warehouse's one-slot concurrency limit for the block, waiting as long as
     another run of this Prefect server holds it."""
     logger = get_run_logger()
+    if get_current_settings().api.url is None:
+        # A temporary server lives and dies with this process: a slot it leased would outlive a
+        # killed run in the shared database with nothing left to expire it. Runs of temporary
+        # servers meet in the warehouse itself (Warehouse.hold).
+        logger.info("temporary Prefect server: no concurrency limit; the warehouse hold guards")
+        yield
+        return
     name = limit_name(warehouse)
     ensure_limit(name)
     logger.info("waiting for the warehouse lock %r (%s)", name, warehouse)

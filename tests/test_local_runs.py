@@ -1,0 +1,190 @@
+"""Plain local runs started at the same moment (no PREFECT_API_URL, one PREFECT_HOME) all succeed
+with no traceback, on a fresh Prefect database and on one already used: each starts its
+temporary Prefect server in turn (tasks/local_server.py), then the runs go on side by side."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from prefect.settings import (
+    PREFECT_API_DATABASE_CONNECTION_URL,
+    PREFECT_HOME,
+    temporary_settings,
+)
+
+from tasks.local_server import server_start_lock, start_lock_path
+from tests.conftest import PROJECT_ROOT
+from tests.helpers import table_counts
+
+# data/sample, the default source, loaded into an empty warehouse.
+SAMPLE_COUNTS = {"artists": 52, "songplays": 3729, "songs": 150, "time": 3729, "users": 83}
+WAITING = "waiting for another local run to start its temporary Prefect server"
+
+
+def local_env(home: Path) -> dict[str, str]:
+    """A plain local run's environment: no PREFECT_API_URL (nor any other Prefect setting but
+    the shared PREFECT_HOME), so each run starts a temporary server on home's database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.pop("SPARKIFY_DEBUG", None)
+    return {**env, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def run_at_once(home: Path, warehouses: list[Path]) -> list[tuple[int, str]]:
+    """Start `python flows/etl.py --warehouse W` for every W at the same moment: each one's exit
+    status and output (stdout and stderr together)."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "flows/etl.py", "--warehouse", str(warehouse)],
+            cwd=PROJECT_ROOT,
+            env=local_env(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for warehouse in warehouses
+    ]
+    results = []
+    for process in processes:
+        output, _ = process.communicate(timeout=300)
+        results.append((process.returncode, output))
+    return results
+
+
+def assert_all_loaded(results: list[tuple[int, str]], warehouses: list[Path]) -> None:
+    for (status, output), warehouse in zip(results, warehouses, strict=True):
+        assert status == 0, output
+        assert "Traceback" not in output, output
+        assert table_counts(warehouse) == SAMPLE_COUNTS
+    # Started at the same moment, all runs but the first waited for the server start before
+    # theirs (a start takes seconds, more than their imports can differ), saying so once.
+    waits = [line for _, output in results for line in output.splitlines() if WAITING in line]
+    assert len(waits) == len(results) - 1, waits
+    assert all(" | INFO    | prefect.sparkify - " in line for line in waits), waits
+
+
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One PREFECT_HOME for the module: fresh for the first test, used by the second."""
+    return tmp_path_factory.mktemp("prefect-home")
+
+
+def test_two_runs_at_once_on_a_fresh_prefect_database(shared_home: Path, tmp_path: Path) -> None:
+    home = shared_home if not (shared_home / "prefect.db").exists() else tmp_path / "home"
+    warehouses = [tmp_path / "one.duckdb", tmp_path / "two.duckdb"]
+
+    results = run_at_once(home, warehouses)
+
+    assert_all_loaded(results, warehouses)
+
+
+def test_two_runs_at_once_on_a_used_prefect_database(shared_home: Path, tmp_path: Path) -> None:
+    if not (shared_home / "prefect.db").exists():  # this test alone: use the database first
+        [(status, output)] = run_at_once(shared_home, [tmp_path / "first.duckdb"])
+        assert status == 0, output
+    warehouses = [tmp_path / "one.duckdb", tmp_path / "two.duckdb"]
+
+    results = run_at_once(shared_home, warehouses)
+
+    assert_all_loaded(results, warehouses)
+
+
+# --- the lock, without servers ----------------------------------------------------------------
+
+
+def test_the_lock_is_beside_the_sqlite_database_and_absent_for_one_in_memory(
+    tmp_path: Path,
+) -> None:
+    with temporary_settings({PREFECT_HOME: tmp_path / "home"}):
+        assert start_lock_path() == tmp_path / "home" / "prefect.db.server-start.lock"
+    url = f"sqlite+aiosqlite:///{tmp_path}/elsewhere/p.db"
+    with temporary_settings({PREFECT_API_DATABASE_CONNECTION_URL: url}):
+        assert start_lock_path() == tmp_path / "elsewhere" / "p.db.server-start.lock"
+    memory = "sqlite+aiosqlite:///file::memory:?cache=shared&uri=true&check_same_thread=false"
+    with temporary_settings({PREFECT_API_DATABASE_CONNECTION_URL: memory}):
+        assert start_lock_path() is None
+
+
+def hold(path: Path) -> int:
+    """Take the lock at path as another process would (flock is per open file)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def test_a_start_waits_for_the_holder_saying_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "prefect.db.server-start.lock"
+    with caplog.at_level(logging.INFO, logger="prefect.sparkify"):
+        with server_start_lock(path) as waited:
+            assert waited == 0.0
+        assert not [r for r in caplog.records if WAITING in r.getMessage()]
+
+        fd = hold(path)
+        threading.Timer(0.5, os.close, [fd]).start()
+        with server_start_lock(path) as waited:
+            assert waited is not None and waited >= 0.4
+    lines = [r.getMessage() for r in caplog.records if WAITING in r.getMessage()]
+    assert lines == [
+        f"{WAITING}: both use {tmp_path / 'prefect.db'}, which two servers must not set up at once"
+    ]
+
+
+def test_a_stuck_holder_delays_a_start_only_so_long(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "prefect.db.server-start.lock"
+    fd = hold(path)
+    try:
+        with caplog.at_level(logging.INFO, logger="prefect.sparkify"):
+            with server_start_lock(path, max_wait=0.3) as waited:
+                assert waited is None
+    finally:
+        os.close(fd)
+    assert "may be stuck: starting the server anyway" in caplog.records[-1].getMessage()
+
+
+def test_only_a_run_without_prefect_api_url_starts_its_server_in_turn(tmp_path: Path) -> None:
+    """The wrapper on Prefect's server start is installed when Prefect's server module is first
+    imported (a user's mistake ends before that, and costs no import), and never for a run
+    with PREFECT_API_URL set."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from tasks.cli import run_cli
+        from tasks.errors import BadArgument
+
+        def mistake(argv):
+            raise BadArgument("a mistake: fix it")
+
+        def state(status):
+            hooked = any(type(f).__name__ == "_WhenImported" for f in sys.meta_path)
+            return status, "prefect.server.api.server" in sys.modules, hooked
+
+        with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+            print(*state(run_cli(mistake, [], "test")))
+        print(*state(run_cli(mistake, [], "test")))
+        from prefect.server.api.server import SubprocessASGIServer
+        print(getattr(SubprocessASGIServer.start, "_in_turn", False), *state(None)[2:])
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env=local_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["2 False False", "2 False True", "True False"]
+    assert not (tmp_path / "home" / "prefect.db").exists()
