@@ -1,8 +1,11 @@
-"""The Redshift cluster's lifecycle as flows: create, status, pause, resume, delete.
+"""The Redshift cluster's lifecycle as flows: create, status, pause, resume, delete; and Redshift
+Serverless's (a namespace and a workgroup): create, status, delete.
 
 python flows/cluster.py create --source s3://bucket/prefix [--identifier sparkify] [--ttl-hours 8]
 python flows/cluster.py status|pause|resume [--identifier sparkify]
 python flows/cluster.py delete [--identifier sparkify] [--final-snapshot [NAME]]
+python flows/cluster.py serverless create --source s3://bucket/prefix [--base-capacity 4]
+python flows/cluster.py serverless status|delete [--workgroup sparkify-serverless]
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from prefect import flow, get_run_logger
 
 from tasks.aws import aws_region, load_credentials
 from tasks.cli import add_debug_argument, command
-from tasks.cluster.info import status_report
+from tasks.cluster.info import serverless_report, status_report
 from tasks.cluster.lifecycle import (
     describe_cluster,
     final_snapshot_name,
@@ -25,19 +28,29 @@ from tasks.cluster.lifecycle import (
     resume_cluster,
     wait_until_available,
 )
-from tasks.cluster.provision import provision_cluster, remove_cluster
+from tasks.cluster.provision import (
+    provision_cluster,
+    provision_serverless,
+    remove_cluster,
+    remove_serverless,
+)
+from tasks.cluster.serverless import describe_serverless
 from tasks.cluster.settings import (
     DEFAULT_IDENTIFIER,
+    DEFAULT_WORKGROUP,
     POLL_SECONDS,
     TIMEOUT_MINUTES,
     ClusterSettings,
+    ServerlessSettings,
     add_cluster_arguments,
     cluster_settings_from_args,
+    serverless_settings_from_args,
 )
 from tasks.run.report import format_table
 from tasks.source.resolve import check_s3_source
 
 DEFAULT_CLUSTER = ClusterSettings()
+DEFAULT_SERVERLESS = ServerlessSettings()
 
 
 @flow(name="sparkify-cluster-create")
@@ -109,6 +122,82 @@ def cluster_delete(
     )
 
 
+@flow(name="sparkify-serverless-create")
+def serverless_create(
+    source: str,
+    serverless: ServerlessSettings = DEFAULT_SERVERLESS,
+    aws_credentials: str | None = None,
+) -> dict[str, Any]:
+    """Create (or reuse) the COPY role, the Redshift Serverless namespace and workgroup, wait
+    until it is available, and save the Redshift warehouse block for its endpoint. source: the
+    s3:// prefix (or s3-bucket/BLOCK) the role may read; serverless: how they are made."""
+    return provision_serverless(source, serverless, aws_credentials)
+
+
+@flow(name="sparkify-serverless-status")
+def serverless_status(
+    workgroup: str = DEFAULT_WORKGROUP,
+    namespace: str | None = None,
+    aws_credentials: str | None = None,
+) -> dict[str, Any]:
+    """States, endpoint, base capacity, age, expiry and estimated cost of the workgroup and its
+    namespace."""
+    credentials = load_credentials(aws_credentials)
+    found, in_namespace = describe_serverless(credentials, workgroup, namespace)
+    report = serverless_report(found, in_namespace, aws_region(credentials), datetime.now(UTC))
+    get_run_logger().info("workgroup %s: %s", workgroup, json.dumps(report, default=str))
+    return report
+
+
+@flow(name="sparkify-serverless-delete")
+def serverless_delete(
+    workgroup: str = DEFAULT_WORKGROUP,
+    namespace: str | None = None,
+    final_snapshot: str | None = None,
+    block_name: str | None = None,
+    aws_credentials: str | None = None,
+    timeout_minutes: float = TIMEOUT_MINUTES,
+    poll_seconds: float = POLL_SECONDS,
+) -> bool:
+    """Delete the workgroup, wait until it is gone with its ingress group, then its namespace
+    (with a final snapshot if named), and remove the warehouse block (block_name); what is
+    already gone is success. Returns whether there was anything to delete."""
+    return remove_serverless(
+        workgroup,
+        aws_credentials,
+        namespace=namespace,
+        final_snapshot=final_snapshot,
+        block_name=block_name,
+        timeout_minutes=timeout_minutes,
+        poll_seconds=poll_seconds,
+    )
+
+
+def add_serverless_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """`serverless create|status|delete`, with ServerlessSettings' options."""
+    parser = commands.add_parser("serverless", help="Redshift Serverless: create, status, delete")
+    steps = parser.add_subparsers(dest="serverless_command", required=True)
+    shared = argparse.ArgumentParser(add_help=False, parents=[common])
+    add_cluster_arguments(shared, ["workgroup"], ServerlessSettings)
+    waits = argparse.ArgumentParser(add_help=False)
+    add_cluster_arguments(waits, ["timeout_minutes", "poll_seconds"], ServerlessSettings)
+    create = steps.add_parser("create", parents=[shared, waits], help="create or reuse")
+    create.add_argument("--source", required=True, help="s3://bucket/prefix COPY may read")
+    given = {"workgroup", "timeout_minutes", "poll_seconds"}
+    rest = [f for f in ServerlessSettings.model_fields if f not in given]
+    add_cluster_arguments(create, rest, ServerlessSettings)
+    status = steps.add_parser("status", parents=[shared], help="states, endpoint, cost")
+    add_cluster_arguments(status, ["namespace"], ServerlessSettings)
+    delete = steps.add_parser("delete", parents=[shared, waits], help="delete, wait")
+    delete.add_argument(
+        "--final-snapshot",
+        nargs="?",
+        const="",
+        help="keep a final snapshot of the namespace (NAME, or <namespace>-final-<time>)",
+    )
+    add_cluster_arguments(delete, ["namespace", "block_name"], ServerlessSettings)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line of `python flows/cluster.py`."""
     parser = argparse.ArgumentParser(description="Sparkify's Redshift cluster lifecycle.")
@@ -121,6 +210,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_debug_argument(common)
     waits = argparse.ArgumentParser(add_help=False)
     add_cluster_arguments(waits, ["timeout_minutes", "poll_seconds"])
+    aws = argparse.ArgumentParser(add_help=False)
+    aws.add_argument(
+        "--aws-credentials", help="AwsCredentials block name (default: boto3's standard chain)"
+    )
+    add_debug_argument(aws)
+    add_serverless_parser(commands, aws)
 
     create = commands.add_parser("create", parents=[common, waits], help="create or reuse")
     create.add_argument("--source", required=True, help="s3://bucket/prefix COPY may read")
@@ -141,10 +236,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run_serverless(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """Run the chosen Serverless flow; the workgroup's name and what the flow reports."""
+    settings = serverless_settings_from_args(args)
+    workgroup, step = settings.workgroup, args.serverless_command
+    waits = {"timeout_minutes": settings.timeout_minutes, "poll_seconds": settings.poll_seconds}
+    if step == "create":
+        check_s3_source(args.source)
+        return workgroup, serverless_create(args.source, settings, args.aws_credentials)
+    if step == "status":
+        return workgroup, serverless_status(workgroup, settings.namespace, args.aws_credentials)
+    snapshot = args.final_snapshot
+    if snapshot == "":
+        snapshot = final_snapshot_name(settings.namespace_name, datetime.now(UTC))
+    existed = serverless_delete(
+        workgroup,
+        settings.namespace,
+        snapshot,
+        settings.warehouse_block,
+        args.aws_credentials,
+        **waits,
+    )
+    return workgroup, {"deleted": workgroup if existed else None, "final_snapshot": snapshot}
+
+
 @command("cluster")
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen lifecycle flow and print what it reports."""
     args = parse_args(argv)
+    if args.command == "serverless":
+        name, report = run_serverless(args)
+        print()
+        print(format_table(["", name], [[k, v] for k, v in report.items()]))
+        return 0
     if args.command == "create":
         check_s3_source(args.source)
     cluster = cluster_settings_from_args(args)

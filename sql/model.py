@@ -73,15 +73,18 @@ def _key_of(columns: Iterable[Column]) -> str:
     return next(c.name for c in columns if c.info.get("key"))
 
 
-def _dimension(name: str, *columns: Column, when_staged: FromClause) -> Table:
-    """A dimension table: small, so copied to every node (DISTSTYLE ALL) and sorted on its key."""
+def _dimension(name: str, *columns: Column, when_staged: FromClause, **distribution: str) -> Table:
+    """A dimension table sorted on its key. Without `distribution` (redshift_diststyle, ...)
+    it has no DISTSTYLE clause, which Redshift reads as AUTO: ALL while the table is small,
+    EVEN or KEY once it grows (sqlalchemy-redshift has no AUTO keyword; README, "Physical
+    design", says why each table is distributed as it is)."""
     return Table(
         name,
         metadata,
         *columns,
-        redshift_diststyle="ALL",
         redshift_sortkey=_key_of(columns),
         info=_not_empty_when(when_staged),
+        **distribution,
     )
 
 
@@ -162,8 +165,12 @@ songplays = Table(
     Column("session_id", Integer, nullable=False),
     Column("location", Unicode(NAME)),
     Column("user_agent", Unicode(TEXT)),
+    # Distributed and sorted on start_time, with time: plays_by_hour joins them on it, so the
+    # join is collocated; a run's delete is bounded by its time range (05_songplays.sql), which
+    # the sort key lets Redshift narrow to the blocks of the run's days. user_id joins no
+    # analyst query and skews when few users dominate.
     redshift_diststyle="KEY",
-    redshift_distkey="user_id",
+    redshift_distkey="start_time",
     redshift_sortkey="start_time",
     info=_not_empty_when(staged_plays),
 )
@@ -210,6 +217,10 @@ time = _dimension(
     Column("year", Integer),
     Column("weekday", Integer),
     when_staged=staged_plays,
+    # One row per play's start_time, about as large as songplays and growing with every run:
+    # distributed like songplays, so their join on start_time stays on each slice.
+    redshift_diststyle="KEY",
+    redshift_distkey="start_time",
 )
 
 load_rejects = Table(

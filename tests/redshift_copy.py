@@ -13,7 +13,8 @@ greater"; 0 and 1 both fail on the first error). With GZIP every file is decompr
 (the option holds for all of a COPY's files); one that is not gzip is modelled as failing the
 COPY (the documentation does not say what Redshift logs for it).
 
-Deliberately not modelled: the IAM role and region (S3 is read with the block's credentials),
+Deliberately not modelled: the IAM role (an ARN or `default`) and region (S3 is read with the
+block's credentials), the ANALYZE after COPY (a statement of its own, run by PostgreSQL),
 compression and statistics (COMPUPDATE, STATUPDATE), 'auto' JSON mapping, any TIMEFORMAT but
 'epochmillisecs', 'epochsecs' and the default, other formats and options (refused, so a change
 to the product's COPY shows up here), column types other than integers, doubles, timestamps and
@@ -177,7 +178,10 @@ def parse_copy(statement: str) -> CopyCommand:
             command.timeformat = take("literal")
         elif option == "maxerror":
             command.max_errors = int(take("number"))
-        elif option in ("iam_role", "region"):
+        elif option == "iam_role":  # a role ARN, or the keyword default (the cluster's)
+            by_name = bool(tokens) and tokens[0][0] == "name"
+            command.ignored[option] = take("name", "default") if by_name else take("literal")
+        elif option == "region":
             command.ignored[option] = take("literal")
         elif option in ("compupdate", "statupdate"):
             command.ignored[option] = take("name")

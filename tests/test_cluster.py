@@ -300,7 +300,12 @@ def test_create_makes_the_scoped_role_the_tagged_cluster_and_the_block(
     block = RedshiftWarehouse.load(names["identifier"])
     assert block.host == cluster["Endpoint"]["Address"] and block.port == 5439
     assert (block.user, block.database) == ("sparkify", "dev")
-    assert block.password.get_secret_value() == password
+    # IAM sign-in by default: the block holds no password (--password-sign-in stores it).
+    assert (block.sign_in, block.cluster_identifier, block.password) == (
+        "iam",
+        names["identifier"],
+        None,
+    )
     assert block.iam_role_arn == role["Arn"] and block.region == "us-east-1"
     assert result["warehouse"] == f"sparkify-redshift-warehouse/{names['identifier']}"
     assert result["endpoint"] == f"{cluster['Endpoint']['Address']}:5439"

@@ -258,7 +258,8 @@ def test_janitor_deletes_only_expired_project_clusters(
             iam_role_arn="arn:aws:iam::123456789012:role/sparkify-redshift-s3-read",
         ).save(identifier, overwrite=True)
 
-    deleted = cluster_janitor(credentials_block, **FAST)
+    # moto has no Redshift Serverless: its half is tested in tests/test_serverless.py.
+    deleted = cluster_janitor(credentials_block, serverless=False, **FAST)
 
     assert janitor_clusters["expired"] in deleted
     assert not cluster_exists(aws_credentials, janitor_clusters["expired"])
@@ -274,7 +275,7 @@ def test_janitor_deletes_only_expired_project_clusters(
 def test_janitor_dry_run_deletes_nothing(
     aws_credentials, credentials_block: str, janitor_clusters: dict[str, str]
 ) -> None:
-    listed = cluster_janitor(credentials_block, dry_run=True, **FAST)
+    listed = cluster_janitor(credentials_block, dry_run=True, serverless=False, **FAST)
     assert janitor_clusters["expired"] in listed
     assert janitor_clusters["unexpired"] not in listed
     assert all(cluster_exists(aws_credentials, i) for i in janitor_clusters.values())

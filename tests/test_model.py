@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import duckdb_engine
 from sqlalchemy.schema import CreateTable
 from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
+import sql
 from sql import model
 
 
@@ -21,12 +23,26 @@ DUCKDB = duckdb_engine.Dialect()
 
 
 def test_redshift_ddl_carries_the_physical_design() -> None:
-    assert ddl(model.songplays, REDSHIFT).endswith(
-        ") DISTSTYLE KEY DISTKEY (user_id) SORTKEY (start_time)"
-    )
-    for table in (model.users, model.songs, model.artists, model.time):
-        assert f") DISTSTYLE ALL SORTKEY ({model.key_column(table)})" in ddl(table, REDSHIFT)
+    # The fact table and time are distributed and sorted on the column plays_by_hour joins
+    # them on; the other dimensions are left to Redshift (AUTO: no DISTSTYLE clause).
+    for table in (model.songplays, model.time):
+        assert ddl(table, REDSHIFT).endswith(
+            ") DISTSTYLE KEY DISTKEY (start_time) SORTKEY (start_time)"
+        )
+    for table in (model.users, model.songs, model.artists):
+        assert ddl(table, REDSHIFT).endswith(f") SORTKEY ({model.key_column(table)})")
+        assert "DISTSTYLE" not in ddl(table, REDSHIFT)
     assert ddl(model.staging_events, REDSHIFT).endswith(") DISTSTYLE EVEN")
+    assert "ALL" not in {t.dialect_options["redshift"]["diststyle"] for t in model.ALL_TABLES}
+
+
+def test_the_join_of_plays_by_hour_is_the_distribution_key_of_both_sides() -> None:
+    # The physical design follows the analyst queries: the one join between two tables that
+    # grow with every run is songplays to time on start_time.
+    text = (Path(sql.__file__).parent / "analytics" / "plays_by_hour.sql").read_text()
+    assert "inner join time on time.start_time = songplays.start_time" in text
+    for table in (model.songplays, model.time):
+        assert table.dialect_options["redshift"]["distkey"] == "start_time"
 
 
 def test_duckdb_ddl_has_no_redshift_options() -> None:

@@ -7,22 +7,26 @@ README ("Same input, same answer") lists what still differs by nature."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, insert, inspect, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
 from flows.etl import etl
 from sql import model
+from tasks.run.transform import run_transforms, transform_files
 from tasks.source.s3 import S3Source
+from tasks.warehouse import song_bundles
+from tasks.warehouse.base import create_tables
 from tasks.warehouse.duckdb import DuckDBWarehouse
 from tasks.warehouse.load_errors import LoadFailed
 from tests.conftest import upload_tree
@@ -32,11 +36,20 @@ pytestmark = pytest.mark.postgres
 
 EDGE_TS = 1541592000000  # 2018-11-07 12:00:00.000: a day after the generated week, whole second
 BLOCK_TYPE = PostgresRedshiftWarehouse.get_block_type_slug()
+REJECTS = model.load_rejects
+
+
+@pytest.fixture(autouse=True)
+def s3_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 objects a test's runs download (DuckDB's files, the Redshift run's song files, which
+    it combines) are cached under the test's directory, not the user's."""
+    monkeypatch.setenv("SPARKIFY_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def test_ddl_compiles_for_postgres_without_redshift_options(postgres_database: str) -> None:
     for table in model.ALL_TABLES:
-        assert table.dialect_options["redshift"]["diststyle"]  # declared, for Redshift only
+        options = table.dialect_options["redshift"]  # declared, for Redshift only (AUTO: none)
+        assert options["diststyle"] or options["sortkey"]
         ddl = str(CreateTable(table).compile(dialect=postgresql.dialect()))
         assert not any(word in ddl for word in ("DISTSTYLE", "DISTKEY", "SORTKEY"))
     with create_engine(postgres_database).begin() as conn:
@@ -352,3 +365,149 @@ def test_gzipped_files_give_identical_star_tables(
     assert all(loaded.postgres[t.name] for t in model.STAR_TABLES)
     assert loaded.postgres == loaded.duckdb
     assert loaded.rejects["postgres"] == loaded.rejects["duckdb"] == (0, 0)
+
+
+# Issue 12: the run's song files go to COPY combined into few objects; a record COPY rejects
+# in one of them is still named by its song file and line, as DuckDB names it. Small objects
+# here (2 KB instead of 1 MB), so the week's songs make several of them.
+def test_rejected_song_records_name_their_song_file_and_line(
+    load_both,
+    edge_source,
+    postgres_database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(song_bundles, "MIN_BUNDLE_BYTES", 2_000)
+    plans: list[song_bundles.BundlePlan] = []
+    plan_bundles = song_bundles.plan_bundles
+    monkeypatch.setattr(
+        song_bundles, "plan_bundles", lambda files: plans.append(plan_bundles(files)) or plans[-1]
+    )
+    good = song("SOEDGE00001", "Edge Song", "Edge Artist", 200.25)
+    root = edge_source([play("Edge Song", "Edge Artist", 200.25)], [good])
+    folder = root / "song_data" / "E" / "D" / "G"
+    (folder / "TRNOTJSON.json").write_text("not json\n")
+    (folder / "TRBADYEAR.json").write_text(json.dumps({**good, "year": "x"}))
+    two = [song("SOEDGE00002", "Two", "Edge Artist", 1.0), without(good, "title")]
+    (folder / "TRTWO.json").write_text("\n".join(json.dumps(r) for r in two) + "\n")
+
+    loaded = load_both(root)
+
+    [plan] = plans  # one Redshift run: the plain song files combined into several objects
+    assert len(plan.bundles) > 1
+    assert [uri.rsplit("/", 1)[-1] for uri in plan.alone] == ["TRNOTJSON.json"]
+    assert loaded.postgres == loaded.duckdb
+    assert loaded.rejects == {"postgres": (0, 3), "duckdb": (0, 3)}
+    found = {}
+    for name, engine in (
+        ("postgres", create_engine(postgres_database)),
+        ("duckdb", DuckDBWarehouse(path=str(tmp_path / "wh.duckdb")).get_engine()),
+    ):
+        with engine.connect() as conn:
+            rows = conn.execute(select(REJECTS.c.source_file, REJECTS.c.line_number)).all()
+        found[name] = sorted((f.rsplit("/", 1)[-1], n) for f, n in rows)
+    assert (
+        found["postgres"]
+        == found["duckdb"]
+        == [
+            ("TRBADYEAR.json", 1),
+            ("TRNOTJSON.json", 1),
+            ("TRTWO.json", 2),
+        ]
+    )
+
+
+# Issue 12: COPY runs with STATUPDATE OFF, so the run analyzes each staging table itself, in its
+# transaction (where ANALYZE may run, and does here on PostgreSQL too).
+def test_staging_tables_are_analyzed_in_the_runs_transaction(
+    postgres_database: str, aws_credentials, s3_week: S3Source
+) -> None:
+    files = s3_week.run_files(None, None)
+    block = stand_in(postgres_database, aws_credentials)
+    statistics = text("select reltuples from pg_class where relname = :name")
+    with block.get_engine().begin() as conn:
+        model.metadata.create_all(conn)
+        assert conn.execute(statistics, {"name": "staging_songs"}).scalar_one() == -1  # never
+        songs = block.stage_songs(conn, s3_week, files.song_files, datetime(2024, 1, 1))
+        events = block.stage_events(conn, s3_week, files.event_files, datetime(2024, 1, 1))
+        for report in (songs, events):
+            assert conn.execute(statistics, {"name": report.table}).scalar_one() == report.rows > 0
+
+
+T0 = datetime(2018, 11, 8, 10)
+RUN_RANGE = (
+    "between (select min(start_time) from staged_plays)\n"
+    "    and (select max(start_time) from staged_plays)"
+)
+
+
+def staged_event(item: int, at: datetime) -> dict[str, Any]:
+    """A NextSong event of user 7 in the run, as staging holds it."""
+    ts_ms = int((at - datetime(1970, 1, 1)).total_seconds() * 1000)
+    return {
+        **{"page": "NextSong", "user_id": "7", "session_id": 5, "item_in_session": item},
+        **{"ts": at, "ts_ms": ts_ms, "level": "paid"},
+    }
+
+
+def play_key(item: int, at: datetime) -> str:
+    """The songplay_id of user 7's staged event (see tests/test_transform.py)."""
+    return hashlib.md5(f"5|{item}|7|{staged_event(item, at)['ts_ms']}".encode()).hexdigest()
+
+
+def stored_play(songplay_id: str, user_id: int, at: datetime) -> dict[str, Any]:
+    """A songplay already in the warehouse, at level free."""
+    return {
+        **{"songplay_id": songplay_id, "start_time": at, "user_id": user_id},
+        **{"level": "free", "session_id": 5},
+    }
+
+
+# Issue 12: the songplays and time deletes look only within the run's time range, and delete
+# the same rows as before on both warehouses: the plays of a staged key or of a staged (user,
+# session, start time), and nothing outside the range or unmatched inside it.
+def test_bounded_deletes_remove_the_same_rows_on_both_warehouses(
+    postgres_database: str, tmp_path: Path
+) -> None:
+    for path in transform_files():
+        if path.stem.endswith(("_songplays", "_time")):
+            assert path.read_text().count(RUN_RANGE) == 1, path.name
+    late, inside, day_before = T0 + timedelta(hours=2), T0 + timedelta(hours=1), T0 - timedelta(1)
+    results = {}
+    engines = {
+        "postgres": create_engine(postgres_database),
+        "duckdb": DuckDBWarehouse(path=str(tmp_path / "bounded.duckdb")).get_engine(),
+    }
+    for name, engine in engines.items():
+        with engine.begin() as conn:
+            create_tables(conn)
+            conn.execute(insert(model.staging_events), [staged_event(0, T0), staged_event(1, late)])
+            stored = [
+                stored_play(play_key(0, T0), 7, T0),  # the staged play's key: replaced
+                stored_play("an-earlier-key", 7, late),  # its (user, session, time): goes
+                stored_play("inside-unmatched", 8, inside),  # in the range, no match: stays
+                stored_play("another-day", 7, day_before),  # outside the range: stays
+            ]
+            conn.execute(insert(model.songplays), stored)
+            conn.execute(insert(model.time), [{"start_time": t} for t in (T0, inside, day_before)])
+            changes = {c.table: (c.deleted, c.inserted) for c in run_transforms(conn)}
+            plays = select(model.songplays.c.songplay_id, model.songplays.c.level)
+            starts = select(model.time.c.start_time, model.time.c.hour)
+            results[name] = (
+                (changes["songplays"], changes["time"]),
+                sorted(conn.execute(plays).all()),
+                sorted(conn.execute(starts).all(), key=lambda row: row[0]),
+            )
+    assert results["postgres"] == results["duckdb"]
+    changes, plays, starts = results["duckdb"]
+    assert changes == ((2, 2), (1, 2))
+    assert plays == sorted(
+        [
+            ("another-day", "free"),
+            ("inside-unmatched", "free"),
+            (play_key(0, T0), "paid"),
+            (play_key(1, late), "paid"),
+        ]
+    )
+    # The rows outside the run, or unmatched in it, were not rewritten: their hour stays NULL.
+    assert starts == [(day_before, None), (T0, 10), (inside, None), (late, 12)]

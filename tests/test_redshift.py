@@ -49,26 +49,26 @@ def test_ddl_of_every_table_is_exact() -> None:
         "CREATE TABLE songplays ( songplay_id VARCHAR(32) NOT NULL, start_time TIMESTAMP WITHOUT "
         "TIME ZONE NOT NULL, user_id INTEGER NOT NULL, level VARCHAR(16), song_id VARCHAR(32), "
         "artist_id VARCHAR(32), session_id INTEGER NOT NULL, location VARCHAR(512), user_agent "
-        "VARCHAR(65535) ) DISTSTYLE KEY DISTKEY (user_id) SORTKEY (start_time)"
+        "VARCHAR(65535) ) DISTSTYLE KEY DISTKEY (start_time) SORTKEY (start_time)"
     )
     assert ddl["users"] == (
         "CREATE TABLE users ( user_id INTEGER NOT NULL, first_name VARCHAR(512), last_name "
         "VARCHAR(512), gender VARCHAR(8), level VARCHAR(16), last_seen_at TIMESTAMP WITHOUT TIME "
-        "ZONE NOT NULL ) DISTSTYLE ALL SORTKEY (user_id)"
+        "ZONE NOT NULL ) SORTKEY (user_id)"
     )
     assert ddl["songs"] == (
         "CREATE TABLE songs ( song_id VARCHAR(32) NOT NULL, title VARCHAR(512), artist_id "
-        "VARCHAR(32), year INTEGER, duration DOUBLE PRECISION ) DISTSTYLE ALL SORTKEY (song_id)"
+        "VARCHAR(32), year INTEGER, duration DOUBLE PRECISION ) SORTKEY (song_id)"
     )
     assert ddl["artists"] == (
         "CREATE TABLE artists ( artist_id VARCHAR(32) NOT NULL, name VARCHAR(512), location "
-        "VARCHAR(512), latitude DOUBLE PRECISION, longitude DOUBLE PRECISION ) DISTSTYLE ALL "
+        "VARCHAR(512), latitude DOUBLE PRECISION, longitude DOUBLE PRECISION ) "
         "SORTKEY (artist_id)"
     )
     assert ddl["time"] == (
         "CREATE TABLE time ( start_time TIMESTAMP WITHOUT TIME ZONE NOT NULL, hour INTEGER, day "
-        "INTEGER, week INTEGER, month INTEGER, year INTEGER, weekday INTEGER ) DISTSTYLE ALL "
-        "SORTKEY (start_time)"
+        "INTEGER, week INTEGER, month INTEGER, year INTEGER, weekday INTEGER ) DISTSTYLE KEY "
+        "DISTKEY (start_time) SORTKEY (start_time)"
     )
     assert ddl["staging_songs"] == (
         "CREATE TABLE staging_songs ( num_songs INTEGER, artist_id VARCHAR(32) NOT NULL, "
@@ -134,6 +134,19 @@ def test_copy_literals_double_backslashes_so_a_prefix_cannot_end_them() -> None:
     assert "FROM 's3://b/a\\\\''; drop table songs; --/m.manifest'" in text
     literal = re.search(r"FROM '((?:[^'\\]|''|\\\\)*)'\n", text)
     assert literal is not None  # the whole URI is one literal up to the line's end
+
+
+def test_copy_with_the_clusters_default_role_says_iam_role_default() -> None:
+    block = warehouse(iam_role_arn="Default")
+    assert block.iam_role_arn == "default"
+    text = copy_statement(model.staging_events, "s3://b/m", "s3://b/j", block)
+    assert "\nIAM_ROLE default\n" in text and ROLE not in text
+    assert normal(text) == normal(
+        copy_statement(model.staging_events, "s3://b/m", "s3://b/j", warehouse())
+    ).replace(f"IAM_ROLE '{ROLE}'", "IAM_ROLE default")
+    sqlfluff.parse(text, dialect="redshift")
+    with pytest.raises(ValueError, match="not an IAM role ARN, nor 'default'"):
+        warehouse(iam_role_arn="'default'")
 
 
 def test_copy_uses_iam_role_and_never_the_legacy_credentials_string() -> None:
@@ -209,8 +222,10 @@ def test_load_error_rows_become_rejects() -> None:
 
 
 @pytest.fixture()
-def recorder(monkeypatch: pytest.MonkeyPatch) -> fake_redshift.Recorder:
-    """Every engine of a RedshiftWarehouse records into a fresh recorder."""
+def recorder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> fake_redshift.Recorder:
+    """Every engine of a RedshiftWarehouse records into a fresh recorder; the song files it
+    combines are cached under the test's directory."""
+    monkeypatch.setenv("SPARKIFY_CACHE_DIR", str(tmp_path / "s3-cache"))
     fresh = fake_redshift.Recorder()
     monkeypatch.setattr(fake_redshift, "RECORDER", fresh)
     url = warehouse().url()
@@ -283,10 +298,13 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
         "DELETE FROM staging_events WHERE staging_events.user_id IS NOT NULL "
         "AND staging_events.user_id !~ %s"
     )
+    # The staging table's statistics, once its rows are final (its COPY has STATUPDATE OFF).
+    assert stage[copy + 6] == "analyze staging_events"
     # One reject row from the load-error log, one for the bad userIds (executemany: one each).
-    assert stage[copy + 6].startswith("INSERT INTO load_rejects")
-    assert stage[copy + 7] == stage[copy + 6]
-    assert stage[copy + 8] == "DELETE FROM staging_songs"
+    assert stage[copy + 7].startswith("INSERT INTO load_rejects")
+    assert stage[copy + 8] == stage[copy + 7]
+    assert stage[copy + 9] == "DELETE FROM staging_songs"
+    assert run.index("analyze staging_songs") > copies[1]
     # Transforms and checks after staging, in the same transaction, then the row counts.
     publish = run[copies[1] :]
     first_transform = next(i for i, s in enumerate(publish) if s.startswith("create temp"))
@@ -308,9 +326,17 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
         client.head_object(Bucket=bucket_name, Key=uri.split("/", 3)[3])
     paths = client.get_object(Bucket=bucket_name, Key=jsonpaths_uri.split("/", 3)[3])["Body"]
     assert json.loads(paths.read()) == model.jsonpaths(model.staging_events)
+    # The 60 song files went to COPY combined into one object (tests/test_song_bundles.py),
+    # deleted once the COPY ran.
     songs_manifest = re.search(r"FROM '([^']+)'", run[copies[1]]).group(1)
     body = client.get_object(Bucket=bucket_name, Key=songs_manifest.split("/", 3)[3])["Body"]
-    assert len(json.loads(body.read())["entries"]) == 60
+    [combined] = [e["url"] for e in json.loads(body.read())["entries"]]
+    assert re.fullmatch(
+        rf"s3://{bucket_name}/raw/_sparkify/bundles/\d{{8}}T\d{{12}}/"
+        r"staging_songs\.0001\.json",
+        combined,
+    )
+    assert "Contents" not in client.list_objects_v2(Bucket=bucket_name, Prefix="raw/_sparkify/b")
     # The load error is in the run's rejects report.
     assert summary["staged"]["events"]["rejects"] == 1 + 3
     assert summary["staged"]["events"]["reject_samples"][1]["reason"] == (

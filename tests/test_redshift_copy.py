@@ -33,6 +33,15 @@ def test_copy_statement_of_the_product_is_read_as_redshift_would(aws_credentials
         parse_copy(statement + "\nACCEPTINVCHARS")
 
 
+def test_copy_with_the_clusters_default_role_is_read_as_redshift_would(aws_credentials) -> None:
+    block = stand_in("postgresql+psycopg2://unused", aws_credentials, iam_role_arn="DEFAULT")
+    command = parse_copy(copy_statement(model.staging_songs, "s3://b/m", "s3://b/j.json", block))
+    assert command.ignored["iam_role"] == "default"
+    assert (command.table, command.source, command.manifest) == ("staging_songs", "s3://b/m", True)
+    with pytest.raises(CopyNotEmulated, match="expected default"):
+        parse_copy("COPY t FROM 's3://b/m' IAM_ROLE dflt FORMAT AS JSON 's3://b/j'")
+
+
 PROBE_LINES = [
     '{"id": 1, "name": "abc", "score": 1.5, "at": 1541030455924}',
     '{"id": "x"}',  # 1207: not digits

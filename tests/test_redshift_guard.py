@@ -70,9 +70,17 @@ def test_every_statement_of_a_redshift_run_parses_as_redshift_sql(
     )
     statements = [s for s in recorder.executed() if s not in ("COMMIT", "ROLLBACK")]
     kinds = {s.split()[0].upper() for s in statements}
-    assert {"COPY", "DELETE", "INSERT", "SELECT", "CREATE"} <= kinds
+    assert {"COPY", "DELETE", "INSERT", "SELECT", "CREATE", "ANALYZE"} <= kinds
     refused = {s[:120]: error for s in statements if (error := redshift_parse_error(s))}
     assert refused == {}
+
+
+def test_copy_with_the_clusters_default_role_parses() -> None:
+    copy = copy_statement(
+        model.staging_songs, "s3://b/m.manifest", "s3://b/j.json", warehouse(iam_role_arn="default")
+    )
+    assert "IAM_ROLE default" in copy
+    assert redshift_parse_error(copy) is None
 
 
 @pytest.mark.parametrize("table", model.ALL_TABLES, ids=lambda t: t.name)

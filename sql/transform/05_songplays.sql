@@ -3,14 +3,23 @@
 -- file, so all are staged again, and rows keyed by an earlier scheme of songplay_id go too.
 -- song_id and artist_id are filled where the event matches a song on title, artist name and
 -- duration, and stay null otherwise.
+-- The delete looks only within the run's time range: a row of a staged key has that play's
+-- start_time (the key hashes ts) and the other rows match a staged start_time, so the same
+-- rows go as without the bound, and Redshift, songplays being sorted on start_time, can skip
+-- the blocks outside the run's days instead of scanning the whole fact table. No staged play,
+-- no range: nothing goes, as before.
 delete from songplays
-where songplay_id in (select songplay_id from staged_plays)
-    or exists (
-        select 1
-        from staged_plays
-        where staged_plays.user_id = songplays.user_id
-            and staged_plays.session_id = songplays.session_id
-            and staged_plays.start_time = songplays.start_time
+where songplays.start_time between (select min(start_time) from staged_plays)
+    and (select max(start_time) from staged_plays)
+    and (
+        songplay_id in (select songplay_id from staged_plays)
+        or exists (
+            select 1
+            from staged_plays
+            where staged_plays.user_id = songplays.user_id
+                and staged_plays.session_id = songplays.session_id
+                and staged_plays.start_time = songplays.start_time
+        )
     );
 
 insert into songplays (

@@ -1,4 +1,5 @@
-"""What a cluster costs: the on-demand price table and the estimates built on it."""
+"""What a cluster or a Serverless workgroup costs: the on-demand price tables and the estimates
+built on them."""
 
 from __future__ import annotations
 
@@ -35,4 +36,30 @@ def describe_cost(node_type: str, nodes: int, region: str | None) -> str:
     return (
         f"{nodes} x {node_type} in {region}: about ${cost:.2f}/hour "
         f"(${cost * 24:.2f}/day; on-demand prices of {PRICES_TAKEN})"
+    )
+
+
+# Redshift Serverless, on demand, $ per RPU-hour, taken 2026-11 from aws.amazon.com/redshift/
+# pricing (as indexed here): us-east-1's $0.375 was read from that page; us-west-2 is an estimate
+# (the same, as for the node prices above). Compute is billed per second while queries run (60 s
+# at least each time), nothing while the workgroup is idle; storage is billed apart.
+RPU_HOUR_PRICES: dict[str, float] = {"us-east-1": 0.375, "us-west-2": 0.375}
+
+
+def busy_hourly_cost(base_capacity: int, region: str | None) -> float | None:
+    """Estimated $ per hour of a workgroup busy at its base capacity; None when the price table
+    lacks the region."""
+    price = RPU_HOUR_PRICES.get(region or "")
+    return None if price is None else round(price * base_capacity, 4)
+
+
+def describe_serverless_cost(base_capacity: int, region: str | None) -> str:
+    """The estimated cost of a workgroup as a sentence for logs."""
+    cost = busy_hourly_cost(base_capacity, region)
+    if cost is None:
+        return f"{base_capacity} RPUs in {region}: cost unknown (not in the price table)"
+    return (
+        f"{base_capacity} RPUs in {region}: about ${cost:.2f}/hour while queries run "
+        f"(${RPU_HOUR_PRICES[region or '']:g} per RPU-hour, billed per second, 60 s at least; "
+        f"nothing while idle; on-demand prices of {PRICES_TAKEN})"
     )

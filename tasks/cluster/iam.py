@@ -1,5 +1,5 @@
-"""The IAM role Redshift assumes for COPY: trusted by Redshift, allowed to read only the source
-prefix."""
+"""The IAM role Redshift assumes for COPY: trusted by Redshift (provisioned and Serverless),
+allowed to read only the source prefix."""
 
 from __future__ import annotations
 
@@ -21,14 +21,21 @@ from tasks.source.s3 import S3Source
 ROLE_POLICY_NAME = "sparkify-s3-source-read"
 
 
+# Provisioned clusters assume the role as redshift.amazonaws.com; Redshift Serverless needs
+# redshift-serverless.amazonaws.com too (AWS's "Granting permissions to Amazon Redshift
+# Serverless"). Both are always trusted, so a cluster and a workgroup can share the role, and
+# creating one never takes the role away from the other.
+REDSHIFT_SERVICES = ("redshift.amazonaws.com", "redshift-serverless.amazonaws.com")
+
+
 def trust_policy() -> dict[str, Any]:
-    """The trust policy that lets Redshift assume the role."""
+    """The trust policy that lets Redshift (provisioned and Serverless) assume the role."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"Service": "redshift.amazonaws.com"},
+                "Principal": {"Service": list(REDSHIFT_SERVICES)},
                 "Action": "sts:AssumeRole",
             }
         ],

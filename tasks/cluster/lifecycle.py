@@ -145,11 +145,17 @@ def status_check(redshift: Any, identifier: str, wanted: str) -> Callable[[], st
 
 
 def wait_for(
-    check: Callable[[], str | None], identifier: str, goal: str, timeout_s: float, delay_s: float
+    check: Callable[[], str | None],
+    identifier: str,
+    goal: str,
+    timeout_s: float,
+    delay_s: float,
+    kind: str = "cluster",
 ) -> float:
-    """Poll a cluster probe until done, reporting the cluster's state and the time waited (in
-    the log, and in a progress artifact inside a run)."""
-    title = f"waiting for cluster {identifier} to be {goal}"
+    """Poll a cluster probe (or a Serverless workgroup's or namespace's, named by `kind`) until
+    done, reporting the state and the time waited (in the log, and in a progress artifact
+    inside a run)."""
+    title = f"waiting for {kind} {identifier} to be {goal}"
     with Progress.wait(title, timeout_s) as progress:
         return poll_until(check, timeout_s, delay_s, lambda state, _: progress.status(state))
 

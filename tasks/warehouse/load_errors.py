@@ -3,7 +3,8 @@ Serverless) or STL_LOAD_ERRORS (provisioned only), for the committed COPY and th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, and_, column, func, select, table
@@ -61,6 +62,25 @@ def parse_load_errors(view: str, rows: list[Any]) -> list[Reject]:
             )
         )
     return rejects
+
+
+# Where the lines of combined objects came from (tasks/warehouse/song_bundles.py): an object's
+# URI → the (file, line number) of each of its lines, line 1 first.
+Origins = Mapping[str, Sequence[tuple[str, int]]]
+
+
+def traced_to_origins(rejects: list[Reject], origins: Origins) -> list[Reject]:
+    """Rejects as the run's own files name them: a reject of line n of a combined object is a
+    reject of the file and line that line came from; any other reject is as COPY logged it.
+    In file and line order, as the load-error query gives them."""
+    traced = []
+    for reject in rejects:
+        lines = origins.get(reject.source_file, ())
+        if 1 <= reject.line_number <= len(lines):
+            file, line = lines[reject.line_number - 1]
+            reject = replace(reject, source_file=file, line_number=line)
+        traced.append(reject)
+    return sorted(traced, key=lambda r: (r.source_file, r.line_number)) if origins else traced
 
 
 class LoadFailed(Exception):

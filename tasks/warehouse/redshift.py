@@ -1,9 +1,11 @@
 """Amazon Redshift as the warehouse: a block that hands out engines, and staging by COPY.
 
-Each run writes a manifest naming exactly its files, and the JSONPaths document generated from
-the staging table's model, beside the data in S3; COPY loads through the manifest with the
-block's IAM role. The rows Redshift rejected are read back from its load-error log and kept in
-load_rejects like DuckDB's.
+Each run writes a manifest naming exactly its files (the song files combined into a few
+objects first, tasks/warehouse/song_bundles.py), and the JSONPaths document generated from the
+staging table's model, beside the data in S3; COPY loads through the manifest with the block's
+IAM role, then ANALYZE updates the staging table's statistics. The rows Redshift rejected are
+read back from its load-error log, traced to their source files, and kept in load_rejects like
+DuckDB's.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Literal
 import orjson
 from prefect.blocks.core import Block
 from prefect_aws import AwsCredentials
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from sqlalchemy import (
     URL,
     Connection,
@@ -37,6 +39,7 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 from sql import model
 from sql.model import jsonpaths
 from tasks.aws import DEFAULT_REGION, aws_client
+from tasks.cluster.sign_in import sign_in_per_connection, sign_in_problem
 from tasks.run.progress import Progress
 from tasks.source.files import Source, is_gzipped
 from tasks.source.s3 import S3Source
@@ -57,14 +60,18 @@ from tasks.warehouse.load_errors import (
     fetch_dbapi,
     fetch_sqlalchemy,
     last_copy_id,
+    traced_to_origins,
 )
 from tasks.warehouse.records import file_rejects
 from tasks.warehouse.run_lock import ensure_lock_table, take_run_lock
+from tasks.warehouse.song_bundles import CopyFiles, combine_song_files, delete_combined
 
 # Redshift's upper limit of COPY's MAXERROR.
 MAX_COPY_ERRORS = 100_000
 # Manifests and JSONPaths are written beside the data, where the COPY role may read.
 CONTROL_PREFIX = "_sparkify"
+# The block's iam_role_arn that makes COPY use the cluster's default IAM role (IAM_ROLE default).
+DEFAULT_IAM_ROLE = "default"
 
 
 class RedshiftWarehouse(Block):
@@ -77,10 +84,25 @@ class RedshiftWarehouse(Block):
     host: str = Field(description="Cluster (or workgroup) endpoint host name.")
     port: int = Field(default=5439, description="Port of the endpoint.")
     database: str = Field(default="dev", description="Database holding Sparkify's tables.")
-    user: str = Field(description="Database user the flows connect as.")
-    password: SecretStr = Field(description="Password of the database user.")
+    user: str | None = Field(
+        default=None,
+        description="Database user the flows connect as (IAM sign-in: the cluster's user that "
+        "GetClusterCredentials signs in as; none on Serverless, where the IAM identity is it).",
+    )
+    password: SecretStr | None = Field(
+        default=None, description="Password of the database user (password sign-in only)."
+    )
+    sign_in: Literal["password", "iam"] = Field(
+        default="password",
+        description="'password', or 'iam': temporary credentials from GetClusterCredentials "
+        "(cluster_identifier) or Serverless GetCredentials (workgroup) for each new connection, "
+        "fetched with aws_credentials; no password is stored.",
+    )
+    cluster_identifier: str | None = Field(default=None, description="IAM sign-in: the cluster.")
+    workgroup: str | None = Field(default=None, description="IAM sign-in: the workgroup.")
     iam_role_arn: str = Field(
-        description="ARN of the IAM role Redshift assumes to read the source bucket for COPY."
+        description="ARN of the IAM role Redshift assumes to read the source bucket for COPY, "
+        "or 'default' for the IAM role set as the cluster's default (COPY's IAM_ROLE default)."
     )
     region: str = Field(default=DEFAULT_REGION, description="AWS region of the source bucket.")
     max_errors: int = Field(
@@ -99,7 +121,7 @@ class RedshiftWarehouse(Block):
     aws_credentials: AwsCredentials | None = Field(
         default=None,
         description="Credentials that write the run's manifests and JSONPaths to S3 "
-        "(default: the source's).",
+        "(default: the source's), and fetch IAM sign-in's credentials (default: boto3's chain).",
     )
     lock_wait_seconds: float = Field(
         default=DEFAULT_LOCK_WAIT_SECONDS,
@@ -111,16 +133,25 @@ class RedshiftWarehouse(Block):
     @field_validator("iam_role_arn")
     @classmethod
     def _role_arn(cls, value: str) -> str:
+        if value.strip().lower() == DEFAULT_IAM_ROLE:
+            return DEFAULT_IAM_ROLE
         if not value.startswith("arn:") or ":role/" not in value:
-            raise ValueError(f"not an IAM role ARN: {value!r}")
+            raise ValueError(f"not an IAM role ARN, nor {DEFAULT_IAM_ROLE!r}: {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _sign_in_fields(self) -> RedshiftWarehouse:
+        fields = (self.user, self.password is not None, self.cluster_identifier, self.workgroup)
+        if problem := sign_in_problem(self.sign_in, *fields):
+            raise ValueError(problem)
+        return self
 
     def url(self) -> URL:
         """The SQLAlchemy URL of the database (the password stays inside the URL object)."""
         return URL.create(
             "redshift+redshift_connector",
             username=self.user,
-            password=self.password.get_secret_value(),
+            password=self.password.get_secret_value() if self.password else None,
             host=self.host,
             port=self.port,
             database=self.database,
@@ -130,8 +161,12 @@ class RedshiftWarehouse(Block):
         """A SQLAlchemy engine on redshift_connector; dropped connections are detected.
         No socket timeout: redshift_connector applies `timeout` to every read for the
         connection's life, which would fail any statement quiet for that long (a big COPY, a
-        queued query, a resuming workgroup); TCP keepalives detect a dead peer instead."""
-        return create_engine(self.url(), pool_pre_ping=True, connect_args={"tcp_keepalive": True})
+        queued query, a resuming workgroup); TCP keepalives detect a dead peer instead.
+        IAM sign-in fetches temporary credentials for each new connection."""
+        engine = create_engine(self.url(), pool_pre_ping=True, connect_args={"tcp_keepalive": True})
+        if self.sign_in == "iam":
+            sign_in_per_connection(engine, self)
+        return engine
 
     @contextmanager
     def hold(self) -> Iterator[Connection]:
@@ -153,8 +188,9 @@ class RedshiftWarehouse(Block):
     def stage_songs(
         self, conn: Connection, source: Source, files: list[str], at: datetime
     ) -> StageReport:
-        """COPY the song files into staging_songs."""
-        return stage_by_copy(conn, self._s3(source), model.staging_songs, files, at, self)
+        """COPY the song files into staging_songs, the plain ones combined into few objects."""
+        s3 = self._s3(source)
+        return stage_by_copy(conn, s3, model.staging_songs, files, at, self, combine=True)
 
     def copy(self, conn: Connection, statement: str) -> None:
         """Run one COPY statement in the connection's transaction."""
@@ -162,7 +198,8 @@ class RedshiftWarehouse(Block):
 
     def describe(self) -> str:
         """Endpoint and database (never the password)."""
-        return f"redshift://{self.user}@{self.host}:{self.port}/{self.database}"
+        user = f"{self.user}@" if self.user else ""  # none on Serverless with IAM sign-in
+        return f"redshift://{user}{self.host}:{self.port}/{self.database}"
 
     def _s3(self, source: Source) -> S3Source:
         if not isinstance(source, S3Source):
@@ -191,17 +228,20 @@ def copy_statement(
 ) -> str:
     """The exact COPY text for a staging table. Redshift refuses bind parameters inside COPY,
     so values are written as literals (`redshift_literal`), the table and columns as quoted
-    identifiers of the model. IAM_ROLE is the documented form of role authorisation; STATUPDATE
-    OFF needs no table ownership (ON would); MAXERROR is the block's. No TRUNCATECOLUMNS: a
-    value longer than its column is a rejected record, as on DuckDB, not a value cut short.
-    GZIP says every file of the manifest is gzipped (it applies to all of a COPY's files)."""
+    identifiers of the model. IAM_ROLE is the documented form of role authorisation: the
+    block's role ARN, or the keyword `default` (the cluster's default role); STATUPDATE OFF
+    needs no table ownership (ON would; the ANALYZE after the COPYs updates the statistics
+    once); MAXERROR is the block's. No TRUNCATECOLUMNS: a value longer than its column is a
+    rejected record, as on DuckDB, not a value cut short. GZIP says every file of the manifest
+    is gzipped (it applies to all of a COPY's files)."""
     quote = RedshiftDialect_redshift_connector().identifier_preparer.quote
     columns = ", ".join(quote(c.name) for c in target.columns)
+    role = warehouse.iam_role_arn
     return "\n".join(
         [
             f"COPY {quote(target.name)} ({columns})",
             f"FROM {redshift_literal(manifest_uri)}",
-            f"IAM_ROLE {redshift_literal(warehouse.iam_role_arn)}",
+            f"IAM_ROLE {'default' if role == DEFAULT_IAM_ROLE else redshift_literal(role)}",
             f"FORMAT AS JSON {redshift_literal(jsonpaths_uri)}",
             "MANIFEST",
             *(["GZIP"] if gzip else []),
@@ -256,10 +296,13 @@ def stage_by_copy(
     files: list[str],
     at: datetime,
     warehouse: RedshiftWarehouse,
+    *,
+    combine: bool = False,
 ) -> StageReport:
     """Reset a staging table (DELETE: TRUNCATE would commit the transaction), COPY the run's
     files through a manifest, plain files and gzipped ones apart (GZIP holds for all of a COPY's
-    files), in the connection's transaction, and keep the rejected records in load_rejects."""
+    files), with `combine` the plain ones first combined into few objects, in the connection's
+    transaction; then ANALYZE the table and keep the rejected records in load_rejects."""
     started = clock.perf_counter()
     reset_staging(conn, target, files)
     # Whole-file problems, as DuckDB's staging finds them: an empty file, or one with the same
@@ -271,7 +314,8 @@ def stage_by_copy(
     control = source.key(CONTROL_PREFIX)
     if loadable:
         paths_uri = put_json(source, f"{control}/jsonpaths/{target.name}.json", jsonpaths(target))
-    manifests = f"{control}/manifests/{at.strftime('%Y%m%dT%H%M%S%f')}/{target.name}"
+    stamp = at.strftime("%Y%m%dT%H%M%S%f")
+    manifests = f"{control}/manifests/{stamp}/{target.name}"
     title = f"staging {target.name.removeprefix('staging_')}"
     with Progress(title, len(files), "files") as progress:
         progress.advance(len(skipped))
@@ -279,16 +323,26 @@ def stage_by_copy(
             group = [uri for uri in loadable if is_gzipped(uri) == gzip]
             if not group:
                 continue
-            manifest_key = manifests + (".gzip.manifest" if gzip else ".manifest")
-            manifest_uri = put_json(source, manifest_key, manifest(group))
-            loaded, copy_rejects = _copy_files(
-                conn, target, manifest_uri, paths_uri, warehouse, gzip
+            batch = (
+                combine_song_files(source, group, f"{control}/bundles/{stamp}/{target.name}")
+                if combine and not gzip
+                else CopyFiles(group)
             )
-            removed, pattern_rejects = _reject_bad_patterns(conn, target, manifest_uri)
-            rows += loaded - removed
-            counted += len(copy_rejects) + removed
-            rejects += copy_rejects + pattern_rejects
-            progress.advance(len(group), note=f"{len(group)} files by one COPY")
+            if batch.files:  # none when every file held only blank lines
+                manifest_key = manifests + (".gzip.manifest" if gzip else ".manifest")
+                manifest_uri = put_json(source, manifest_key, manifest(batch.files))
+                try:
+                    loaded, copy_rejects = _copy_files(
+                        conn, target, manifest_uri, paths_uri, warehouse, gzip, batch
+                    )
+                finally:
+                    delete_combined(source, batch)
+                removed, pattern_rejects = _reject_bad_patterns(conn, target, manifest_uri)
+                rows += loaded - removed
+                counted += len(copy_rejects) + removed
+                rejects += copy_rejects + pattern_rejects
+            progress.advance(len(group), note=batch.describe())
+    analyze(conn, target)
     insert_rejects(conn, rejects, at)
     return StageReport(
         target.name,
@@ -300,6 +354,15 @@ def stage_by_copy(
     )
 
 
+def analyze(conn: Connection, target: Table) -> None:
+    """Update the planner's statistics of a staging table just loaded, which the transforms
+    join and group next: its COPYs ran with STATUPDATE OFF, which never updates them. ANALYZE
+    may run inside the run's transaction (VACUUM may not). Like STATUPDATE ON it needs the
+    table's owner (the flows' user, who created it), a superuser or the ANALYZE privilege, but
+    it runs once, after the table's last COPY and the rows removed after it."""
+    conn.exec_driver_sql(f"analyze {conn.dialect.identifier_preparer.format_table(target)}")
+
+
 def _copy_files(
     conn: Connection,
     target: Table,
@@ -307,9 +370,11 @@ def _copy_files(
     paths_uri: str,
     warehouse: RedshiftWarehouse,
     gzip: bool,
+    batch: CopyFiles,
 ) -> tuple[int, list[Reject]]:
     """One COPY of a manifest's files (all gzipped, or none): the rows it loaded and the records
-    it rejected. A failed COPY rolls the session back and raises LoadFailed with its rejects."""
+    it rejected, traced from combined objects to the run's files. A failed COPY rolls the
+    session back and raises LoadFailed with its rejects."""
     view = warehouse.load_errors_view
     before = last_copy_id(fetch_sqlalchemy(conn))
     try:
@@ -321,6 +386,6 @@ def _copy_files(
         # SQLAlchemy's transaction is over, so this goes through the DB-API connection.
         conn.connection.dbapi_connection.rollback()
         rejects = failed_copy_errors(fetch_dbapi(conn), view, before)
-        raise LoadFailed(target.name, rejects, error) from error
+        raise LoadFailed(target.name, traced_to_origins(rejects, batch.origins), error) from error
     rows = int(conn.execute(select(func.pg_last_copy_count())).scalar_one())
-    return rows, copy_errors(fetch_sqlalchemy(conn), view)
+    return rows, traced_to_origins(copy_errors(fetch_sqlalchemy(conn), view), batch.origins)
