@@ -102,7 +102,10 @@ def test_two_runs_at_once_on_a_used_prefect_database(shared_home: Path, tmp_path
 def test_the_lock_is_beside_the_sqlite_database_and_absent_for_one_in_memory(
     tmp_path: Path,
 ) -> None:
-    with temporary_settings({PREFECT_HOME: tmp_path / "home"}):
+    # The default database URL (a session's test harness may have set another one).
+    with temporary_settings(
+        {PREFECT_HOME: tmp_path / "home"}, restore_defaults={PREFECT_API_DATABASE_CONNECTION_URL}
+    ):
         assert start_lock_path() == tmp_path / "home" / "prefect.db.server-start.lock"
     url = f"sqlite+aiosqlite:///{tmp_path}/elsewhere/p.db"
     with temporary_settings({PREFECT_API_DATABASE_CONNECTION_URL: url}):
