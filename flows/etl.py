@@ -37,12 +37,15 @@ def etl(
     end_date: date | None = None,
     aws_credentials: str | None = None,
     days_back: int | None = None,
+    reload: bool = False,
 ) -> dict:
-    """Load the source's events of [start_date, end_date] (all days when open) and all songs.
+    """Load the source's events of [start_date, end_date] (all days when open) and all songs,
+    the files new or changed since the warehouse loaded them.
     source: a directory, s3://bucket/prefix or s3-bucket/BLOCK; warehouse: a DuckDB path or a
     warehouse block; aws_credentials: an AwsCredentials block for an s3:// source; days_back:
-    load only the day that many days before the run's scheduled start (UTC), for schedules."""
-    return run_etl(source, warehouse, start_date, end_date, aws_credentials, days_back)
+    load only the day that many days before the run's scheduled start (UTC), for schedules;
+    reload: stage every file of the run again, loaded before or not."""
+    return run_etl(source, warehouse, start_date, end_date, aws_credentials, days_back, reload)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,6 +62,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--aws-credentials",
         help="AwsCredentials block for an s3:// source (default: boto3's chain)",
+    )
+    parser.add_argument(
+        "--reload",
+        action="store_true",
+        help="stage every file of the run again, also those the warehouse loaded before and "
+        "that are unchanged since (by default only new and changed files are staged)",
     )
     cluster = parser.add_argument_group("ephemeral Redshift cluster (flows/ephemeral.py)")
     cluster.add_argument(
@@ -97,16 +106,29 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             summary = etl(
-                args.source, args.warehouse, args.start_date, args.end_date, args.aws_credentials
+                args.source,
+                args.warehouse,
+                args.start_date,
+                args.end_date,
+                args.aws_credentials,
+                reload=args.reload,
             )
     except QualityCheckFailed as error:
         print(f"\nETL FAILED: {error}", file=sys.stderr)
         return 1
     staged = summary["staged"]
     rejects = staged["events"]["rejects"] + staged["songs"]["rejects"]
+    unchanged = summary["unchanged_files"]
+    skipped = (
+        f"; {unchanged['events']} event files and {unchanged['songs']} song files unchanged "
+        "since loaded, not staged (--reload stages them)"
+        if any(unchanged.values())
+        else ""
+    )
     print(
         f"\nLoaded {summary['event_files']} event files and {summary['song_files']} song files "
-        f"into {summary['warehouse']} ({count_of(rejects, 'record')} rejected; see load_rejects)\n"
+        f"into {summary['warehouse']} ({count_of(rejects, 'record')} rejected; see load_rejects)"
+        f"{skipped}\n"
     )
     print(format_table(["table", "rows"], sorted(summary["counts"].items())))
     return 0

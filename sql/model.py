@@ -37,6 +37,13 @@ metadata = MetaData()
 # Redshift VARCHAR lengths are bytes; event and song text is unicode, so leave headroom.
 NAME = 512
 TEXT = 65535
+# A file's name as a run knows it: a local path, or an s3:// URI, "s3://" and a bucket name of
+# at most 63 bytes, "/" and a key of at most 1,024 bytes.
+FILE_NAME = 5 + 63 + 1 + 1024
+# The JSON field that carries a song record's file into staging_songs: DuckDB's staging fills
+# it from the file it reads, and Redshift's COPY reads it from the combined objects, whose
+# lines are written with it (tasks/warehouse/song_bundles.py). No Sparkify record has it.
+SOURCE_FILE_FIELD = "__sparkify_source_file"
 
 
 def _staged(
@@ -129,8 +136,12 @@ staging_songs = Table(
     _staged("title", Unicode(NAME), "title", required=True),
     _staged("duration", Double, "duration"),
     _staged("year", Integer, "year"),
+    # The song file the record came from: a changed file's records replace those it loaded
+    # before (song_catalog).
+    _staged("source_file", Unicode(FILE_NAME), SOURCE_FILE_FIELD, required=True),
     redshift_diststyle="EVEN",
 )
+
 
 # The run's plays, NextSong events of identified users with their key: a temp table that
 # sql/transform/04_staged_plays.sql builds before songplays and time, which both read it.
@@ -223,10 +234,78 @@ time = _dimension(
     redshift_distkey="start_time",
 )
 
+
+# The ledger of loaded source files: one row per file a run staged, with the size and version
+# (an S3 ETag, or a local file's modification time in nanoseconds) it had then, so a later run
+# stages only the files that are new or changed (and every file when asked to reload).
+def _file_columns() -> list[Column]:
+    """A loaded file's columns: its name, kind ('events' or 'songs'), size and version, the
+    records it put into staging (song files' are counted from staging_songs; an event file's
+    where the warehouse counts them while staging), and the run that loaded it."""
+    return [
+        Column("source_file", Unicode(FILE_NAME), nullable=False),
+        Column("kind", Unicode(8), nullable=False),
+        Column("size", BigInteger, nullable=False),
+        Column("version", Unicode(256), nullable=False),
+        Column("records", BigInteger),
+        Column("flow_run_id", Unicode(64)),
+        Column("loaded_at", DateTime, nullable=False),
+    ]
+
+
+loaded_files = Table(
+    "loaded_files",
+    metadata,
+    *_file_columns(),
+    redshift_diststyle="EVEN",
+    redshift_sortkey="source_file",
+)
+
+# The files a run stages, as the ledger will hold them: written by the run before its
+# transforms, which bring loaded_files up to date from it (08_loaded_files.sql).
+staging_files = Table("staging_files", metadata, *_file_columns(), redshift_diststyle="EVEN")
+
+# Every song record of every loaded song file, as its file has it now (ids, titles and names
+# without trailing blanks, as every star table keeps them): songs and artists are chosen from
+# it, and plays are matched against it, on the artist name the song's own file credits. A
+# changed file's records replace its earlier ones, so a run stages only new and changed files
+# and still gives the tables of a full load.
+song_catalog = Table(
+    "song_catalog",
+    metadata,
+    Column("source_file", Unicode(FILE_NAME), nullable=False),
+    Column("song_id", Unicode(32), nullable=False),
+    Column("title", Unicode(NAME), nullable=False),
+    Column("artist_id", Unicode(32), nullable=False),
+    Column("artist_name", Unicode(NAME), nullable=False),
+    Column("artist_location", Unicode(NAME)),
+    Column("artist_latitude", Double),
+    Column("artist_longitude", Double),
+    Column("year", Integer),
+    Column("duration", Double),
+    redshift_sortkey="source_file",
+)
+
+# Each play's song as its event logged it (title, artist name, length): when the catalog
+# changes, plays loaded by earlier runs are matched again (05_songplays.sql) without reading
+# their event files again. Distributed and sorted like songplays.
+songplay_songs = Table(
+    "songplay_songs",
+    metadata,
+    Column("songplay_id", Unicode(32), nullable=False),
+    Column("start_time", DateTime, nullable=False),
+    Column("song", Unicode(NAME)),
+    Column("artist", Unicode(NAME)),
+    Column("length", Double),
+    redshift_diststyle="KEY",
+    redshift_distkey="start_time",
+    redshift_sortkey="start_time",
+)
+
 load_rejects = Table(
     "load_rejects",
     metadata,
-    Column("source_file", Unicode(1024), nullable=False),
+    Column("source_file", Unicode(FILE_NAME), nullable=False),
     Column("line_number", BigInteger, nullable=False),
     Column("reason", Unicode(1024), nullable=False),
     # 4,096 characters of a rejected line (MAX_RAW_LINE) are at most 16,384 UTF-8 bytes: a
@@ -236,9 +315,11 @@ load_rejects = Table(
     redshift_diststyle="EVEN",
 )
 
-STAGING_TABLES: tuple[Table, ...] = (staging_events, staging_songs)
+STAGING_TABLES: tuple[Table, ...] = (staging_events, staging_songs, staging_files)
 STAR_TABLES: tuple[Table, ...] = (songplays, users, songs, artists, time)
-ALL_TABLES: tuple[Table, ...] = (*STAGING_TABLES, *STAR_TABLES, load_rejects)
+# What the warehouse keeps besides the star tables to load incrementally.
+BOOKKEEPING_TABLES: tuple[Table, ...] = (loaded_files, song_catalog, songplay_songs)
+ALL_TABLES: tuple[Table, ...] = (*STAGING_TABLES, *STAR_TABLES, *BOOKKEEPING_TABLES, load_rejects)
 
 
 @dataclass(frozen=True)
@@ -259,6 +340,7 @@ def json_fields(table: Table) -> list[JsonField]:
             c.name, c.info["json"], c.type, bool(c.info.get("required")), c.info.get("pattern")
         )
         for c in table.columns
+        if "json" in c.info
     ]
 
 

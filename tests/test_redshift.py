@@ -74,7 +74,30 @@ def test_ddl_of_every_table_is_exact() -> None:
         "CREATE TABLE staging_songs ( num_songs INTEGER, artist_id VARCHAR(32) NOT NULL, "
         "artist_latitude DOUBLE PRECISION, artist_longitude DOUBLE PRECISION, artist_location "
         "VARCHAR(512), artist_name VARCHAR(512) NOT NULL, song_id VARCHAR(32) NOT NULL, title "
-        "VARCHAR(512) NOT NULL, duration DOUBLE PRECISION, year INTEGER ) DISTSTYLE EVEN"
+        "VARCHAR(512) NOT NULL, duration DOUBLE PRECISION, year INTEGER, source_file "
+        "VARCHAR(1093) NOT NULL ) DISTSTYLE EVEN"
+    )
+    files = (
+        "( source_file VARCHAR(1093) NOT NULL, kind VARCHAR(8) NOT NULL, size BIGINT NOT NULL, "
+        "version VARCHAR(256) NOT NULL, records BIGINT, flow_run_id VARCHAR(64), loaded_at "
+        "TIMESTAMP WITHOUT TIME ZONE NOT NULL )"
+    )
+    assert (
+        ddl["loaded_files"]
+        == f"CREATE TABLE loaded_files {files} DISTSTYLE EVEN SORTKEY (source_file)"
+    )
+    assert ddl["staging_files"] == f"CREATE TABLE staging_files {files} DISTSTYLE EVEN"
+    assert ddl["song_catalog"] == (
+        "CREATE TABLE song_catalog ( source_file VARCHAR(1093) NOT NULL, song_id VARCHAR(32) NOT "
+        "NULL, title VARCHAR(512) NOT NULL, artist_id VARCHAR(32) NOT NULL, artist_name "
+        "VARCHAR(512) NOT NULL, artist_location VARCHAR(512), artist_latitude DOUBLE PRECISION, "
+        "artist_longitude DOUBLE PRECISION, year INTEGER, duration DOUBLE PRECISION ) "
+        "SORTKEY (source_file)"
+    )
+    assert ddl["songplay_songs"] == (
+        "CREATE TABLE songplay_songs ( songplay_id VARCHAR(32) NOT NULL, start_time TIMESTAMP "
+        "WITHOUT TIME ZONE NOT NULL, song VARCHAR(512), artist VARCHAR(512), length DOUBLE "
+        "PRECISION ) DISTSTYLE KEY DISTKEY (start_time) SORTKEY (start_time)"
     )
     # Required fields are NOT NULL, so COPY itself rejects a record without them.
     events = ddl["staging_events"]
@@ -305,12 +328,19 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
     assert stage[copy + 8] == stage[copy + 7]
     assert stage[copy + 9] == "DELETE FROM staging_songs"
     assert run.index("analyze staging_songs") > copies[1]
+    # The files staged, with their versions, for the ledger: 2 days and the 60 song files,
+    # in one statement.
+    files = run.index("DELETE FROM staging_files")
+    assert files > run.index("analyze staging_songs")
+    assert run[files + 1].startswith("INSERT INTO staging_files")
+    assert run[files + 1].count("%s") == 62 * len(model.staging_files.columns)
     # Transforms and checks after staging, in the same transaction, then the row counts.
-    publish = run[copies[1] :]
+    publish = run[files:]
     first_transform = next(i for i, s in enumerate(publish) if s.startswith("create temp"))
-    assert publish[first_transform].startswith("create temp table artists_next")
+    assert publish[first_transform].startswith("create temp table catalog_changes")
+    assert any(s.startswith("insert into loaded_files") for s in publish)
     assert any(s.startswith("insert into songplays") for s in publish)
-    last_transform = max(i for i, s in enumerate(publish) if s.startswith("insert into time"))
+    last_transform = max(i for i, s in enumerate(publish) if s.startswith("insert into loaded"))
     assert all(s.startswith("SELECT count(*)") for s in publish[last_transform + 1 : -1])
     # The manifest COPY read names exactly the run's two days; it and the JSONPaths are in S3.
     manifest_uri = re.search(r"FROM '([^']+)'", run[copies[0]]).group(1)

@@ -108,6 +108,21 @@ def test_emulated_copy_rejects_what_redshift_documents(probe: Probe) -> None:
                 "where query_id = pg_last_copy_id() order by line_number"
             )
         ).fetchall()
+        # A required field missing from a record (as source_file is from a song file COPY reads
+        # as itself, tests/test_song_bundles.py): logged with its file, line, column and reason.
+        missing = conn.execute(
+            text(
+                "select trim(file_name), line_number, trim(column_name), trim(error_message) "
+                "from sys_load_error_detail "
+                "where query_id = pg_last_copy_id() and error_code = 1213"
+            )
+        ).one()
+    assert missing == (
+        f"s3://{probe.bucket}/probe/part-1.json",
+        3,
+        "id",
+        "A field specified as NOT NULL contained no data.",
+    )
     assert errors == [
         (2, "id", 1207),
         (3, "id", 1213),

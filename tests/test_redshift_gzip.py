@@ -1,6 +1,7 @@
 """Redshift with gzipped files: COPY's GZIP holds for all of a statement's files, so a run with
-plain and gzipped files issues two COPYs per staging table, one manifest each, in one
-transaction, reading each COPY's rejects after it (through the recording DB-API of
+plain and gzipped event files issues two COPYs for staging_events, one manifest each, in one
+transaction, reading each COPY's rejects after it; the song files, gzipped ones decompressed,
+are combined into objects that one plain COPY reads (through the recording DB-API of
 tests/fake_redshift.py)."""
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import json
 import re
 from datetime import date, datetime
 
+import orjson
 import pytest
 
+from sql.model import SOURCE_FILE_FIELD
 from tasks.source.s3 import S3Source
 from tasks.warehouse.load_errors import LoadFailed
 from tests import fake_redshift
@@ -29,10 +32,14 @@ def gzip_some_files(source: S3Source, *days: int) -> None:
         client.delete_object(Bucket=source.bucket, Key=key)
 
 
+def stored(source: S3Source, uri: str) -> bytes:
+    """An object's bytes, as S3 holds them."""
+    return source.client().get_object(Bucket=source.bucket, Key=uri.split("/", 3)[3])["Body"].read()
+
+
 def manifest_entries(source: S3Source, copy: str) -> list[str]:
     uri = re.search(r"FROM '([^']+)'", copy).group(1)
-    body = source.client().get_object(Bucket=source.bucket, Key=uri.split("/", 3)[3])["Body"]
-    return [entry["url"] for entry in json.loads(body.read())["entries"]]
+    return [entry["url"] for entry in json.loads(stored(source, uri))["entries"]]
 
 
 def test_plain_and_gzipped_files_are_two_copies_in_one_transaction(
@@ -41,13 +48,20 @@ def test_plain_and_gzipped_files_are_two_copies_in_one_transaction(
     bucket_name: str,
 ) -> None:
     gzip_some_files(s3_week, 2)
+    combined: dict[str, bytes] = {}
+
+    def load_errors():
+        # The combined objects the last COPY read, kept before they are deleted after it.
+        copy = next(s for s in reversed(recorder.statements) if s.startswith("COPY"))
+        for uri in manifest_entries(s3_week, copy):
+            if "/_sparkify/bundles/" in uri:
+                combined[uri] = stored(s3_week, uri)
+        row = (f"s3://{bucket_name}/raw/x.json", 3, "ts", "Invalid timestamp")
+        return ["file_name", "line_number", "column_name", "error_message"], [row]
+
     recorder.answer(r"pg_last_copy_id", ["pg_last_copy_id"], [(4242,)])
     recorder.answer(r"pg_last_copy_count", ["pg_last_copy_count"], [(100,)])
-    recorder.answer(
-        r"from sys_load_error_detail",
-        ["file_name", "line_number", "column_name", "error_message"],
-        [(f"s3://{bucket_name}/raw/x.json", 3, "ts", "Invalid timestamp")],
-    )
+    recorder.answers.append((r"from sys_load_error_detail", load_errors))
     block = warehouse()
     files = s3_week.run_files(date(2018, 11, 1), date(2018, 11, 3))
     with block.get_engine().begin() as conn:
@@ -56,10 +70,8 @@ def test_plain_and_gzipped_files_are_two_copies_in_one_transaction(
 
     statements = recorder.executed()
     copies = [i for i, s in enumerate(statements) if s.startswith("COPY ")]
-    assert [statements[i].split()[1] for i in copies] == ["staging_events"] * 2 + [
-        "staging_songs"
-    ] * 2
-    assert ["GZIP" in statements[i].split() for i in copies] == [False, True] * 2
+    assert [statements[i].split()[1] for i in copies] == ["staging_events"] * 2 + ["staging_songs"]
+    assert ["GZIP" in statements[i].split() for i in copies] == [False, True, False]
     # One transaction: a single COMMIT, after the last COPY; each COPY's load errors are read
     # right after it, by the id of that COPY.
     assert statements.count("COMMIT") == 1 and statements.index("COMMIT") > copies[-1]
@@ -73,16 +85,24 @@ def test_plain_and_gzipped_files_are_two_copies_in_one_transaction(
     entries = [manifest_entries(s3_week, statements[i]) for i in copies]
     assert entries[0] == [uri + "1-events.json", uri + "3-events.json"]
     assert entries[1] == [uri + "2-events.json.gz"]
-    # The plain song files went to COPY combined into one object (tests/test_song_bundles.py).
-    assert len(entries[2]) == 1 and "/_sparkify/bundles/" in entries[2][0]
-    assert sorted(entries[3]) == [f for f in files.song_files if f.endswith(".gz")]
-    assert len(entries[3]) == 30 and all(e.endswith(".json.gz") for e in entries[3])
     assert (
         ".gzip.manifest" in statements[copies[1]] and ".gzip.manifest" not in statements[copies[0]]
     )
-    # Rows and rejects of both COPYs add up.
+    # The song files, the 30 gzipped ones decompressed, went to one COPY combined into one
+    # object (tests/test_song_bundles.py): each line the file's own, with its name first.
+    assert len(entries[2]) == 1 and "/_sparkify/bundles/" in entries[2][0]
+    assert sum(f.endswith(".json.gz") for f in files.song_files) == 30
+    lines = combined[entries[2][0]].splitlines()
+    names = [orjson.loads(line)[SOURCE_FILE_FIELD] for line in lines]
+    assert names == files.song_files  # one record per file here
+    for name, line in zip(names, lines, strict=True):
+        content = stored(s3_week, name)
+        content = gzip.decompress(content) if name.endswith(".gz") else content
+        prefix = b'{"__sparkify_source_file":' + json.dumps(name).encode() + b","
+        assert line == prefix + content.strip()[1:]
+    # Rows and rejects of the COPYs add up.
     assert (events.files, events.rows, events.rejects) == (3, 200, 2)
-    assert (songs.files, songs.rows, songs.rejects) == (60, 200, 2)
+    assert (songs.files, songs.rows, songs.rejects) == (60, 100, 1)
 
 
 def test_a_failed_gzip_copy_rolls_back_the_plain_one_and_reports_its_own_rejects(

@@ -1,24 +1,17 @@
--- artists: one row per artist_id. Candidates are the staged song files plus the current row, so
--- the chosen row is the same whatever order song files arrive in (never "whichever came last").
--- Text keys and names lose trailing blanks (rtrim): Redshift ignores them when comparing VARCHAR
--- and DuckDB does not, so both warehouses see the same values only without them.
+-- artists: one row per artist_id credited by any song file of the catalog (00_song_catalog.sql).
+-- The ids the run's song files credit, now or before, are chosen again from every file that
+-- credits them, so the row is the same whatever order the files arrive in (never "whichever
+-- came last"), and an id no file credits any more goes.
 create temp table artists_next as
 with candidates as (
     select
-        rtrim(artist_id) as artist_id,
-        rtrim(artist_name) as name,
-        rtrim(artist_location) as location,
+        artist_id,
+        artist_name as name,
+        artist_location as location,
         artist_latitude as latitude,
         artist_longitude as longitude
-    from staging_songs
-    where artist_id is not null
-
-    union all
-
-    select stored.artist_id, stored.name, stored.location, stored.latitude, stored.longitude
-    from artists as stored
-    inner join (select distinct rtrim(artist_id) as artist_id from staging_songs) as staged
-        on staged.artist_id = stored.artist_id
+    from song_catalog
+    where artist_id in (select artist_id from catalog_changes)
 )
 
 select artist_id, name, location, latitude, longitude
@@ -34,8 +27,7 @@ from (
 where pick = 1;
 
 delete from artists
-using artists_next
-where artists.artist_id = artists_next.artist_id;
+where artist_id in (select artist_id from catalog_changes);
 
 insert into artists
 select * from artists_next;

@@ -1,17 +1,11 @@
--- songs: one row per song_id, chosen deterministically among the staged files and the current row.
--- Ids and titles lose trailing blanks, as in 01_artists.sql.
+-- songs: one row per song_id of the catalog (00_song_catalog.sql). The ids of the run's song
+-- files, now or before, are chosen again, deterministically, among every file that has them;
+-- an id no file has any more goes.
 create temp table songs_next as
 with candidates as (
-    select
-        rtrim(song_id) as song_id, rtrim(title) as title, rtrim(artist_id) as artist_id, year, duration
-    from staging_songs
-    where song_id is not null
-
-    union all
-
     select song_id, title, artist_id, year, duration
-    from songs
-    where song_id in (select rtrim(song_id) from staging_songs)
+    from song_catalog
+    where song_id in (select song_id from catalog_changes)
 ),
 
 ranked as (
@@ -33,7 +27,7 @@ final as (
 select * from final;
 
 delete from songs
-where song_id in (select song_id from songs_next);
+where song_id in (select song_id from catalog_changes);
 
 insert into songs (song_id, title, artist_id, year, duration)
 select song_id, title, artist_id, year, duration

@@ -48,11 +48,13 @@ def load_rows(
     changes: Sequence[TableChange],
     counts: Mapping[str, int],
     files: RunFiles | None = None,
+    unchanged: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per staging table (files, rows staged, rejected) and per star table (rows new,
     updated, and in the table after the run), each with its seconds; None where not applicable.
     Then one row per file the listing skipped and per requested day without an event file
-    ("skipped file", "missing day"), the file or day and why in `detail`."""
+    ("skipped file", "missing day"), the file or day and why in `detail`, and one row of the
+    files not staged because the warehouse loaded them before, unchanged ("unchanged files")."""
     rows = [
         _load_row(r.table, files=r.files, staged=r.rows, rejected=r.rejects, seconds=r.seconds)
         for r in staged
@@ -71,6 +73,15 @@ def load_rows(
         rows.append(_load_row("load_rejects", rows=counts["load_rejects"]))
     notices = file_notices(files) if files is not None else []
     rows += [_load_row(kind, detail=detail) for kind, detail in notices]
+    if unchanged and any(unchanged.values()):
+        detail = ", ".join(f"{count_of(n, kind[:-1] + ' file')}" for kind, n in unchanged.items())
+        rows.append(
+            _load_row(
+                "unchanged files",
+                files=sum(unchanged.values()),
+                detail=f"{detail} loaded before and unchanged: not staged (a reload stages them)",
+            )
+        )
     return rows
 
 
@@ -189,11 +200,13 @@ def publish_load(
     warehouse: str,
     seconds: Mapping[str, float],
     files: RunFiles | None = None,
+    unchanged: Mapping[str, int] | None = None,
 ) -> None:
-    """Publish the rows staged, inserted, updated and rejected per table, with timings, and the
-    files the run skipped and the requested days without an event file."""
+    """Publish the rows staged, inserted, updated and rejected per table, with timings, the
+    files the run skipped and the requested days without an event file, and how many files it
+    did not stage because they were loaded before, unchanged."""
     create_table_artifact(
-        load_rows(staged, changes, counts, files),
+        load_rows(staged, changes, counts, files, unchanged),
         key=LOAD_KEY,
         description=load_description(warehouse, seconds, files),
     )

@@ -8,14 +8,16 @@ import time as clock
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from prefect import get_run_logger
 from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 
 from tasks.errors import DatesReversed
 from tasks.run.artifacts import publish_load, publish_quality, publish_rejects
+from tasks.run.ledger import StagePlan, choose_files, record_staged_files
 from tasks.run.lock import warehouse_lock
 from tasks.run.quality import CheckResult, QualityCheckFailed, check_quality
 from tasks.run.retry import is_transient
@@ -42,9 +44,11 @@ def run_etl(
     end_date: date | None = None,
     aws_credentials: str | None = None,
     days_back: int | None = None,
+    reload: bool = False,
 ) -> dict:
     """Load the source's events of [start_date, end_date] (all days when open) and all songs
-    into the warehouse, inside the calling flow run; returns the run's summary as a dict."""
+    into the warehouse, inside the calling flow run: the files new or changed since the
+    warehouse loaded them, or every one with `reload`; returns the run's summary as a dict."""
     start_date, end_date = run_dates(start_date, end_date, days_back, flow_run.scheduled_start_time)
     if start_date and end_date and start_date > end_date:
         raise DatesReversed(start_date, end_date)
@@ -57,22 +61,30 @@ def run_etl(
     # the warehouse's own among this server's runs, and the warehouse held against any other
     # process (runs of other servers, an analyst's session) for as long as the transaction.
     with warehouse_lock(target.describe()):
-        loaded = retry_transient(lambda: load(target, raw_data, files, timer), "the load")
-    staged, changes, checks, counts = loaded
-    summary = EtlSummary.build(target, files, staged, changes, checks, counts, timer.seconds)
+        loaded = retry_transient(lambda: load(target, raw_data, files, timer, reload), "the load")
+    plan, staged, changes, checks, counts = loaded
+    summary = EtlSummary.build(target, plan, staged, changes, checks, counts, timer.seconds)
     publish_load(
-        [staged.events, staged.songs], changes, counts, summary.warehouse, timer.seconds, files
+        [staged.events, staged.songs],
+        changes,
+        counts,
+        summary.warehouse,
+        timer.seconds,
+        files,
+        summary.unchanged_files,
     )
     get_run_logger().info("published to %s: %s", summary.warehouse, counts)
     return asdict(summary)
 
 
 def load(
-    target: Warehouse, raw_data: Source, files: RunFiles, timer: StageTimer
-) -> tuple[StageResult, list[TableChange], list[CheckResult], dict[str, int]]:
-    """Create, stage, transform, check and count in the run's one transaction on the held
-    warehouse (write-audit-publish: a failing check rolls the whole load back, so analysts never
-    see a half-checked load); what it staged, changed, checked and counted."""
+    target: Warehouse, raw_data: Source, files: RunFiles, timer: StageTimer, reload: bool = False
+) -> tuple[StagePlan, StageResult, list[TableChange], list[CheckResult], dict[str, int]]:
+    """Create, choose the files to stage (new and changed ones, or all on a reload), stage,
+    transform, check and count in the run's one transaction on the held warehouse
+    (write-audit-publish: a failing check rolls the whole load back, ledger included, so
+    analysts never see a half-checked load); what it chose, staged, changed, checked and
+    counted."""
     held = ExitStack()
     with timer("hold warehouse"):
         conn = held.enter_context(target.hold())
@@ -80,7 +92,12 @@ def load(
         with timer("create tables"):
             ensure_tables(conn)
         with timer("stage"):
-            staged = stage(target, conn, raw_data, files)
+            # quote(): Prefect would visit every file name and version of these task
+            # parameters (some 21k of each, seconds in all), for no dependency to track.
+            plan = choose_files(conn, quote(files), reload)
+            staged = stage(target, conn, raw_data, quote(plan.files))
+            at = datetime.now(UTC).replace(tzinfo=None)
+            record_staged_files(conn, plan.files, at, staged.events.records_by_file)
         publish_rejects([staged.events, staged.songs], target.describe())
         with timer("transform + check"):
             changes = transform(conn)
@@ -92,7 +109,7 @@ def load(
         counts = count_rows(conn)
         with timer("commit"):
             held.close()
-    return staged, changes, checks, counts
+    return plan, staged, changes, checks, counts
 
 
 # A load that meets a transient failure (a dropped connection, throttling) is run again whole:
@@ -144,12 +161,13 @@ class EtlSummary:
     seconds: dict[str, float]
     skipped_files: list[dict[str, str]]
     missing_days: list[str]
+    unchanged_files: dict[str, int]
 
     @classmethod
     def build(
         cls,
         warehouse: Warehouse,
-        files: RunFiles,
+        plan: StagePlan,
         staged: StageResult,
         changes: list[TableChange],
         checks: list[CheckResult],
@@ -157,6 +175,7 @@ class EtlSummary:
         seconds: dict[str, float],
     ) -> EtlSummary:
         """Assemble a summary from the tasks' results."""
+        files = plan.files
         return cls(
             warehouse.describe(),
             len(files.event_files),
@@ -168,4 +187,5 @@ class EtlSummary:
             seconds,
             [asdict(s) for s in files.skipped],
             [day.isoformat() for day in files.missing_days],
+            {"events": plan.unchanged_events, "songs": plan.unchanged_songs},
         )

@@ -91,14 +91,25 @@ class SkippedFile:
 
 
 @dataclass(frozen=True)
+class FileVersion:
+    """What tells one content of a file from another without reading it: its size, and its
+    ETag (S3) or modification time in nanoseconds (a local file)."""
+
+    size: int
+    version: str
+
+
+@dataclass(frozen=True)
 class RunFiles:
-    """The exact files one run stages, by name (a local path or an s3:// URI); the files under
-    log_data/ and song_data/ it skips; the requested days without an event file."""
+    """The files of one run's days and every song file, by name (a local path or an s3://
+    URI), with the version of each seen when listing; the files under log_data/ and song_data/
+    it skips; the requested days without an event file."""
 
     event_files: list[str]
     song_files: list[str]
     skipped: list[SkippedFile] = field(default_factory=list)
     missing_days: list[date] = field(default_factory=list)
+    versions: dict[str, FileVersion] = field(default_factory=dict, repr=False)
 
 
 def missing_days(event_files: list[str], start: date | None, end: date | None) -> list[date]:
@@ -161,8 +172,8 @@ class Source(Protocol):
     """What the pipeline needs of a source of raw JSON."""
 
     def run_files(self, start: date | None, end: date | None) -> RunFiles:
-        """The event files of the run's days, every song file, and the files skipped; raises
-        SourceLayoutError when the source has no log_data/."""
+        """The event files of the run's days, every song file (each with its version), and
+        the files skipped; raises SourceLayoutError when the source has no log_data/."""
         ...
 
     def local_copies(self, files: list[str]) -> dict[str, str]:

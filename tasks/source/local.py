@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
 from tasks.source.files import (
     EVENTS_PREFIX,
     SONGS_PREFIX,
+    FileVersion,
     RunFiles,
     choose_run_files,
     no_events_folder,
@@ -28,7 +29,18 @@ class LocalSource:
             raise FileNotFoundError(f"source directory {self.root} does not exist")
         if not (self.root / EVENTS_PREFIX).is_dir():
             raise no_events_folder(str(self.root))
-        return choose_run_files(self.listing(EVENTS_PREFIX), self.listing(SONGS_PREFIX), start, end)
+        files = choose_run_files(
+            self.listing(EVENTS_PREFIX), self.listing(SONGS_PREFIX), start, end
+        )
+        return replace(files, versions=self.versions([*files.event_files, *files.song_files]))
+
+    def versions(self, files: list[str]) -> dict[str, FileVersion]:
+        """Each file's size and modification time (nanoseconds), from the file system."""
+        found = {}
+        for name in files:
+            stat = os.stat(name)
+            found[name] = FileVersion(stat.st_size, str(stat.st_mtime_ns))
+        return found
 
     def listing(self, folder: str) -> dict[str, str]:
         """Every file under a folder of the directory: its path → its path under the folder."""

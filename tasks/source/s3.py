@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from tasks.run.retry import RETRY_TRANSIENT
 from tasks.source.files import (
     EVENTS_PREFIX,
     SONGS_PREFIX,
+    FileVersion,
     RunFiles,
     choose_run_files,
     no_events_folder,
@@ -99,7 +100,11 @@ class S3Source:
         events = self.listing(EVENTS_PREFIX)
         if events is None:
             raise no_events_folder(self.describe())
-        return choose_run_files(events, self.listing(SONGS_PREFIX) or {}, start, end)
+        files = choose_run_files(events, self.listing(SONGS_PREFIX) or {}, start, end)
+        chosen = [*files.event_files, *files.song_files]
+        return replace(
+            files, versions={uri: FileVersion(self.sizes[uri], self.etags[uri]) for uri in chosen}
+        )
 
     def local_copies(self, files: list[str]) -> dict[str, str]:
         """Download the objects concurrently into the cache (kept while their ETag is the same),

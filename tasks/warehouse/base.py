@@ -80,6 +80,9 @@ class StageReport:
     rejects: int
     seconds: float
     reject_samples: list[Reject] = field(default_factory=list)
+    # Records each file staged, where the warehouse counts them while staging (DuckDB's event
+    # staging; Redshift's COPY reports rows per COPY, not per file).
+    records_by_file: dict[str, int] | None = None
 
 
 class Warehouse(Protocol):
@@ -241,6 +244,31 @@ def reset_staging(conn: Connection, table: Table, files: list[str] | FileSet) ->
     conn.execute(delete(table))
     for condition in _file_set(files).conditions(model.load_rejects.c.source_file):
         conn.execute(delete(model.load_rejects).where(condition))
+
+
+# Rows of one multi-row INSERT: at most 8 values a row within Redshift's 32,767 bound values.
+ROWS_PER_INSERT = 4_000
+
+
+def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows (each with every column of the table) in bulk: on DuckDB as one Arrow table
+    (it parses each bound value of a VALUES list: 20k rows would take seconds), elsewhere as
+    multi-row INSERTs of ROWS_PER_INSERT rows."""
+    if not rows:
+        return
+    if conn.dialect.name == "duckdb":
+        import pyarrow as pa
+
+        raw = conn.connection.driver_connection
+        columns = ", ".join(conn.dialect.identifier_preparer.quote(c.name) for c in table.columns)
+        raw.register("bulk_rows", pa.Table.from_pylist(rows))
+        try:
+            raw.execute(f"insert into {table.name} ({columns}) select {columns} from bulk_rows")
+        finally:
+            raw.unregister("bulk_rows")
+        return
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        conn.execute(table.insert().values(rows[start : start + ROWS_PER_INSERT]))
 
 
 def insert_rejects(conn: Connection, rejects: list[Reject], at: datetime) -> None:

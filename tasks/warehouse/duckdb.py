@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time as clock
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from prefect.blocks.core import Block
 from pydantic import Field
 from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Table,
     create_engine,
     event,
     func,
@@ -197,14 +200,36 @@ class RegisteredFiles:
         return [column.in_(select(names.c.source_file))]
 
 
-def _stage_lines(raw: Any, statements: dict[str, tuple[str, list[Any]]], lines: pa.Table) -> None:
-    """Validate and stage one batch of lines. DuckDB reads the Arrow table from this function's
-    variable `event_lines` (a replacement scan): a view registered for each batch would hold
-    the batch in memory until the transaction ends."""
+def _run_own(conn: Connection, table: Table) -> None:
+    """Shadow a staging table with a temp table of the same columns for the rest of the run's
+    session: DuckDB resolves an unqualified name to the temp table first, so staging and the
+    transforms use it unchanged, and its rows, which only this run reads, are never written to
+    the database file (a commit would otherwise write a million staged events)."""
+    raw = conn.connection.driver_connection
+    quote = conn.dialect.identifier_preparer.quote
+    database = raw.execute("select current_database()").fetchone()[0]
+    raw.execute(
+        f"create temp table if not exists {quote(table.name)} as "
+        f"select * from {quote(database)}.main.{quote(table.name)} limit 0"
+    )
+
+
+def _stage_lines(
+    raw: Any, statements: dict[str, tuple[str, list[Any]]], lines: pa.Table
+) -> Counter[int]:
+    """Validate and stage one batch of lines; the records staged from each file (by index).
+    DuckDB reads the Arrow table from this function's variable `event_lines` (a replacement
+    scan): a view registered for each batch would hold the batch in memory until the
+    transaction ends."""
     event_lines = lines  # noqa: F841 - read by DuckDB's SQL by this name
     staged = raw.execute(*statements["stage"]).fetchone()[0]
-    if staged < lines.num_rows:  # a line that did not load: a reject, or blank
-        raw.execute(*statements["rejects"])
+    if staged == lines.num_rows:  # every line loaded: each file staged all its lines
+        counts = pc.value_counts(lines.column("file")).to_pylist()
+        return Counter({c["values"]: c["counts"] for c in counts})
+    # A line that did not load (a reject, or blank): count by file, keep the rejects.
+    by_file = Counter(dict(raw.execute(*statements["staged_by_file"]).fetchall()))
+    raw.execute(*statements["rejects"])
+    return by_file
 
 
 def stage_events_duckdb(
@@ -221,6 +246,7 @@ def stage_events_duckdb(
     table = model.staging_events
     paths = local or {name: name for name in files}
     with RegisteredFiles(conn, files) as named:
+        _run_own(conn, table)
         reset_staging(conn, table, named)
         whole_file = file_rejects(files, file_digests(files, paths))
         insert_rejects(conn, whole_file, at)
@@ -232,11 +258,12 @@ def stage_events_duckdb(
         statements = events_staging_sql(table, at)
         # A batch's last file may go on in the next batch: the files before it are done.
         position = {file.index: n for n, file in enumerate(to_read)}
+        staged: Counter[int] = Counter()
         with Progress("staging events", len(files), "files") as progress:
             progress.advance(len(skipped))
             done = 0
             for lines in read_ahead(line_batches(to_read, batch_lines)):
-                _stage_lines(raw, statements, lines)
+                staged += _stage_lines(raw, statements, lines)
                 last = position[lines.column("file")[-1].as_py()]
                 progress.advance(last - done, note=to_read[last].name)
                 done = last
@@ -249,6 +276,7 @@ def stage_events_duckdb(
             count_rejects(conn, named),
             clock.perf_counter() - started,
             reject_samples(conn, named),
+            {name: staged[n] for n, name in enumerate(files)},
         )
 
 
@@ -260,6 +288,7 @@ def stage_songs_duckdb(
     started = clock.perf_counter()
     table = model.staging_songs
     with RegisteredFiles(conn, files) as named:
+        _run_own(conn, table)
         reset_staging(conn, table, named)
         report = _stage_song_records(conn, files, at, local or {})
         report.reject_samples = reject_samples(conn, named)

@@ -111,7 +111,8 @@ def _parsed_sql(where: str) -> str:
 def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[Any]]]:
     """DuckDB statements and their bind values that validate and stage one batch of lines (the
     Arrow table `event_lines`, LINES_SCHEMA): "stage" inserts the good lines, typed, and
-    "rejects" keeps the others with their reason. Each line is parsed once into text fields
+    "rejects" keeps the others with their reason ("staged_by_file" counts the lines each file
+    staged). Each line is parsed once into text fields
     (json_transform) and typed once with try_cast, so a bad line is flagged instead of failing
     the load; "rejects" parses again, and only a batch where some line did not load runs it.
     Rejects name their file from the registered Arrow table `stage_files` (file, source_file);
@@ -142,6 +143,11 @@ def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[
     return {
         "stage": (
             f"insert into {table.name} ({columns}) {parsed}select {columns} from parsed where ok",
+            parsed_params,
+        ),
+        # Records each file of the batch staged, for a batch where some line did not load.
+        "staged_by_file": (
+            f"{parsed}select file, count(*) from parsed where ok group by file",
             parsed_params,
         ),
         "rejects": (

@@ -22,7 +22,7 @@ import pyarrow as pa
 from sqlalchemy import BigInteger, DateTime, Double, Integer, Table
 from sqlalchemy.types import TypeEngine
 
-from sql.model import JsonField, json_fields
+from sql.model import SOURCE_FILE_FIELD, JsonField, json_fields
 from tasks.source.files import is_gzipped
 from tasks.warehouse.base import MAX_RAW_LINE, Reject
 
@@ -241,7 +241,7 @@ def parse_json_records(
         for number, line in enumerate(content.splitlines(), start=1):
             if not line.strip():
                 continue
-            reason, values = _parse_record(line, rules)
+            reason, values = _parse_record(line, rules, name)
             if reason is not None:
                 rejects.append(Reject(name, number, reason, escaped(line)))
                 continue
@@ -264,14 +264,18 @@ def _content(name: str, data: bytes) -> tuple[bytes, Reject | None]:
     return data, (Reject(name, 0, reason, escaped(data[:64])) if reason else None)
 
 
-def _parse_record(line: bytes, rules: list[FieldRule]) -> tuple[str | None, list[Any]]:
-    """A line's first problem, or None and its values in column order."""
+def _parse_record(
+    line: bytes, rules: list[FieldRule], source_file: str
+) -> tuple[str | None, list[Any]]:
+    """A line's first problem, or None and its values in column order (a column of the file's
+    name, SOURCE_FILE_FIELD, takes the name of the file the line is in)."""
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError:
         return utf8_fault(line) or MALFORMED, []
     if not isinstance(record, dict):
         return MALFORMED, []
+    record[SOURCE_FILE_FIELD] = source_file
     values = [record.get(r.field.field) for r in rules]
     for rule, value in zip(rules, values, strict=True):
         if reason := rule.problem(value):

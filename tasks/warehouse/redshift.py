@@ -1,11 +1,11 @@
 """Amazon Redshift as the warehouse: a block that hands out engines, and staging by COPY.
 
 Each run writes a manifest naming exactly its files (the song files combined into a few
-objects first, tasks/warehouse/song_bundles.py), and the JSONPaths document generated from the
-staging table's model, beside the data in S3; COPY loads through the manifest with the block's
-IAM role, then ANALYZE updates the staging table's statistics. The rows Redshift rejected are
-read back from its load-error log, traced to their source files, and kept in load_rejects like
-DuckDB's.
+objects first, each record written with its file's name: tasks/warehouse/song_bundles.py), and
+the JSONPaths document generated from the staging table's model, beside the data in S3; COPY
+loads through the manifest with the block's IAM role, then ANALYZE updates the staging table's
+statistics. The rows Redshift rejected are read back from its load-error log, traced to their
+source files, and kept in load_rejects like DuckDB's.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from sql.model import jsonpaths
 from tasks.aws import DEFAULT_REGION, aws_client
 from tasks.cluster.sign_in import sign_in_per_connection, sign_in_problem
 from tasks.run.progress import Progress
-from tasks.source.files import Source, is_gzipped
+from tasks.source.files import Source
 from tasks.source.s3 import S3Source
 from tasks.warehouse.base import (
     DEFAULT_LOCK_WAIT_SECONDS,
@@ -64,7 +64,12 @@ from tasks.warehouse.load_errors import (
 )
 from tasks.warehouse.records import file_rejects
 from tasks.warehouse.run_lock import ensure_lock_table, take_run_lock
-from tasks.warehouse.song_bundles import CopyFiles, combine_song_files, delete_combined
+from tasks.warehouse.song_bundles import (
+    CopyFiles,
+    by_compression,
+    combine_song_files,
+    delete_combined,
+)
 
 # Redshift's upper limit of COPY's MAXERROR.
 MAX_COPY_ERRORS = 100_000
@@ -188,7 +193,8 @@ class RedshiftWarehouse(Block):
     def stage_songs(
         self, conn: Connection, source: Source, files: list[str], at: datetime
     ) -> StageReport:
-        """COPY the song files into staging_songs, the plain ones combined into few objects."""
+        """COPY the song files into staging_songs, combined into few objects (gzipped ones
+        decompressed), each record with its file's name for staging_songs.source_file."""
         s3 = self._s3(source)
         return stage_by_copy(conn, s3, model.staging_songs, files, at, self, combine=True)
 
@@ -301,8 +307,9 @@ def stage_by_copy(
 ) -> StageReport:
     """Reset a staging table (DELETE: TRUNCATE would commit the transaction), COPY the run's
     files through a manifest, plain files and gzipped ones apart (GZIP holds for all of a COPY's
-    files), with `combine` the plain ones first combined into few objects, in the connection's
-    transaction; then ANALYZE the table and keep the rejected records in load_rejects."""
+    files), with `combine` the files first combined into few objects, each record with its file
+    (song_bundles.py), in the connection's transaction; then ANALYZE the table and keep the
+    rejected records in load_rejects."""
     started = clock.perf_counter()
     reset_staging(conn, target, files)
     # Whole-file problems, as DuckDB's staging finds them: an empty file, or one with the same
@@ -319,21 +326,18 @@ def stage_by_copy(
     title = f"staging {target.name.removeprefix('staging_')}"
     with Progress(title, len(files), "files") as progress:
         progress.advance(len(skipped))
-        for gzip in (False, True):
-            group = [uri for uri in loadable if is_gzipped(uri) == gzip]
-            if not group:
-                continue
-            batch = (
-                combine_song_files(source, group, f"{control}/bundles/{stamp}/{target.name}")
-                if combine and not gzip
-                else CopyFiles(group)
-            )
+        batches = (
+            combine_song_files(source, loadable, f"{control}/bundles/{stamp}/{target.name}")
+            if combine
+            else by_compression(loadable)
+        )
+        for batch in batches:
             if batch.files:  # none when every file held only blank lines
-                manifest_key = manifests + (".gzip.manifest" if gzip else ".manifest")
+                manifest_key = manifests + (".gzip.manifest" if batch.gzipped else ".manifest")
                 manifest_uri = put_json(source, manifest_key, manifest(batch.files))
                 try:
                     loaded, copy_rejects = _copy_files(
-                        conn, target, manifest_uri, paths_uri, warehouse, gzip, batch
+                        conn, target, manifest_uri, paths_uri, warehouse, batch
                     )
                 finally:
                     delete_combined(source, batch)
@@ -341,7 +345,7 @@ def stage_by_copy(
                 rows += loaded - removed
                 counted += len(copy_rejects) + removed
                 rejects += copy_rejects + pattern_rejects
-            progress.advance(len(group), note=batch.describe())
+            progress.advance(batch.run_files(), note=batch.describe())
     analyze(conn, target)
     insert_rejects(conn, rejects, at)
     return StageReport(
@@ -369,7 +373,6 @@ def _copy_files(
     manifest_uri: str,
     paths_uri: str,
     warehouse: RedshiftWarehouse,
-    gzip: bool,
     batch: CopyFiles,
 ) -> tuple[int, list[Reject]]:
     """One COPY of a manifest's files (all gzipped, or none): the rows it loaded and the records
@@ -378,7 +381,7 @@ def _copy_files(
     view = warehouse.load_errors_view
     before = last_copy_id(fetch_sqlalchemy(conn))
     try:
-        statement = copy_statement(target, manifest_uri, paths_uri, warehouse, gzip=gzip)
+        statement = copy_statement(target, manifest_uri, paths_uri, warehouse, gzip=batch.gzipped)
         warehouse.copy(conn, statement)
     except DBAPIError as error:
         # More rejects than MAXERROR (or an unreadable file) fail the COPY. Roll the session back

@@ -1,27 +1,43 @@
-"""The run's song files combined into a few objects before Redshift's COPY.
+"""The run's song files combined into a few objects before Redshift's COPY, each record
+carrying the file it came from.
 
 A run stages the whole song catalog, one small file per song (some 15,000 a run), and COPY pays
 for every object it opens; Redshift's advice for JSON, which it cannot split, is files of 1 MB to
 1 GB, close in size, their number a multiple of the cluster's slices. So the song files whose
-every non-blank line is one JSON object are combined, line by line and byte for byte, into a few
-newline-delimited objects under the run's control prefix, and the manifest names those. A file
-that is anything else (an object spread over lines, malformed JSON, binary, not UTF-8) is left
-as itself, so COPY reads and rejects it exactly as before. Each combined object keeps the file
-and line of each of its lines, so that a record COPY rejects is reported against the song file
-and line it came from (`tasks/warehouse/load_errors.py`, `traced_to_origins`). The objects are
+every non-blank line is one JSON object, gzipped ones once decompressed, are combined line by
+line into a few newline-delimited objects under the run's control prefix, and the manifest names
+those. COPY keeps no file name with the rows it loads, and staging_songs needs one (its NOT NULL
+source_file: a changed song file's records replace those it loaded before): so each line is
+written with the name of its file, as the run knows it (the s3:// URI), in a first field
+`__sparkify_source_file` (model.SOURCE_FILE_FIELD) inserted after the line's opening brace, and
+the rest of the line byte for byte as the file has it. Each combined object keeps the file and
+line of each of its lines, so that a record COPY rejects is reported against the song file and
+line it came from (`tasks/warehouse/load_errors.py`, `traced_to_origins`). The objects are
 deleted once their COPY has run: each is a copy of the catalog, written again by every run.
+
+A file that is anything else (an object spread over lines, malformed JSON, binary, not UTF-8,
+a gzipped file that does not decompress) is left alone: COPY reads it as itself, a gzipped one
+in a COPY with GZIP, and rejects what it cannot read as before. Its records lack the field, so
+COPY rejects each record it does read for NULL in the NOT NULL source_file ("missing data for
+not-null field") into its load-error log, whence the run reports it against that file and line.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sql.model import SOURCE_FILE_FIELD
 from tasks.logs import run_logger
+from tasks.source.files import is_gzipped
 from tasks.source.s3 import DELETE_BATCH, S3Source, parse_s3_uri
 from tasks.warehouse.load_errors import Origins
 
@@ -34,8 +50,15 @@ MAX_BUNDLE_BYTES = 64 * 2**20
 BUNDLE_COUNT_GOAL = 16
 # A longer line is no song record of Sparkify's data: its file is left as itself.
 LONGEST_LINE = MIN_BUNDLE_BYTES
+# A gzipped file that holds more is no song file of Sparkify's data either (nor is it
+# decompressed whole into memory): it is left as itself.
+LARGEST_SONG_FILE = MAX_BUNDLE_BYTES
 # JSON's whitespace besides the line feed: a line of only these holds no record.
 _JSON_BLANKS = b" \t\r"
+# What decompression raises on a truncated or corrupt gzip file (BadGzipFile is an OSError).
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)
+# The start of the field each combined line is written with.
+_SOURCE_FILE_KEY = orjson.dumps(SOURCE_FILE_FIELD) + b":"
 
 
 @dataclass(frozen=True)
@@ -57,9 +80,20 @@ class BundlePlan:
     combined: int
 
 
-def record_lines(body: bytes) -> list[tuple[int, bytes]] | None:
-    """The non-blank lines of a file, with their numbers, when each is one JSON object; None
-    when the file is anything else, which COPY then reads as itself."""
+def gunzipped(data: bytes) -> bytes | None:
+    """A gzipped file's content; None when it is not gzip data, ends short, or holds more than
+    LARGEST_SONG_FILE bytes."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as file:
+            content = file.read(LARGEST_SONG_FILE + 1)
+    except _GZIP_ERRORS:
+        return None
+    return content if len(content) <= LARGEST_SONG_FILE else None
+
+
+def record_lines(body: bytes) -> list[tuple[int, bytes, dict[str, Any]]] | None:
+    """The non-blank lines of a file, with their numbers and their objects, when each is one
+    JSON object; None when the file is anything else, which COPY then reads as itself."""
     lines = []
     for number, line in enumerate(body.split(b"\n"), start=1):
         if not line.strip(_JSON_BLANKS):
@@ -72,8 +106,21 @@ def record_lines(body: bytes) -> list[tuple[int, bytes]] | None:
             return None
         if not isinstance(record, dict):
             return None
-        lines.append((number, line))
+        lines.append((number, line, record))
     return lines
+
+
+def with_source_file(line: bytes, record: dict[str, Any], source_file: str) -> bytes:
+    """A record's line with its file's name as a first field, SOURCE_FILE_FIELD, after the
+    opening brace (no comma when the object is empty); the rest of the line as it is."""
+    if SOURCE_FILE_FIELD in record:
+        # No Sparkify record has the field; one that does is written again without its own,
+        # since which of two same-named fields COPY reads is not documented.
+        record = {key: value for key, value in record.items() if key != SOURCE_FILE_FIELD}
+        line = orjson.dumps(record)
+    brace = line.index(b"{") + 1  # the object's own: only blanks may come before it
+    name = _SOURCE_FILE_KEY + orjson.dumps(source_file) + (b"," if record else b"")
+    return line[:brace] + name + line[brace:]
 
 
 def bundle_count(total: int, longest: int) -> int:
@@ -87,17 +134,19 @@ def bundle_count(total: int, longest: int) -> int:
 
 
 def plan_bundles(contents: Mapping[str, bytes]) -> BundlePlan:
-    """The files' record lines, in the files' order, cut into objects of about equal size."""
+    """The files' record lines (gzipped files' once decompressed), each with its file's name,
+    in the files' order, cut into objects of about equal size."""
     lines: list[tuple[str, int, bytes]] = []
     alone: list[str] = []
     combined = 0
-    for name, body in contents.items():
-        found = record_lines(body)
+    for name, stored in contents.items():
+        body = gunzipped(stored) if is_gzipped(name) else stored
+        found = None if body is None else record_lines(body)
         if found is None:
             alone.append(name)
             continue
         combined += 1
-        lines += [(name, number, line) for number, line in found]
+        lines += [(name, n, with_source_file(line, record, name)) for n, line, record in found]
     if not lines:
         return BundlePlan([], alone, combined)
     total = sum(len(line) + 1 for *_, line in lines)
@@ -120,18 +169,24 @@ def plan_bundles(contents: Mapping[str, bytes]) -> BundlePlan:
 
 @dataclass(frozen=True)
 class CopyFiles:
-    """What one COPY's manifest names: combined objects and files as they are, where each
-    combined object's lines came from, and how many of the run's files were combined."""
+    """What one COPY's manifest names: combined objects and files as they are, all gzipped or
+    none (GZIP holds for all of a COPY's files), where each combined object's lines came from,
+    and how many of the run's files were combined."""
 
     files: list[str]
     origins: Origins = field(default_factory=dict)
     combined: int = 0
+    gzipped: bool = False
+
+    def run_files(self) -> int:
+        """How many of the run's files this COPY stages, combined or as they are."""
+        return self.combined + len(self.files) - len(self.origins)
 
     def describe(self) -> str:
         """How the files went to COPY, for the run's progress."""
         plain = len(self.files) - len(self.origins)
         if not self.origins:
-            return f"{plain} files by one COPY"
+            return f"{plain} {'gzipped ' if self.gzipped else ''}files by one COPY"
         return (
             f"{self.combined} files in {len(self.origins)} combined objects"
             + (f" and {plain} files as they are" if plain else "")
@@ -139,9 +194,21 @@ class CopyFiles:
         )
 
 
-def combine_song_files(source: S3Source, files: list[str], prefix: str) -> CopyFiles:
-    """Combine the files (plain JSON, not gzipped) into objects `prefix.NNNN.json` of the
-    source's bucket, read through the source's local cache (kept while an ETag is the same)."""
+def by_compression(files: list[str]) -> list[CopyFiles]:
+    """The files as they are, the plain ones and the gzipped ones in a COPY each (none for
+    neither)."""
+    batches = (
+        CopyFiles([u for u in files if is_gzipped(u) == gz], gzipped=gz) for gz in (False, True)
+    )
+    return [batch for batch in batches if batch.files]
+
+
+def combine_song_files(source: S3Source, files: list[str], prefix: str) -> list[CopyFiles]:
+    """Combine the files (plain or gzipped) into objects `prefix.NNNN.json` of the source's
+    bucket, read through the source's local cache (kept while an ETag is the same). The COPYs
+    they take: the objects with the plain files left alone, then the gzipped ones left alone."""
+    if not files:
+        return []
     paths = source.local_copies(files)
     plan = plan_bundles({uri: Path(paths[uri]).read_bytes() for uri in files})
     client = source.client()
@@ -152,7 +219,9 @@ def combine_song_files(source: S3Source, files: list[str], prefix: str) -> CopyF
             Bucket=source.bucket, Key=key, Body=bundle.body, ContentType="application/x-ndjson"
         )
         origins[source.uri(key)] = bundle.origins
-    return CopyFiles([*origins, *plan.alone], origins, plan.combined)
+    plain = [uri for uri in plan.alone if not is_gzipped(uri)]
+    gzipped = by_compression([uri for uri in plan.alone if is_gzipped(uri)])
+    return [CopyFiles([*origins, *plain], origins, plan.combined), *gzipped]
 
 
 def delete_combined(source: S3Source, copied: CopyFiles) -> None:
@@ -160,6 +229,8 @@ def delete_combined(source: S3Source, copied: CopyFiles) -> None:
     logged, not raised: it must not hide the COPY's own outcome, and the objects left under
     the control prefix are read by nothing else."""
     keys = [parse_s3_uri(uri)[1] for uri in copied.origins]
+    if not keys:
+        return
     try:
         client = source.client()
         for start in range(0, len(keys), DELETE_BATCH):
@@ -169,6 +240,6 @@ def delete_combined(source: S3Source, copied: CopyFiles) -> None:
         run_logger().warning(
             "could not delete %d combined song objects under %s: %s",
             len(keys),
-            source.uri(keys[0].rsplit("/", 1)[0]) if keys else source.describe(),
+            source.uri(keys[0].rsplit("/", 1)[0]),
             error,
         )
