@@ -34,8 +34,18 @@ from sqlalchemy.sql.type_api import TypeEngine
 
 metadata = MetaData()
 
-# Redshift VARCHAR lengths are bytes; event and song text is unicode, so leave headroom.
+# Text widths, from the data (`python flows/widths.py` measures a source against them). Redshift
+# counts VARCHAR lengths in bytes, and sizes query-time temporary tables by the declared width
+# ("use the smallest possible column size"), so each is the widest value measured, in UTF-8
+# bytes, with headroom for unicode and for data not seen yet; a wider value is a reject on both
+# warehouses, never cut short. Measured on the bundled sample (whose user agents, names and
+# places follow the public Sparkify logs): user agents at most 139 bytes, first and last names
+# 11, event locations 39 ("City-City, ST-ST" metro areas). Song and artist text comes from the
+# Million Song Dataset's free text, whose widest is not measured here: it keeps 512.
 NAME = 512
+PERSON_NAME = 128
+PLACE = 256
+USER_AGENT = 1024
 TEXT = 65535
 # A file's name as a run knows it: a local path, or an s3:// URI, "s3://" and a bucket name of
 # at most 63 bytes, "/" and a key of at most 1,024 bytes.
@@ -100,13 +110,13 @@ staging_events = Table(
     metadata,
     _staged("artist", Unicode(NAME), "artist"),
     _staged("auth", Unicode(32), "auth"),
-    _staged("first_name", Unicode(NAME), "firstName"),
+    _staged("first_name", Unicode(PERSON_NAME), "firstName"),
     _staged("gender", Unicode(8), "gender"),
     _staged("item_in_session", Integer, "itemInSession", required=True),
-    _staged("last_name", Unicode(NAME), "lastName"),
+    _staged("last_name", Unicode(PERSON_NAME), "lastName"),
     _staged("length", Double, "length"),
     _staged("level", Unicode(16), "level"),
-    _staged("location", Unicode(NAME), "location"),
+    _staged("location", Unicode(PLACE), "location"),
     _staged("method", Unicode(16), "method"),
     _staged("page", Unicode(64), "page", required=True),
     _staged("registration", Double, "registration"),
@@ -117,7 +127,7 @@ staging_events = Table(
     # The same field as its integer of epoch milliseconds: the play key hashes this, the same
     # text on every engine (see sql/transform/04_staged_plays.sql).
     _staged("ts_ms", BigInteger, "ts"),
-    _staged("user_agent", Unicode(TEXT), "userAgent"),
+    _staged("user_agent", Unicode(USER_AGENT), "userAgent"),
     # userId is a string: digits for an identified user, '' for a logged-out event.
     _staged("user_id", Unicode(32), "userId", pattern="[0-9]*"),
     redshift_diststyle="EVEN",
@@ -174,8 +184,8 @@ songplays = Table(
     Column("song_id", Unicode(32), info=_tests({"relationships": "songs.song_id"})),
     Column("artist_id", Unicode(32), info=_tests({"relationships": "artists.artist_id"})),
     Column("session_id", Integer, nullable=False),
-    Column("location", Unicode(NAME)),
-    Column("user_agent", Unicode(TEXT)),
+    Column("location", Unicode(PLACE)),
+    Column("user_agent", Unicode(USER_AGENT)),
     # Distributed and sorted on start_time, with time: plays_by_hour joins them on it, so the
     # join is collocated; a run's delete is bounded by its time range (05_songplays.sql), which
     # the sort key lets Redshift narrow to the blocks of the run's days. user_id joins no
@@ -189,8 +199,8 @@ songplays = Table(
 users = _dimension(
     "users",
     _key("user_id", Integer),
-    Column("first_name", Unicode(NAME)),
-    Column("last_name", Unicode(NAME)),
+    Column("first_name", Unicode(PERSON_NAME)),
+    Column("last_name", Unicode(PERSON_NAME)),
     Column("gender", Unicode(8)),
     Column("level", Unicode(16), info=_tests({"accepted_values": LEVELS})),
     # The time of the event the attributes came from: an older event never overwrites a newer one.

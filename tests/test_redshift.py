@@ -48,12 +48,12 @@ def test_ddl_of_every_table_is_exact() -> None:
     assert ddl["songplays"] == (
         "CREATE TABLE songplays ( songplay_id VARCHAR(32) NOT NULL, start_time TIMESTAMP WITHOUT "
         "TIME ZONE NOT NULL, user_id INTEGER NOT NULL, level VARCHAR(16), song_id VARCHAR(32), "
-        "artist_id VARCHAR(32), session_id INTEGER NOT NULL, location VARCHAR(512), user_agent "
-        "VARCHAR(65535) ) DISTSTYLE KEY DISTKEY (start_time) SORTKEY (start_time)"
+        "artist_id VARCHAR(32), session_id INTEGER NOT NULL, location VARCHAR(256), user_agent "
+        "VARCHAR(1024) ) DISTSTYLE KEY DISTKEY (start_time) SORTKEY (start_time)"
     )
     assert ddl["users"] == (
-        "CREATE TABLE users ( user_id INTEGER NOT NULL, first_name VARCHAR(512), last_name "
-        "VARCHAR(512), gender VARCHAR(8), level VARCHAR(16), last_seen_at TIMESTAMP WITHOUT TIME "
+        "CREATE TABLE users ( user_id INTEGER NOT NULL, first_name VARCHAR(128), last_name "
+        "VARCHAR(128), gender VARCHAR(8), level VARCHAR(16), last_seen_at TIMESTAMP WITHOUT TIME "
         "ZONE NOT NULL ) SORTKEY (user_id)"
     )
     assert ddl["songs"] == (
@@ -104,7 +104,7 @@ def test_ddl_of_every_table_is_exact() -> None:
     for required in ("item_in_session INTEGER", "page VARCHAR(64)", "session_id INTEGER"):
         assert f"{required} NOT NULL," in events
     assert events.endswith(
-        "ts TIMESTAMP WITHOUT TIME ZONE NOT NULL, ts_ms BIGINT, user_agent VARCHAR(65535), "
+        "ts TIMESTAMP WITHOUT TIME ZONE NOT NULL, ts_ms BIGINT, user_agent VARCHAR(1024), "
         "user_id VARCHAR(32) ) DISTSTYLE EVEN"
     )
     assert events.startswith("CREATE TABLE staging_events ( artist VARCHAR(512), ")

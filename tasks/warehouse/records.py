@@ -234,7 +234,7 @@ def parse_json_records(
     for name in files:
         if name in skipped:
             continue
-        content, fault = _content(name, stored[name])
+        content, fault = stored_content(name, stored[name])
         if fault is not None:
             rejects.append(fault)
             continue
@@ -252,7 +252,7 @@ def parse_json_records(
     return pa.Table.from_arrays(arrays, schema=schema), rejects
 
 
-def _content(name: str, data: bytes) -> tuple[bytes, Reject | None]:
+def stored_content(name: str, data: bytes) -> tuple[bytes, Reject | None]:
     """A file's content from its stored bytes, or the reject of a whole file that holds no
     JSON text (corrupt gzip data, a binary file)."""
     if is_gzipped(name):
