@@ -89,6 +89,9 @@ class Recorder:
             return ["standard_conforming_strings"], [("on",)]
         if normal.startswith("show transaction isolation level"):
             return ["transaction_isolation"], [("serializable",)]
+        checks = re.findall(r"\bas check_\d+\b", normal)
+        if normal.startswith("select") and checks:  # the quality checks, one count each
+            return [f"check_{n}" for n in range(len(checks))], [(0,) * len(checks)]
         if normal.startswith("select") and "count(" in normal:
             return ["count"], [(0,)]
         if normal.startswith("select"):

@@ -17,6 +17,7 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
 from flows.etl import etl
 from sql import model
+from tasks.run.quality import default_checks
 from tasks.source.s3 import S3Source
 from tasks.warehouse.base import Reject
 from tasks.warehouse.load_errors import LoadFailed, load_errors_query, parse_load_errors
@@ -341,7 +342,11 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
     assert any(s.startswith("insert into loaded_files") for s in publish)
     assert any(s.startswith("insert into songplays") for s in publish)
     last_transform = max(i for i, s in enumerate(publish) if s.startswith("insert into loaded"))
-    assert all(s.startswith("SELECT count(*)") for s in publish[last_transform + 1 : -1])
+    # Then the quality checks, one query counting the failing rows of each, and the counts.
+    checks, *counts = publish[last_transform + 1 : -1]
+    assert checks.startswith("SELECT (SELECT count(*)")
+    assert checks.count(" AS check_") == len(default_checks())
+    assert counts and all(s.startswith("SELECT count(*)") for s in counts)
     # The manifest COPY read names exactly the run's two days; it and the JSONPaths are in S3.
     manifest_uri = re.search(r"FROM '([^']+)'", run[copies[0]]).group(1)
     jsonpaths_uri = re.search(r"FORMAT AS JSON '([^']+)'", run[copies[0]]).group(1)
