@@ -46,6 +46,7 @@ from tasks.cluster.settings import (
     cluster_settings_from_args,
     serverless_settings_from_args,
 )
+from tasks.errors import fails_in_one_line
 from tasks.run.report import format_table
 from tasks.source.resolve import check_s3_source
 
@@ -54,6 +55,7 @@ DEFAULT_SERVERLESS = ServerlessSettings()
 
 
 @flow(name="sparkify-cluster-create")
+@fails_in_one_line
 def cluster_create(
     source: str, cluster: ClusterSettings = DEFAULT_CLUSTER, aws_credentials: str | None = None
 ) -> dict[str, Any]:
@@ -64,6 +66,7 @@ def cluster_create(
 
 
 @flow(name="sparkify-cluster-status")
+@fails_in_one_line
 def cluster_status(
     identifier: str = DEFAULT_IDENTIFIER, aws_credentials: str | None = None
 ) -> dict[str, Any]:
@@ -76,6 +79,7 @@ def cluster_status(
 
 
 @flow(name="sparkify-cluster-pause")
+@fails_in_one_line
 def cluster_pause(
     identifier: str = DEFAULT_IDENTIFIER,
     aws_credentials: str | None = None,
@@ -88,6 +92,7 @@ def cluster_pause(
 
 
 @flow(name="sparkify-cluster-resume")
+@fails_in_one_line
 def cluster_resume(
     identifier: str = DEFAULT_IDENTIFIER,
     aws_credentials: str | None = None,
@@ -101,6 +106,7 @@ def cluster_resume(
 
 
 @flow(name="sparkify-cluster-delete")
+@fails_in_one_line
 def cluster_delete(
     identifier: str = DEFAULT_IDENTIFIER,
     final_snapshot: str | None = None,
@@ -123,6 +129,7 @@ def cluster_delete(
 
 
 @flow(name="sparkify-serverless-create")
+@fails_in_one_line
 def serverless_create(
     source: str,
     serverless: ServerlessSettings = DEFAULT_SERVERLESS,
@@ -135,6 +142,7 @@ def serverless_create(
 
 
 @flow(name="sparkify-serverless-status")
+@fails_in_one_line
 def serverless_status(
     workgroup: str = DEFAULT_WORKGROUP,
     namespace: str | None = None,
@@ -150,6 +158,7 @@ def serverless_status(
 
 
 @flow(name="sparkify-serverless-delete")
+@fails_in_one_line
 def serverless_delete(
     workgroup: str = DEFAULT_WORKGROUP,
     namespace: str | None = None,

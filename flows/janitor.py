@@ -28,11 +28,13 @@ from tasks.cluster.lifecycle import (
     list_clusters,
     wait_until_deleted,
 )
-from tasks.cluster.provision import sweep_expired_serverless
+from tasks.cluster.provision import SweepOptions, sweep_expired_serverless
 from tasks.cluster.settings import OWNER_TAG, POLL_SECONDS, TIMEOUT_MINUTES, format_expiry
+from tasks.errors import fails_in_one_line
 
 
 @flow(name="sparkify-cluster-janitor")
+@fails_in_one_line
 def cluster_janitor(
     aws_credentials: str | None = None,
     dry_run: bool = False,
@@ -46,14 +48,18 @@ def cluster_janitor(
     the cluster identifiers, then `workgroup/NAME` and `namespace/NAME`. dry_run only lists."""
     credentials = load_credentials(aws_credentials)
     now = datetime.now(UTC)
-    options = {"dry_run": dry_run, "final_snapshots": final_snapshot}
-    options |= {"timeout_s": timeout_minutes * 60, "poll_seconds": poll_seconds}
+    options = SweepOptions(
+        dry_run=dry_run,
+        final_snapshots=final_snapshot,
+        timeout_s=timeout_minutes * 60,
+        poll_seconds=poll_seconds,
+    )
     sweeps = [sweep_expired_clusters, *([sweep_expired_serverless] if serverless else [])]
     deleted: list[str] = []
     failed: list[Exception] = []
     for sweep in sweeps:  # one half failing does not spare the other half's resources
         try:
-            deleted += sweep(credentials, now, **options)
+            deleted += sweep(credentials, now, options)
         except Exception as error:
             get_run_logger().error("janitor: %s failed: %s", sweep.__name__, error)
             failed.append(error)
@@ -63,13 +69,7 @@ def cluster_janitor(
 
 
 def sweep_expired_clusters(
-    credentials: AwsCredentials,
-    now: datetime,
-    *,
-    dry_run: bool = False,
-    final_snapshots: bool = False,
-    timeout_s: float = TIMEOUT_MINUTES * 60,
-    poll_seconds: float = POLL_SECONDS,
+    credentials: AwsCredentials, now: datetime, options: SweepOptions
 ) -> list[str]:
     """The janitor's cluster half: delete the expired clusters (with final snapshots if asked)
     and their blocks; returns their identifiers (with dry_run, of those it would delete)."""
@@ -82,13 +82,13 @@ def sweep_expired_clusters(
             cluster.tags.get(OWNER_TAG),
             format_expiry(cluster.expires_at() or now),
         )
-    if dry_run or not expired:
+    if options.dry_run or not expired:
         return [c.identifier for c in expired]
     for cluster in expired:
-        snapshot = final_snapshot_name(cluster.identifier, now) if final_snapshots else None
+        snapshot = final_snapshot_name(cluster.identifier, now) if options.final_snapshots else None
         delete_cluster(credentials, cluster.identifier, snapshot)
     for cluster in expired:
-        wait_until_deleted(credentials, cluster.identifier, timeout_s, poll_seconds)
+        wait_until_deleted(credentials, cluster.identifier, options.timeout_s, options.poll_seconds)
         forget_warehouse_block(cluster)
     logger.info("deleted %d expired clusters", len(expired))
     return [c.identifier for c in expired]

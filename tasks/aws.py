@@ -11,13 +11,26 @@ from typing import Any
 from botocore.exceptions import ClientError
 from prefect_aws import AwsCredentials
 
+from tasks.errors import BadArgument
+
 # Where the project's resources live when nothing says otherwise.
 DEFAULT_REGION = "us-west-2"
 
 
 def load_credentials(name: str | None) -> AwsCredentials:
-    """The named AwsCredentials block, or boto3's standard chain when no name is given."""
-    return AwsCredentials.load(name) if name else AwsCredentials()
+    """The named AwsCredentials block, or boto3's standard chain when no name is given; a name
+    no block has is a user's mistake (BadArgument), said in one line."""
+    if not name:
+        return AwsCredentials()
+    try:
+        return AwsCredentials.load(name)
+    except ValueError as error:
+        if "Unable to find block document" not in str(error):
+            raise
+        raise BadArgument(
+            f"no AwsCredentials block is named {name!r}: give --aws-credentials the name of a "
+            "saved block (prefect block ls), or leave it out to use boto3's standard chain"
+        ) from None
 
 
 def aws_client(credentials: AwsCredentials, service: str) -> Any:

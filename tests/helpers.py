@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from tests.conftest import PROJECT_ROOT
 
 STAR_TABLES = ("songplays", "users", "songs", "artists", "time")
 
@@ -87,4 +91,16 @@ def expected_from_json(source: Path) -> Expected:
         matched_plays=sum(1 for play in plays.values() if play in catalog),
         paid_users=sum(1 for level in levels.values() if level == "paid"),
         user_levels=levels,
+    )
+
+
+def run(script: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `python flows/SCRIPT ARGS...` from the project's root, as a user does."""
+    return subprocess.run(
+        [sys.executable, f"flows/{script}", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )

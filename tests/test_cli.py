@@ -3,23 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import PROJECT_ROOT
-from tests.helpers import query
-
-
-def run(script: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, f"flows/{script}", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from tests.helpers import query, run
 
 
 def test_etl_cli_prints_row_counts(week_source: Path, tmp_path: Path, cli_env) -> None:

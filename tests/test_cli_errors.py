@@ -33,22 +33,12 @@ from tasks.run.retry import is_transient
 from tasks.source.files import SourceLayoutError
 from tasks.warehouse.resolve import check_warehouse, warehouse_kind
 from tests.conftest import PROJECT_ROOT
+from tests.helpers import run
 
 SOURCE_FIX = "give --source a directory holding log_data/ and song_data/, or s3://bucket/prefix"
 # What a command line costs without a Prefect server: Python and the imports (a temporary
 # server alone takes longer on this project's machines).
 FAST_SECONDS = 20.0
-
-
-def run(script: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, f"flows/{script}", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def last_line(text: str) -> str:
@@ -318,6 +308,18 @@ def test_a_block_that_does_not_exist_is_one_line_in_the_logs_and_the_state(
     logs = logs_of(run_.id)
     assert any(line in message for message in logs), logs
     assert not any("Traceback" in message for message in logs), logs
+
+
+def test_an_aws_credentials_block_that_does_not_exist_is_one_line(
+    cli_env: dict[str, str],
+) -> None:
+    name = block_name()
+    done = run("cluster.py", "status", "--aws-credentials", name, env=cli_env)
+
+    assert done.returncode == 2, done.stderr
+    line = last_line(done.stderr).removeprefix("cluster: ")
+    assert line.startswith(f"no AwsCredentials block is named '{name}'"), done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
 
 
 def test_a_saved_block_naming_a_file_that_is_not_duckdb_fails_at_once(

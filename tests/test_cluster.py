@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from prefect.blocks.system import Secret
+from prefect.client.orchestration import get_client
+from prefect.logging.handlers import APILogHandler
+from prefect.states import State
 
 from flows.cluster import (
     cluster_create,
@@ -20,6 +23,7 @@ from flows.cluster import (
     cluster_status,
     parse_args,
 )
+from flows.cluster import main as cluster_main
 from tasks.aws import aws_client
 from tasks.cluster.cost import hourly_cost
 from tasks.cluster.iam import s3_read_policy, trust_policy
@@ -41,7 +45,10 @@ from tasks.cluster.settings import (
     tag_map,
     validate_cidr,
 )
+from tasks.errors import BadSource
+from tasks.source.resolve import REDSHIFT_FIX
 from tasks.warehouse.redshift import RedshiftWarehouse
+from tests.test_cli_errors import logs_of
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 FAST = {"poll_seconds": 0.1, "timeout_minutes": 1.0}
@@ -431,3 +438,59 @@ def test_delete_with_a_final_snapshot(
         SnapshotIdentifier=snapshot
     )["Snapshots"]
     assert [s["ClusterIdentifier"] for s in snapshots] == [names["identifier"]]
+
+
+# --- a user's mistake in a flow run: one line, the run's state message ----------------------
+
+
+def assert_failed_in_one_line(state: State, line: str) -> None:
+    """The flow run ended Failed with the line as its state's message, on the server too, and
+    its logs carry the line, never a traceback."""
+    assert state.is_failed() and state.message == line
+    with get_client(sync_client=True) as client:
+        stored = client.read_flow_run(state.state_details.flow_run_id).state
+    assert stored.message == line
+    APILogHandler().flush()  # send the logs still queued in this process
+    logs = logs_of(state.state_details.flow_run_id)
+    assert any(line in message for message in logs), logs
+    assert not any("Traceback" in message for message in logs), logs
+
+
+def test_a_source_not_on_s3_fails_the_create_run_in_one_line(
+    aws_credentials, credentials_block: str, names: dict[str, str]
+) -> None:
+    """A deployment or the UI hands the flow its source unchecked: the run refuses a source
+    Redshift cannot COPY from before anything is made, with the line as the state's message."""
+    line = f"source data/sample is not on S3: {REDSHIFT_FIX}"
+    settings = cluster_settings_for(names)
+
+    state = cluster_create("data/sample", settings, credentials_block, return_state=True)
+
+    assert_failed_in_one_line(state, line)
+    with pytest.raises(BadSource, match="is not on S3"):  # a caller still gets the error
+        cluster_create("data/sample", settings, credentials_block)
+    with pytest.raises(ClientError, match="NoSuchEntity"):
+        aws_client(aws_credentials, "iam").get_role(RoleName=names["role_name"])
+
+
+@pytest.mark.parametrize("step", ["pause", "resume"])
+def test_pausing_or_resuming_a_cluster_that_does_not_exist_fails_in_one_line(
+    step: str, credentials_block: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    identifier = unique("sparkify-absent")
+    line = (
+        f"cluster {identifier} does not exist: give --identifier of an existing cluster, "
+        "or create it first with python flows/cluster.py create"
+    )
+    lifecycle_flow = {"pause": cluster_pause, "resume": cluster_resume}[step]
+
+    state = lifecycle_flow(identifier, credentials_block, **FAST, return_state=True)
+
+    assert_failed_in_one_line(state, line)
+    # The command line: the line last on stderr, exit status 2, no traceback.
+    capsys.readouterr()
+    argv = [step, "--identifier", identifier, "--aws-credentials", credentials_block]
+    assert cluster_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"cluster: {line}"
+    assert "Traceback" not in err

@@ -46,9 +46,10 @@ from tasks.cluster.settings import (
     tag_map,
     validate_base_capacity,
 )
+from tasks.errors import BadArgument, BadSource
 from tasks.warehouse.redshift import RedshiftWarehouse
+from tests.test_cluster import assert_failed_in_one_line, unique
 from tests.test_cluster import credentials_block as saved_credentials_block
-from tests.test_cluster import unique
 
 credentials_block = saved_credentials_block  # the moto AwsCredentials block fixture
 
@@ -644,6 +645,24 @@ def test_delete_removes_workgroup_then_namespace_group_and_block_and_succeeds_ag
     assert again is False
 
 
+def test_a_source_without_a_bucket_fails_the_create_run_in_one_line(
+    fake: FakeServerless, aws_credentials, credentials_block: str, names: dict[str, str]
+) -> None:
+    """A deployment or the UI hands the flow its source unchecked: the run refuses a malformed
+    S3 URI before anything is made, with the line as the state's message."""
+    line = "source s3:///raw: it names no bucket: give --source s3://bucket/prefix"
+    settings = settings_for(names)
+
+    state = serverless_create("s3:///raw", settings, credentials_block, return_state=True)
+
+    assert_failed_in_one_line(state, line)
+    with pytest.raises(BadSource, match="it names no bucket"):  # a caller still gets the error
+        serverless_create("s3:///raw", settings, credentials_block)
+    assert fake.calls == []
+    with pytest.raises(ClientError, match="NoSuchEntity"):
+        aws_client(aws_credentials, "iam").get_role(RoleName=names["role_name"])
+
+
 # --- the janitor's Serverless half ----------------------------------------------------------
 
 
@@ -737,6 +756,27 @@ def test_a_failing_half_of_the_janitor_does_not_spare_the_other(
     assert swept == [
         h for h in ("sweep_expired_clusters", "sweep_expired_serverless") if h != failing
     ]
+
+
+def test_a_users_mistake_in_the_janitor_fails_its_run_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, credentials_block: str
+) -> None:
+    """A half that ends in a user's mistake: the other half still sweeps, and the run ends
+    Failed with the mistake's line as its state's message."""
+    swept: list[str] = []
+    line = "the janitor was given something wrong: give it something right"
+
+    def mistaken(*args: Any, **options: Any) -> list[str]:
+        raise BadArgument(line)
+
+    monkeypatch.setattr(janitor_module, "sweep_expired_clusters", mistaken)
+    monkeypatch.setattr(
+        janitor_module, "sweep_expired_serverless", lambda *a, **k: swept.append("serverless") or []
+    )
+    state = cluster_janitor(credentials_block, **FAST, return_state=True)
+
+    assert_failed_in_one_line(state, line)
+    assert swept == ["serverless"]
 
 
 def test_the_command_line_creates_reports_and_deletes(

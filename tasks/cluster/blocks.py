@@ -5,6 +5,7 @@ copies the master or admin password from its Secret block."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import task
@@ -26,63 +27,46 @@ def is_missing_block(error: ValueError) -> bool:
     return str(error).startswith("Unable to find block document")
 
 
+@dataclass(frozen=True)
+class BlockAccess:
+    """How a cluster's or workgroup's warehouse block is saved and signs in: the block's name,
+    the Secret block holding the master or admin password, the COPY role, the region and the
+    AwsCredentials it keeps (None: boto3's chain); password_sign_in keeps the password in the
+    block instead of signing in by IAM."""
+
+    block_name: str
+    password_secret: str
+    role_arn: str
+    region: str | None
+    credentials: AwsCredentials | None
+    password_sign_in: bool = False
+
+
 @task(name="save-warehouse-block", cache_policy=NO_CACHE)
-def save_warehouse_block(
-    info: ClusterInfo,
-    block_name: str,
-    password_secret: str,
-    role_arn: str,
-    region: str | None,
-    credentials: AwsCredentials | None,
-    password_sign_in: bool = False,
-) -> str:
+def save_warehouse_block(info: ClusterInfo, access: BlockAccess) -> str:
     """Save (or overwrite) the Redshift warehouse block for the cluster's endpoint, signing in
     as the master user by IAM (or with its password); returns the `slug/name` the ETL's
     --warehouse takes."""
     if not info.host:
         raise ValueError(f"cluster {info.identifier} has no endpoint yet")
-    sign_in = sign_in_fields(password_secret, password_sign_in, cluster=info.identifier)
-    block = RedshiftWarehouse(
-        host=info.host,
-        port=info.port or REDSHIFT_PORT,
-        database=info.database,
-        user=info.master_user,
-        iam_role_arn=role_arn,
-        region=region or DEFAULT_REGION,
-        aws_credentials=credentials,
-        **sign_in,
+    return _save_block(
+        access, info.host, info.port, info.database, info.master_user, cluster=info.identifier
     )
-    return _save(block, block_name)
 
 
 @task(name="save-serverless-block", cache_policy=NO_CACHE)
 def save_serverless_block(
-    workgroup: WorkgroupInfo,
-    namespace: NamespaceInfo,
-    block_name: str,
-    password_secret: str,
-    role_arn: str,
-    region: str | None,
-    credentials: AwsCredentials | None,
-    password_sign_in: bool = False,
+    workgroup: WorkgroupInfo, namespace: NamespaceInfo, access: BlockAccess
 ) -> str:
     """Save (or overwrite) the Redshift warehouse block for the workgroup's endpoint, signing in
     by IAM as the caller's identity (or as the admin user with its password); returns the
     `slug/name` the ETL's --warehouse takes."""
     if not workgroup.host:
         raise ValueError(f"workgroup {workgroup.name} has no endpoint yet")
-    sign_in = sign_in_fields(password_secret, password_sign_in, workgroup=workgroup.name)
-    block = RedshiftWarehouse(
-        host=workgroup.host,
-        port=workgroup.port or REDSHIFT_PORT,
-        database=namespace.database,
-        user=namespace.admin_user if password_sign_in else None,
-        iam_role_arn=role_arn,
-        region=region or DEFAULT_REGION,
-        aws_credentials=credentials,
-        **sign_in,
+    user = namespace.admin_user if access.password_sign_in else None
+    return _save_block(
+        access, workgroup.host, workgroup.port, namespace.database, user, workgroup=workgroup.name
     )
-    return _save(block, block_name)
 
 
 def sign_in_fields(
@@ -99,9 +83,31 @@ def sign_in_fields(
     return {"sign_in": "iam", "cluster_identifier": cluster, "workgroup": workgroup}
 
 
-def _save(block: RedshiftWarehouse, block_name: str) -> str:
-    block.save(block_name, overwrite=True)
-    reference = f"{WAREHOUSE_BLOCK_SLUG}/{block_name}"
+def _save_block(
+    access: BlockAccess,
+    host: str,
+    port: int | None,
+    database: str,
+    user: str | None,
+    *,
+    cluster: str | None = None,
+    workgroup: str | None = None,
+) -> str:
+    sign_in = sign_in_fields(
+        access.password_secret, access.password_sign_in, cluster=cluster, workgroup=workgroup
+    )
+    block = RedshiftWarehouse(
+        host=host,
+        port=port or REDSHIFT_PORT,
+        database=database,
+        user=user,
+        iam_role_arn=access.role_arn,
+        region=access.region or DEFAULT_REGION,
+        aws_credentials=access.credentials,
+        **sign_in,
+    )
+    block.save(access.block_name, overwrite=True)
+    reference = f"{WAREHOUSE_BLOCK_SLUG}/{access.block_name}"
     run_logger().info("saved %s for %s (%s sign-in)", reference, block.describe(), block.sign_in)
     return reference
 

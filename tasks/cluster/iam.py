@@ -4,7 +4,7 @@ allowed to read only the source prefix."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import ClientError
 from prefect import task
@@ -15,7 +15,7 @@ from tasks.aws import aws_client, error_code
 from tasks.cluster.settings import OWNER_TAG, PROJECT, PROJECT_TAG
 from tasks.logs import run_logger
 from tasks.run.retry import RETRY_TRANSIENT
-from tasks.source.resolve import resolve_source
+from tasks.source.resolve import check_s3_source, resolve_source
 from tasks.source.s3 import S3Source
 
 ROLE_POLICY_NAME = "sparkify-s3-source-read"
@@ -69,10 +69,10 @@ def s3_read_policy(bucket: str, prefix: str) -> dict[str, Any]:
 
 
 def source_location(source: str, aws_credentials: str | None = None) -> tuple[str, str]:
-    """Bucket and prefix of an s3:// URI or s3-bucket/NAME block: what the role may read."""
-    resolved = resolve_source(source, aws_credentials)
-    if not isinstance(resolved, S3Source):
-        raise ValueError(f"Redshift loads from S3: {source!r} is not s3://bucket/prefix")
+    """Bucket and prefix of an s3:// URI or s3-bucket/NAME block: what the role may read; a
+    BadSource (a user's mistake, one line) for a source that is not on S3 or is malformed."""
+    check_s3_source(source)
+    resolved = cast(S3Source, resolve_source(source, aws_credentials))  # on S3, checked above
     return resolved.bucket, resolved.prefix
 
 

@@ -27,6 +27,7 @@ from tasks.cluster.settings import (
     cluster_tags,
     format_expiry,
 )
+from tasks.errors import UserError
 from tasks.logs import run_logger
 from tasks.run.progress import Progress
 from tasks.run.retry import RETRY_TRANSIENT
@@ -34,6 +35,17 @@ from tasks.run.retry import RETRY_TRANSIENT
 
 class ClusterWaitTimeout(Exception):
     """A cluster did not reach the awaited state in time (not retried: the deadline is spent)."""
+
+
+class ClusterNotFound(UserError, ValueError):
+    """A cluster to pause or resume that does not exist: a user's mistake, never retried."""
+
+    def __init__(self, identifier: str) -> None:
+        self.identifier = identifier
+        super().__init__(
+            f"cluster {identifier} does not exist: give --identifier of an existing cluster, "
+            "or create it first with python flows/cluster.py create"
+        )
 
 
 # --- pure helpers -------------------------------------------------------------------------
@@ -110,10 +122,10 @@ def find_cluster(redshift: Any, identifier: str) -> ClusterInfo | None:
 
 
 def require_cluster(redshift: Any, identifier: str) -> ClusterInfo:
-    """The cluster's description; ValueError when it does not exist."""
+    """The cluster's description; ClusterNotFound when it does not exist."""
     info = find_cluster(redshift, identifier)
     if info is None:
-        raise ValueError(f"cluster {identifier} does not exist")
+        raise ClusterNotFound(identifier)
     return info
 
 

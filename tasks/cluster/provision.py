@@ -4,6 +4,7 @@ cluster flows, the ephemeral ETL and the janitor share, as plain functions that 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from prefect_aws import AwsCredentials
 
 from tasks.aws import aws_region, load_credentials
 from tasks.cluster.blocks import (
+    BlockAccess,
     delete_warehouse_block,
     forget_warehouse_block,
     save_serverless_block,
@@ -42,9 +44,43 @@ from tasks.cluster.settings import (
     POLL_SECONDS,
     TIMEOUT_MINUTES,
     ClusterSettings,
+    RedshiftSettings,
     ServerlessSettings,
 )
 from tasks.logs import run_logger
+
+
+@dataclass(frozen=True)
+class Groundwork:
+    """What a cluster or a workgroup stands on: the AWS access, its ingress group (None: none is
+    open), and how its warehouse block is saved, with the COPY role reading the source."""
+
+    credentials: AwsCredentials
+    security_group: str | None
+    access: BlockAccess
+
+
+def lay_groundwork(
+    source: str, settings: RedshiftSettings, aws_credentials: str | None
+) -> Groundwork:
+    """Load the credentials, create (or reuse) the COPY role reading `source` and the ingress of
+    the cluster or workgroup the settings name."""
+    credentials = load_credentials(aws_credentials)
+    region = aws_region(credentials)
+    bucket, prefix = source_location(source, aws_credentials)
+    role_arn = ensure_redshift_role(
+        credentials, settings.role_name, bucket, prefix, settings.owner_tag
+    )
+    security_group = ensure_ingress(credentials, settings.name, settings.ingress_cidr)
+    access = BlockAccess(
+        settings.warehouse_block,
+        settings.password_secret,
+        role_arn,
+        region,
+        credentials if aws_credentials else None,
+        password_sign_in=settings.password_sign_in,
+    )
+    return Groundwork(credentials, security_group, access)
 
 
 def provision_cluster(
@@ -53,33 +89,19 @@ def provision_cluster(
     """Create (or reuse) the COPY role reading `source`, the ingress and the cluster, wait until
     it is available, and save its warehouse block; returns the cluster's endpoint, block,
     role, expiry and estimated cost (never its password)."""
-    credentials = load_credentials(aws_credentials)
-    region = aws_region(credentials)
-    bucket, prefix = source_location(source, aws_credentials)
-    role_arn = ensure_redshift_role(
-        credentials, settings.role_name, bucket, prefix, settings.owner_tag
-    )
-    security_group = ensure_ingress(credentials, settings.identifier, settings.ingress_cidr)
-    ensure_cluster(credentials, settings, role_arn, security_group)
+    ground = lay_groundwork(source, settings, aws_credentials)
+    ensure_cluster(ground.credentials, settings, ground.access.role_arn, ground.security_group)
     info = wait_until_available(
-        credentials, settings.identifier, settings.timeout_seconds, settings.poll_seconds
+        ground.credentials, settings.identifier, settings.timeout_seconds, settings.poll_seconds
     )
-    warehouse = save_warehouse_block(
-        info,
-        settings.warehouse_block,
-        settings.password_secret,
-        role_arn,
-        region,
-        credentials if aws_credentials else None,
-        password_sign_in=settings.password_sign_in,
-    )
+    warehouse = save_warehouse_block(info, ground.access)
     return {
         "identifier": info.identifier,
         "endpoint": f"{info.host}:{info.port}",
         "warehouse": warehouse,
-        "iam_role_arn": role_arn,
+        "iam_role_arn": ground.access.role_arn,
         "expires_at": info.tags.get(EXPIRES_TAG),
-        "cost": describe_cost(settings.node_type, settings.number_of_nodes, region),
+        "cost": describe_cost(settings.node_type, settings.number_of_nodes, ground.access.region),
     }
 
 
@@ -109,37 +131,22 @@ def provision_serverless(
     """Create (or reuse) the COPY role reading `source`, the ingress, the namespace and the
     workgroup, wait until it is available, and save its warehouse block; returns the endpoint,
     block, role, expiry and estimated cost (never a password)."""
-    credentials = load_credentials(aws_credentials)
-    region = aws_region(credentials)
-    bucket, prefix = source_location(source, aws_credentials)
-    role_arn = ensure_redshift_role(
-        credentials, settings.role_name, bucket, prefix, settings.owner_tag
-    )
-    security_group = ensure_ingress(credentials, settings.workgroup, settings.ingress_cidr)
-    namespace = ensure_namespace(credentials, settings, role_arn)
-    ensure_workgroup(credentials, settings, security_group)
+    ground = lay_groundwork(source, settings, aws_credentials)
+    namespace = ensure_namespace(ground.credentials, settings, ground.access.role_arn)
+    ensure_workgroup(ground.credentials, settings, ground.security_group)
     workgroup = wait_until_workgroup_available(
-        credentials, settings.workgroup, settings.timeout_seconds, settings.poll_seconds
+        ground.credentials, settings.workgroup, settings.timeout_seconds, settings.poll_seconds
     )
-    warehouse = save_serverless_block(
-        workgroup,
-        namespace,
-        settings.warehouse_block,
-        settings.password_secret,
-        role_arn,
-        region,
-        credentials if aws_credentials else None,
-        password_sign_in=settings.password_sign_in,
-    )
+    warehouse = save_serverless_block(workgroup, namespace, ground.access)
     return {
         "workgroup": workgroup.name,
         "namespace": namespace.name,
         "endpoint": f"{workgroup.host}:{workgroup.port}",
         "warehouse": warehouse,
-        "iam_role_arn": role_arn,
+        "iam_role_arn": ground.access.role_arn,
         "base_capacity_rpus": workgroup.base_capacity,
         "expires_at": workgroup.tags.get(EXPIRES_TAG),
-        "cost": describe_serverless_cost(workgroup.base_capacity, region),
+        "cost": describe_serverless_cost(workgroup.base_capacity, ground.access.region),
     }
 
 
@@ -169,14 +176,20 @@ def remove_serverless(
     return existed or in_namespace is not None
 
 
+@dataclass(frozen=True)
+class SweepOptions:
+    """How the janitor sweeps: dry_run only lists what has expired, final_snapshots keeps a
+    snapshot of each cluster or namespace it deletes, and it waits for each deletion up to
+    timeout_s, looking every poll_seconds."""
+
+    dry_run: bool = False
+    final_snapshots: bool = False
+    timeout_s: float = TIMEOUT_MINUTES * 60
+    poll_seconds: float = POLL_SECONDS
+
+
 def sweep_expired_serverless(
-    credentials: AwsCredentials,
-    now: datetime,
-    *,
-    dry_run: bool = False,
-    final_snapshots: bool = False,
-    timeout_s: float = TIMEOUT_MINUTES * 60,
-    poll_seconds: float = POLL_SECONDS,
+    credentials: AwsCredentials, now: datetime, options: SweepOptions
 ) -> list[str]:
     """The janitor's Serverless half: delete every workgroup the project tagged whose expiry has
     passed (and its warehouse block, when it points at its endpoint), then every such namespace
@@ -198,7 +211,7 @@ def sweep_expired_serverless(
     names = [f"workgroup/{w.name}" for w in expired] + [f"namespace/{n.name}" for n in doomed]
     for name in names:
         logger.info("%s expired", name)
-    if dry_run:
+    if options.dry_run:
         return names
     for workgroup in expired:
         delete_workgroup(credentials, workgroup.name)
@@ -206,11 +219,15 @@ def sweep_expired_serverless(
     in_doomed = {n.name for n in doomed}
     leaving = [w for w in workgroups if w.name in going or w.namespace in in_doomed]
     for workgroup in leaving:
-        wait_until_workgroup_deleted(credentials, workgroup.name, timeout_s, poll_seconds)
+        wait_until_workgroup_deleted(
+            credentials, workgroup.name, options.timeout_s, options.poll_seconds
+        )
         forget_warehouse_block(workgroup)
     for namespace in doomed:
-        snapshot = final_snapshot_name(namespace.name, now) if final_snapshots else None
+        snapshot = final_snapshot_name(namespace.name, now) if options.final_snapshots else None
         delete_namespace(credentials, namespace.name, snapshot)
     for namespace in doomed:
-        wait_until_namespace_deleted(credentials, namespace.name, timeout_s, poll_seconds)
+        wait_until_namespace_deleted(
+            credentials, namespace.name, options.timeout_s, options.poll_seconds
+        )
     return names

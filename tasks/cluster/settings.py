@@ -1,7 +1,7 @@
 """What a cluster is asked to be: the project's tags and defaults, the expiry helpers, and
 ClusterSettings, the one model that the flows take as a parameter (the Prefect UI renders it as a
 form) and that the command lines build their options from; ServerlessSettings is the same for a
-Redshift Serverless namespace and workgroup.
+Redshift Serverless namespace and workgroup. Both extend RedshiftSettings, what they share.
 
 Safe by default: no ingress is opened unless a CIDR is named, and every cluster carries project,
 owner and expiry tags, so the janitor can find it.
@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import ipaddress
+from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -44,6 +45,7 @@ DEFAULT_BASE_CAPACITY = 4
 PositiveFloat = Annotated[float, Field(gt=0)]
 # Workgroup and namespace names, as the Redshift Serverless API reference constrains them.
 ServerlessName = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[a-z0-9-]+$")]
+Settings = TypeVar("Settings", bound="RedshiftSettings")
 
 
 def format_expiry(moment: datetime) -> str:
@@ -114,10 +116,60 @@ def default_owner() -> str:
         return "unknown"
 
 
-class ClusterSettings(BaseModel):
-    """How the cluster is made, tagged, named in Prefect and waited for."""
+class RedshiftSettings(BaseModel):
+    """What a cluster and a Serverless workgroup share: the COPY role, the owner and the ingress,
+    checked alike; the properties read the fields each model names in its own words."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role_name: str = Field(
+        DEFAULT_ROLE_NAME, description="IAM role Redshift assumes to COPY from the source"
+    )
+    owner: str | None = Field(None, description="owner tag (default: your user name)")
+    ingress_cidr: str | None = Field(
+        None, description="the only IPv4 network admitted on port 5439 (default: none)"
+    )
+    if TYPE_CHECKING:  # declared by each model, described in its own words
+        password_secret: str
+        password_sign_in: bool
+        ttl_hours: float | None
+        block_name: str | None
+        timeout_minutes: float
+        poll_seconds: float
+
+    @field_validator("ingress_cidr")
+    @classmethod
+    def _canonical_cidr(cls, cidr: str | None) -> str | None:
+        return None if cidr is None else validate_cidr(cidr)
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The cluster's identifier, or the workgroup's name."""
+
+    @property
+    def owner_tag(self) -> str:
+        """The owner tag's value: the named owner, or the local user."""
+        return self.owner or default_owner()
+
+    @property
+    def warehouse_block(self) -> str:
+        """The name of the warehouse block: block_name, or the cluster's or workgroup's name."""
+        return self.block_name or self.name
+
+    @property
+    def time_to_live(self) -> timedelta:
+        """How long after its creation the cluster or workgroup counts as expired."""
+        return timedelta(hours=self.ttl_hours or DEFAULT_TTL_HOURS)
+
+    @property
+    def timeout_seconds(self) -> float:
+        """The wait for a state change, in seconds."""
+        return self.timeout_minutes * 60
+
+
+class ClusterSettings(RedshiftSettings):
+    """How the cluster is made, tagged, named in Prefect and waited for."""
 
     identifier: str = Field(DEFAULT_IDENTIFIER, description="Redshift cluster identifier")
     node_type: str = Field(DEFAULT_NODE_TYPE, description="node type, e.g. dc2.large, ra3.large")
@@ -126,21 +178,14 @@ class ClusterSettings(BaseModel):
     )
     database: str = Field(DEFAULT_DATABASE, description="database the cluster is created with")
     master_user: str = Field(DEFAULT_MASTER_USER, description="master user name")
-    role_name: str = Field(
-        DEFAULT_ROLE_NAME, description="IAM role Redshift assumes to COPY from the source"
-    )
     password_secret: str = Field(
         DEFAULT_PASSWORD_SECRET,
         description="Prefect Secret block holding the master password, generated if absent",
     )
-    owner: str | None = Field(None, description="owner tag (default: your user name)")
     ttl_hours: PositiveFloat | None = Field(
         None,
         description="hours from now to the expires-at tag, after which the janitor deletes the "
         f"cluster (default: {DEFAULT_TTL_HOURS:g}; an ephemeral run's: {EPHEMERAL_TTL_HOURS:g})",
-    )
-    ingress_cidr: str | None = Field(
-        None, description="the only IPv4 network admitted on port 5439 (default: none)"
     )
     block_name: str | None = Field(
         None, description="name of the cluster's Redshift warehouse block (default: identifier)"
@@ -157,37 +202,15 @@ class ClusterSettings(BaseModel):
         POLL_SECONDS, description="seconds between two looks at the cluster's state"
     )
 
-    @field_validator("ingress_cidr")
-    @classmethod
-    def _canonical_cidr(cls, cidr: str | None) -> str | None:
-        return None if cidr is None else validate_cidr(cidr)
-
     @property
-    def owner_tag(self) -> str:
-        """The owner tag's value: the named owner, or the local user."""
-        return self.owner or default_owner()
-
-    @property
-    def warehouse_block(self) -> str:
-        """The name of the cluster's warehouse block."""
-        return self.block_name or self.identifier
-
-    @property
-    def time_to_live(self) -> timedelta:
-        """How long after its creation the cluster counts as expired."""
-        return timedelta(hours=self.ttl_hours or DEFAULT_TTL_HOURS)
-
-    @property
-    def timeout_seconds(self) -> float:
-        """The wait for a state change, in seconds."""
-        return self.timeout_minutes * 60
+    def name(self) -> str:
+        """The cluster's identifier."""
+        return self.identifier
 
 
-class ServerlessSettings(BaseModel):
+class ServerlessSettings(RedshiftSettings):
     """How a Redshift Serverless namespace and workgroup are made, tagged, named in Prefect and
     waited for (the namespace holds the database, the workgroup the compute and endpoint)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     workgroup: ServerlessName = Field(
         DEFAULT_WORKGROUP, description="Redshift Serverless workgroup name"
@@ -201,21 +224,14 @@ class ServerlessSettings(BaseModel):
     )
     database: str = Field(DEFAULT_DATABASE, description="database the namespace is created with")
     admin_user: str = Field(DEFAULT_MASTER_USER, description="admin user name of the namespace")
-    role_name: str = Field(
-        DEFAULT_ROLE_NAME, description="IAM role Redshift assumes to COPY from the source"
-    )
     password_secret: str = Field(
         DEFAULT_SERVERLESS_PASSWORD_SECRET,
         description="Prefect Secret block holding the admin password, generated if absent",
     )
-    owner: str | None = Field(None, description="owner tag (default: your user name)")
     ttl_hours: PositiveFloat | None = Field(
         None,
         description="hours from now to the expires-at tag, after which the janitor deletes the "
         f"workgroup and namespace (default: {DEFAULT_TTL_HOURS:g})",
-    )
-    ingress_cidr: str | None = Field(
-        None, description="the only IPv4 network admitted on port 5439 (default: none)"
     )
     block_name: str | None = Field(
         None, description="name of the workgroup's Redshift warehouse block (default: workgroup)"
@@ -232,40 +248,20 @@ class ServerlessSettings(BaseModel):
         POLL_SECONDS, description="seconds between two looks at the workgroup's state"
     )
 
-    @field_validator("ingress_cidr")
-    @classmethod
-    def _canonical_cidr(cls, cidr: str | None) -> str | None:
-        return None if cidr is None else validate_cidr(cidr)
-
     @field_validator("base_capacity")
     @classmethod
     def _base_capacity(cls, rpus: int) -> int:
         return validate_base_capacity(rpus)
 
     @property
+    def name(self) -> str:
+        """The workgroup's name."""
+        return self.workgroup
+
+    @property
     def namespace_name(self) -> str:
         """The namespace's name: the one given, or the workgroup's."""
         return self.namespace or self.workgroup
-
-    @property
-    def owner_tag(self) -> str:
-        """The owner tag's value: the named owner, or the local user."""
-        return self.owner or default_owner()
-
-    @property
-    def warehouse_block(self) -> str:
-        """The name of the workgroup's warehouse block."""
-        return self.block_name or self.workgroup
-
-    @property
-    def time_to_live(self) -> timedelta:
-        """How long after its creation the workgroup counts as expired."""
-        return timedelta(hours=self.ttl_hours or DEFAULT_TTL_HOURS)
-
-    @property
-    def timeout_seconds(self) -> float:
-        """The wait for a state change, in seconds."""
-        return self.timeout_minutes * 60
 
 
 # --- the command line's side of the models --------------------------------------------------
@@ -327,13 +323,17 @@ def add_cluster_arguments(
 
 def cluster_settings_from_args(args: argparse.Namespace, **overrides: Any) -> ClusterSettings:
     """The settings named on a command line built with add_cluster_arguments (overrides win)."""
-    given = {name: getattr(args, name) for name in ClusterSettings.model_fields if name in args}
-    return ClusterSettings(**{**given, **overrides})
+    return _settings_from_args(ClusterSettings, args, overrides)
 
 
 def serverless_settings_from_args(args: argparse.Namespace, **overrides: Any) -> ServerlessSettings:
     """The Serverless settings named on a command line built with add_cluster_arguments(...,
     model=ServerlessSettings) (overrides win)."""
-    fields = ServerlessSettings.model_fields
-    given = {name: getattr(args, name) for name in fields if name in args}
-    return ServerlessSettings(**{**given, **overrides})
+    return _settings_from_args(ServerlessSettings, args, overrides)
+
+
+def _settings_from_args(
+    model: type[Settings], args: argparse.Namespace, overrides: dict[str, Any]
+) -> Settings:
+    given = {name: getattr(args, name) for name in model.model_fields if name in args}
+    return model(**{**given, **overrides})
