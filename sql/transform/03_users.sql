@@ -28,14 +28,26 @@ with identified as (
     where nullif(user_id, '') is not null
 ),
 
+-- Only a user's events at the latest ts can come first (ts is a required field, never null), so
+-- the window ranks those few instead of sorting every event of every user.
+latest as (
+    select identified.*
+    from identified
+    inner join (
+        select user_id, max(ts) as ts
+        from identified
+        group by user_id
+    ) as newest on newest.user_id = identified.user_id and newest.ts = identified.ts
+),
+
 ranked as (
     select
-        identified.*,
+        latest.*,
         row_number() over (
             partition by user_id
             order by ts desc, session_id desc, item_in_session desc, level desc nulls last
         ) as recency
-    from identified
+    from latest
 ),
 
 final as (

@@ -139,6 +139,7 @@ _LOCKED = re.compile(
 def _quiet(dbapi_connection: Any, _record: Any) -> None:
     """No progress bar of DuckDB's own on the terminal: runs report their own progress."""
     dbapi_connection.execute("set enable_progress_bar = false")
+    dbapi_connection.execute("set preserve_insertion_order = false")
 
 
 def connect_when_free(engine: Engine, wait: float, warehouse: str) -> Connection:

@@ -34,10 +34,14 @@ DUCKDB_TYPES = {
 }
 
 
-def _cast_sql(f: JsonField) -> tuple[str, list[Any]]:
+def _texts(fields: list[JsonField]) -> list[str]:
+    """Each field's text in a parsed line: an item of the list `s` of the fields' texts."""
+    return [f"s[{n}]" for n in range(1, len(fields) + 1)]
+
+
+def _cast_sql(f: JsonField, text: str) -> tuple[str, list[Any]]:
     """The staging column's value from the field's text (None when it does not convert), and
     its bind values."""
-    text = f's."{f.field}"'
     kind = column_kind(f.sql_type)
     if kind == "text":
         # userId '' marks a logged-out event: staged as null.
@@ -52,10 +56,9 @@ def _cast_sql(f: JsonField) -> tuple[str, list[Any]]:
     return f"try_cast({text} as {DUCKDB_TYPES[kind]})", []
 
 
-def _field_ok_sql(f: JsonField) -> tuple[list[str], list[Any]]:
+def _field_ok_sql(f: JsonField, text: str) -> tuple[list[str], list[Any]]:
     """Conditions a parsed line meets when this field can fill its column (whose value, typed
     once, is selected beside the parsed text fields), and their values."""
-    text = f's."{f.field}"'
     conditions, params = [], []
     if column_kind(f.sql_type) != "text":
         conditions.append(f"({text} is null or {f.column} is not null)")
@@ -74,8 +77,7 @@ def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
     """A CASE expression naming the first problem of a parsed line, and its bind values."""
     whens = ["when s is null then ?"]
     params: list[Any] = [MALFORMED]
-    for f in fields:
-        text = f's."{f.field}"'
+    for f, text in zip(fields, _texts(fields), strict=True):
         kind = column_kind(f.sql_type)
         if f.required:
             whens.append(f"when {text} is null then ?")
@@ -84,7 +86,7 @@ def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
             whens.append(f"when try_cast({text} as bigint) not between ? and ? then ?")
             params += [*TIMESTAMP_MS, out_of_range(f)]
         if kind != "text":
-            cast, cast_params = _cast_sql(f)
+            cast, cast_params = _cast_sql(f, text)
             whens.append(f"when {text} is not null and {cast} is null then ?")
             params += cast_params
             params.append(f"wrong type for {f.field}: expected {EXPECTED[kind]}")
@@ -98,13 +100,15 @@ def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
 
 
 def _parsed_sql(where: str) -> str:
-    """Lines of a relation with their text fields (`s`) when the line is a JSON object: a JSON
-    text starting with "{", parsed once (try() makes a parse error null; json_valid first
-    would parse every line twice)."""
+    """Lines of a relation with the texts of their fields (the list `s`, in field order) when
+    the line is a JSON object: a JSON text starting with "{", parsed once (try() makes a parse
+    error null; json_valid first would parse every line twice). json_extract_string reads a
+    value as json_transform to VARCHAR does, with the same reader, in three quarters of its
+    time."""
     return (
         "select file, line_number, line, fault, case when fault is null "
         "and (line[1] = '{' or starts_with(ltrim(line), '{')) "
-        f"then try(json_transform(line, ?)) end as s from {where}"
+        f"then try(json_extract_string(line, ?)) end as s from {where}"
     )
 
 
@@ -113,17 +117,18 @@ def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[
     Arrow table `event_lines`, LINES_SCHEMA): "stage" inserts the good lines, typed, and
     "rejects" keeps the others with their reason ("staged_by_file" counts the lines each file
     staged). Each line is parsed once into text fields
-    (json_transform) and typed once with try_cast, so a bad line is flagged instead of failing
+    (json_extract_string) and typed once with try_cast, so a bad line is flagged instead of failing
     the load; "rejects" parses again, and only a batch where some line did not load runs it.
     Rejects name their file from the registered Arrow table `stage_files` (file, source_file);
     `at` stamps them."""
     fields = json_fields(table)
-    shape = orjson.dumps({f.field: "VARCHAR" for f in fields}).decode()
+    paths = [f"$.{orjson.dumps(f.field).decode()}" for f in fields]
+    texts = _texts(fields)
     columns = ", ".join(f.column for f in fields)
-    casts = [_cast_sql(f) for f in fields]
+    casts = [_cast_sql(f, text) for f, text in zip(fields, texts, strict=True)]
     typed = ", ".join(f"{sql} as {f.column}" for f, (sql, _) in zip(fields, casts, strict=True))
     typed_params = [p for _, params in casts for p in params]
-    checks = [_field_ok_sql(f) for f in fields]
+    checks = [_field_ok_sql(f, text) for f, text in zip(fields, texts, strict=True)]
     ok_conditions = [c for conditions, _ in checks for c in conditions]
     ok_params = [p for _, params in checks for p in params]
     reason, reason_params = _reason_sql(fields)
@@ -136,7 +141,7 @@ def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[
         f"{' and '.join(ok_conditions)} as ok from ("
         f"select file, line_number, line, fault, s, {typed} from ({_parsed_sql(lines)})))"
     )
-    parsed_params = [*ok_params, *typed_params, shape]
+    parsed_params = [*ok_params, *typed_params, paths]
     # Materialized: a filter on `ok` pushed into the projection would parse every line again
     # for each condition that reads its fields.
     parsed = f"with parsed as materialized ({parsed}) "
@@ -156,6 +161,6 @@ def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[
             "left(rtrim(line, chr(10) || chr(13)), ?), ? "
             f"from ({_parsed_sql('parsed where not ok')}) as flagged "
             "join stage_files as files on files.file = flagged.file",
-            [*parsed_params, *reason_params, MAX_RAW_LINE, at, shape],
+            [*parsed_params, *reason_params, MAX_RAW_LINE, at, paths],
         ),
     }

@@ -222,15 +222,14 @@ def parse_json_records(
     in .gz) into an Arrow table typed by the staging table's model, and the rejected records
     with file, line and reason. `read` gives a file's stored bytes (from its path by default)."""
     rules = [FieldRule.of(f) for f in json_fields(table)]
-    columns: list[list[Any]] = [[] for _ in rules]
-    rejects: list[Reject] = []
     reader = read or read_stored
     stored = {name: reader(name) for name in files}
     digests = {
         name: hashlib.sha256(data).hexdigest() if data else None for name, data in stored.items()
     }
-    rejects += file_rejects(files, digests)
+    rejects = file_rejects(files, digests)
     skipped = {r.source_file for r in rejects}
+    records: list[_Record] = []
     for name in files:
         if name in skipped:
             continue
@@ -241,15 +240,84 @@ def parse_json_records(
         for number, line in enumerate(content.splitlines(), start=1):
             if not line.strip():
                 continue
-            reason, values = _parse_record(line, rules, name)
-            if reason is not None:
-                rejects.append(Reject(name, number, reason, escaped(line)))
+            record = _json_object(line)
+            if isinstance(record, str):
+                rejects.append(Reject(name, number, record, escaped(line)))
                 continue
-            for column, value in zip(columns, values, strict=True):
-                column.append(value)
+            record[SOURCE_FILE_FIELD] = name
+            records.append((name, number, line, record))
+    columns = [[record.get(r.field.field) for *_, record in records] for r in rules]
+    if not all(_plainly_valid(rule, column) for rule, column in zip(rules, columns, strict=True)):
+        columns = _checked_columns(rules, records, rejects)
+    position = {name: n for n, name in enumerate(files)}
+    rejects.sort(key=lambda r: (position[r.source_file], r.line_number))
     schema = pa.schema([pa.field(r.field.column, _arrow_type(r.field)) for r in rules])
     arrays = [pa.array(c, type=t) for c, t in zip(columns, schema.types, strict=True)]
     return pa.Table.from_arrays(arrays, schema=schema), rejects
+
+
+# A parsed JSON object of a file: the file, its line number, the line, the object.
+_Record = tuple[str, int, bytes, dict[str, Any]]
+
+
+def _json_object(line: bytes) -> dict[str, Any] | str:
+    """A line's JSON object, or the reason it holds none."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return utf8_fault(line) or MALFORMED
+    return record if isinstance(record, dict) else MALFORMED
+
+
+def _plainly_valid(rule: FieldRule, values: list[Any]) -> bool:
+    """Whether every value fills the column as it is, checked a column at a time (types, range
+    and width over the whole column): then no record has a problem with this field and no value
+    needs converting. False leaves the values to be checked one by one (FieldRule.problem)."""
+    kinds = set(map(type, values))
+    if rule.field.required and type(None) in kinds:
+        return False
+    kinds.discard(type(None))
+    present = [v for v in values if v is not None] if kinds else []
+    if rule.kind == "text":
+        if not kinds <= {str} or rule.pattern is not None:
+            return False
+        width = rule.width
+        # A character is at most 4 UTF-8 bytes: most texts need no encoding to be measured.
+        return width is None or all(len(v.encode()) <= width for v in present if len(v) * 4 > width)
+    if rule.kind == "double":
+        return kinds <= {float, int}
+    if not kinds <= {int} or rule.pattern is not None:
+        return False
+    bits = _BITS[rule.kind]
+    low, high = TIMESTAMP_MS if rule.kind == "timestamp" else (None, None)
+    lowest, highest = min(present, default=0), max(present, default=0)
+    in_bits = -(2 ** (bits - 1)) <= lowest and highest < 2 ** (bits - 1)
+    return in_bits and (low is None or low <= lowest and highest <= high)
+
+
+def _checked_columns(
+    rules: list[FieldRule], records: list[_Record], rejects: list[Reject]
+) -> list[list[Any]]:
+    """The columns of the records that pass every rule, checked one by one; the others go to
+    `rejects` with their first problem."""
+    columns: list[list[Any]] = [[] for _ in rules]
+    for name, number, line, record in records:
+        reason, values = _checked_record(record, rules)
+        if reason is not None:
+            rejects.append(Reject(name, number, reason, escaped(line)))
+            continue
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return columns
+
+
+def _checked_record(record: dict[str, Any], rules: list[FieldRule]) -> tuple[str | None, list[Any]]:
+    """A record's first problem, or None and its values in column order."""
+    values = [record.get(r.field.field) for r in rules]
+    for rule, value in zip(rules, values, strict=True):
+        if reason := rule.problem(value):
+            return reason, []
+    return None, [r.value(v) for r, v in zip(rules, values, strict=True)]
 
 
 def stored_content(name: str, data: bytes) -> tuple[bytes, Reject | None]:
@@ -262,22 +330,3 @@ def stored_content(name: str, data: bytes) -> tuple[bytes, Reject | None]:
             return b"", Reject(name, 0, f"corrupt gzip data: {error}")
     reason = binary_reason(name, data[:SNIFF_BYTES])
     return data, (Reject(name, 0, reason, escaped(data[:64])) if reason else None)
-
-
-def _parse_record(
-    line: bytes, rules: list[FieldRule], source_file: str
-) -> tuple[str | None, list[Any]]:
-    """A line's first problem, or None and its values in column order (a column of the file's
-    name, SOURCE_FILE_FIELD, takes the name of the file the line is in)."""
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return utf8_fault(line) or MALFORMED, []
-    if not isinstance(record, dict):
-        return MALFORMED, []
-    record[SOURCE_FILE_FIELD] = source_file
-    values = [record.get(r.field.field) for r in rules]
-    for rule, value in zip(rules, values, strict=True):
-        if reason := rule.problem(value):
-            return reason, []
-    return None, [r.value(v) for r, v in zip(rules, values, strict=True)]
