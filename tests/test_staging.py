@@ -13,11 +13,12 @@ from sqlalchemy import select
 
 from flows.etl import etl
 from sql import model
+from sql.model import json_fields
 from tasks.source.local import LocalSource
 from tasks.warehouse.base import create_tables, transaction
 from tasks.warehouse.duckdb import DuckDBWarehouse
 from tasks.warehouse.duckdb_sql import events_staging_sql
-from tasks.warehouse.records import parse_json_records
+from tasks.warehouse.records import FieldRule, parse_json_records
 from tests.helpers import query
 
 GOOD_EVENT = {
@@ -285,3 +286,58 @@ def test_text_longer_than_its_column_in_bytes_is_a_reject_on_both_paths(tmp_path
     table, rejects = parse_json_records(model.staging_songs, [str(song)])
     assert table.num_rows == 0
     assert [r.reason for r in rejects] == ["value too long for title: more than 512 bytes"]
+
+
+# Integer spellings as JSON values of itemInSession: the staged integer, or None for a reject.
+INTEGER_SPELLINGS = [
+    (7, 7),
+    ("8", 8),
+    ("+9", 9),
+    ("007", 7),
+    (-3, -3),
+    (1.5, None),
+    ("1.5", None),
+    (2.0, None),
+    (1e3, None),
+    (" 7", None),
+    ("7 ", None),
+    ("0x1F", None),
+    ("1_000", None),
+    (True, None),
+    (2**31, None),
+]
+
+
+def test_integer_fields_take_digits_only_in_sql_as_in_the_python_rules(tmp_path: Path) -> None:
+    """DuckDB's SQL stages the integers COPY reads (a number or a string of digits) and rejects
+    what try_cast alone would read (1.5, ' 7', '0x1F', true), as the rules the song files go by."""
+    day = tmp_path / "src" / "log_data" / "2018" / "11"
+    day.mkdir(parents=True)
+    lines = [
+        event(itemInSession=value, sessionId=n) for n, (value, _) in enumerate(INTEGER_SPELLINGS)
+    ]
+    (day / "2018-11-01-events.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
+    files = [str(day / "2018-11-01-events.json")]
+    with transaction(warehouse.get_engine()) as conn:
+        create_tables(conn)
+        warehouse.stage_events(conn, LocalSource(tmp_path), files, datetime(2024, 1, 1))
+        staged = dict(
+            conn.exec_driver_sql("select session_id, item_in_session from staging_events").all()
+        )
+        rejected = conn.exec_driver_sql("select line_number, reason from load_rejects").all()
+    expected = {n: item for n, (_, item) in enumerate(INTEGER_SPELLINGS) if item is not None}
+    assert staged == expected
+    assert sorted(rejected) == [
+        (n + 1, "wrong type for itemInSession: expected an integer")
+        for n, (_, item) in enumerate(INTEGER_SPELLINGS)
+        if item is None
+    ]
+    rule = FieldRule.of(
+        next(f for f in json_fields(model.staging_events) if f.column == "item_in_session")
+    )
+    for value, item in INTEGER_SPELLINGS:
+        assert (rule.problem(value) is None, rule.value(value) if item is not None else None) == (
+            item is not None,
+            item,
+        )

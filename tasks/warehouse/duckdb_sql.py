@@ -50,9 +50,12 @@ def _cast_sql(f: JsonField, text: str) -> tuple[str, list[Any]]:
         ms = f"try_cast({text} as bigint)"
         return f"case when {ms} between ? and ? then epoch_ms({ms}) end", list(TIMESTAMP_MS)
     if kind in INTEGER_KINDS:
-        # Digits only, as Redshift's COPY reads an INTEGER: try_cast would round 1.5 to 2.
+        # Digits only, as Redshift's COPY reads an INTEGER: try_cast would round 1.5 to 2 and
+        # read ' 7', '1e3' or '0x1F'. A text that is the integer's own spelling (a JSON integer
+        # reads so) needs no pattern; only the others are matched against it.
         cast = f"try_cast({text} as {DUCKDB_TYPES[kind]})"
-        return f"case when regexp_full_match({text}, ?) then {cast} end", [INTEGER_TEXT]
+        digits = f"{text} = cast({cast} as varchar) or regexp_full_match({text}, ?)"
+        return f"case when {digits} then {cast} end", [INTEGER_TEXT]
     return f"try_cast({text} as {DUCKDB_TYPES[kind]})", []
 
 
