@@ -231,12 +231,19 @@ def test_rejects_of_combined_objects_name_the_song_file_and_line() -> None:
 
 
 @pytest.fixture()
-def songs_on_s3(aws_credentials, bucket_name: str, tmp_path: Path) -> S3Source:
+def song_bucket(aws_credentials, bucket_name: str, tmp_path: Path) -> S3Source:
+    """A source at s3://<bucket>/raw, its bucket created and empty."""
+    source = S3Source(bucket_name, "raw", aws_credentials, cache_dir=tmp_path / "cache")
+    source.client().create_bucket(Bucket=bucket_name)
+    return source
+
+
+@pytest.fixture()
+def songs_on_s3(song_bucket: S3Source, bucket_name: str) -> S3Source:
     """Seven song files under s3://<bucket>/raw/song_data/: four plain, one gzipped, one
     pretty-printed and one truncated gzip file."""
-    source = S3Source(bucket_name, "raw", aws_credentials, cache_dir=tmp_path / "cache")
+    source = song_bucket
     client = source.client()
-    client.create_bucket(Bucket=bucket_name)
     for n in range(4):
         client.put_object(Bucket=bucket_name, Key=f"raw/song_data/TR{n}.json", Body=song_line(n))
     zipped = gzip.compress(song_line(4))
@@ -391,7 +398,6 @@ def copies_seen(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, by
 def put_songs(source: S3Source, bodies: dict[str, bytes]) -> list[str]:
     """Song files under song_data/ of the source; their URIs, as the run lists them."""
     client = source.client()
-    client.create_bucket(Bucket=source.bucket)
     for name, body in bodies.items():
         client.put_object(Bucket=source.bucket, Key=source.key("song_data", name), Body=body)
     return sorted(source.listing("song_data"))
@@ -401,11 +407,10 @@ def put_songs(source: S3Source, bodies: dict[str, bytes]) -> list[str]:
 def test_copy_loads_each_combined_record_with_its_file_and_rejects_files_left_alone(
     postgres_database: str,
     aws_credentials,
-    bucket_name: str,
-    tmp_path: Path,
+    song_bucket: S3Source,
     copies_seen: list[tuple[str, dict[str, bytes]]],
 ) -> None:
-    source = S3Source(bucket_name, "raw", aws_credentials, cache_dir=tmp_path / "cache")
+    source = song_bucket
     line = {n: orjson.dumps(song(f"SO{n}")) for n in range(4)}
     bad_year = orjson.dumps(song("SOBAD", year="x"))
     pretty = json.dumps(song("SOPRETTY"), indent=1).encode()
@@ -460,11 +465,10 @@ def test_copy_loads_each_combined_record_with_its_file_and_rejects_files_left_al
 def test_a_gzipped_song_file_that_does_not_decompress_goes_to_copy_as_itself(
     postgres_database: str,
     aws_credentials,
-    bucket_name: str,
-    tmp_path: Path,
+    song_bucket: S3Source,
     copies_seen: list[tuple[str, dict[str, bytes]]],
 ) -> None:
-    source = S3Source(bucket_name, "raw", aws_credentials, cache_dir=tmp_path / "cache")
+    source = song_bucket
     compressed = gzip.compress(orjson.dumps(song("SOX")))
     files = put_songs(
         source,

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, delete, select
 
 from sql import model
 from tasks.source.files import FileVersion, RunFiles
-from tasks.warehouse.base import insert_rows
+from tasks.warehouse.base import Warehouse
 
 EVENTS = "events"
 SONGS = "songs"
@@ -96,8 +96,13 @@ def staged_file_rows(
 
 
 def record_staged_files(
-    conn: Connection, files: RunFiles, at: datetime, event_records: dict[str, int] | None = None
+    warehouse: Warehouse,
+    conn: Connection,
+    files: RunFiles,
+    at: datetime,
+    event_records: dict[str, int] | None = None,
 ) -> None:
     """Write the files the run staged to staging_files (emptied first), in bulk."""
     conn.execute(delete(model.staging_files))
-    insert_rows(conn, model.staging_files, list(staged_file_rows(files, at, event_records)))
+    rows = list(staged_file_rows(files, at, event_records))
+    warehouse.insert_rows(conn, model.staging_files, rows)

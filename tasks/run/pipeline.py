@@ -97,7 +97,7 @@ def load(
             plan = choose_files(conn, quote(files), reload)
             staged = stage(target, conn, raw_data, quote(plan.files))
             at = datetime.now(UTC).replace(tzinfo=None)
-            record_staged_files(conn, plan.files, at, staged.events.records_by_file)
+            record_staged_files(target, conn, plan.files, at, staged.events.records_by_file)
         publish_rejects([staged.events, staged.songs], target.describe())
         with timer("transform + check"):
             changes = transform(conn)

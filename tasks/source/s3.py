@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import orjson
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect_aws import AwsCredentials
@@ -75,6 +76,14 @@ class S3Source:
     def uri(self, key: str) -> str:
         """The s3:// URI of a key."""
         return f"s3://{self.bucket}/{key}"
+
+    def put_json(self, key: str, document: Any) -> str:
+        """Write a JSON document (a COPY manifest, JSONPaths) to a key of the bucket; its URI."""
+        body = orjson.dumps(document, option=orjson.OPT_INDENT_2)
+        self.client().put_object(
+            Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"
+        )
+        return self.uri(key)
 
     def listing(self, folder: str) -> dict[str, str] | None:
         """Every object under a folder of the prefix: its URI → its path under the folder, ETags

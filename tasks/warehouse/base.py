@@ -7,8 +7,10 @@ A third warehouse is one module implementing `Warehouse`, named in `tasks/wareho
 
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -104,10 +106,25 @@ class Warehouse(Protocol):
         """Load event files of the source into staging_events."""
         ...
 
+    def prepare_songs(self, source: Source, files: list[str]) -> Any:
+        """The work on the song files that needs no connection (DuckDB reads and parses them;
+        None where COPY reads them), which the run does while the events stage."""
+        ...
+
     def stage_songs(
-        self, conn: Connection, source: Source, files: list[str], at: datetime
+        self,
+        conn: Connection,
+        source: Source,
+        files: list[str],
+        at: datetime,
+        prepared: Any = None,
     ) -> StageReport:
-        """Load song files of the source into staging_songs."""
+        """Load song files of the source into staging_songs (`prepared`: what prepare_songs
+        gave for these files, or None to do that work now)."""
+        ...
+
+    def insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Insert rows (each with every column of the table) in bulk, in the run's transaction."""
         ...
 
     def describe(self) -> str:
@@ -250,23 +267,9 @@ def reset_staging(conn: Connection, table: Table, files: list[str] | FileSet) ->
 ROWS_PER_INSERT = 4_000
 
 
-def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert rows (each with every column of the table) in bulk: on DuckDB as one Arrow table
-    (it parses each bound value of a VALUES list: 20k rows would take seconds), elsewhere as
-    multi-row INSERTs of ROWS_PER_INSERT rows."""
-    if not rows:
-        return
-    if conn.dialect.name == "duckdb":
-        import pyarrow as pa
-
-        raw = conn.connection.driver_connection
-        columns = ", ".join(conn.dialect.identifier_preparer.quote(c.name) for c in table.columns)
-        raw.register("bulk_rows", pa.Table.from_pylist(rows))
-        try:
-            raw.execute(f"insert into {table.name} ({columns}) select {columns} from bulk_rows")
-        finally:
-            raw.unregister("bulk_rows")
-        return
+def insert_values(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows (each with every column of the table) as multi-row INSERTs of
+    ROWS_PER_INSERT rows: a warehouse's insert_rows where it has no faster way."""
     for start in range(0, len(rows), ROWS_PER_INSERT):
         conn.execute(table.insert().values(rows[start : start + ROWS_PER_INSERT]))
 
@@ -339,10 +342,18 @@ def stage(warehouse: Warehouse, conn: Connection, source: Source, files: RunFile
     """Load the run's files into the staging tables, in the run's transaction."""
     logger = get_run_logger()
     at = datetime.now(UTC).replace(tzinfo=None)
-    result = StageResult(
-        warehouse.stage_events(conn, source, files.event_files, at),
-        warehouse.stage_songs(conn, source, files.song_files, at),
-    )
+    # The song files are read and parsed in a thread (in the run's context, for its logs and
+    # progress) while the events stage: on DuckDB that Python work fills the CPU that event
+    # staging leaves idle.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-songs")
+    try:
+        context = contextvars.copy_context()
+        ahead = pool.submit(context.run, warehouse.prepare_songs, source, files.song_files)
+        events = warehouse.stage_events(conn, source, files.event_files, at)
+        songs = warehouse.stage_songs(conn, source, files.song_files, at, ahead.result())
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    result = StageResult(events, songs)
     for report in (result.events, result.songs):
         logger.info(
             "staged %d rows into %s from %d files in %.2fs (%d rejected)",

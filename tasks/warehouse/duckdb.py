@@ -16,6 +16,7 @@ import time as clock
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from tasks.run.progress import Progress
 from tasks.source.files import Source
 from tasks.warehouse.base import (
     DEFAULT_LOCK_WAIT_SECONDS,
+    Reject,
     StageReport,
     count_rejects,
     held_transaction,
@@ -117,11 +119,28 @@ class DuckDBWarehouse(Block):
         """Read, validate and stage event files with DuckDB (from local copies of the files)."""
         return stage_events_duckdb(conn, files, at, source.local_copies(files))
 
+    def prepare_songs(self, source: Source, files: list[str]) -> ParsedSongs:
+        """Read and parse the song files (local copies of them) into Arrow, without the
+        connection: the run does it while the events stage."""
+        return parse_song_files(files, source.local_copies(files))
+
     def stage_songs(
-        self, conn: Connection, source: Source, files: list[str], at: datetime
+        self,
+        conn: Connection,
+        source: Source,
+        files: list[str],
+        at: datetime,
+        prepared: ParsedSongs | None = None,
     ) -> StageReport:
-        """Parse and stage song files through Arrow (from local copies of the files)."""
-        return stage_songs_duckdb(conn, files, at, source.local_copies(files))
+        """Stage the parsed song files (parsed now when `prepared` is None) through Arrow."""
+        parsed = prepared if prepared is not None else self.prepare_songs(source, files)
+        return stage_songs_duckdb(conn, files, at, parsed=parsed)
+
+    def insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Insert rows as one Arrow table (DuckDB parses each bound value of a VALUES list:
+        20k rows would take seconds)."""
+        if rows:
+            insert_arrow(conn, table, pa.Table.from_pylist(rows))
 
     def describe(self) -> str:
         """The DuckDB file's path."""
@@ -166,6 +185,14 @@ def connect_when_free(engine: Engine, wait: float, warehouse: str) -> Connection
                 )
             clock.sleep(min(pause, max(wait - waited, 0.0)))
             pause = min(pause * 2, 2.0)
+
+
+def insert_arrow(conn: Connection, table: Table, data: pa.Table) -> None:
+    """Insert an Arrow table holding columns of the table's names into the table."""
+    raw = conn.connection.driver_connection
+    columns = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in data.column_names)
+    with _registered(raw, "arrow_rows", data):
+        raw.execute(f"insert into {table.name} ({columns}) select {columns} from arrow_rows")
 
 
 @contextmanager
@@ -281,37 +308,49 @@ def stage_events_duckdb(
         )
 
 
-def stage_songs_duckdb(
-    conn: Connection, files: list[str], at: datetime, local: dict[str, str] | None = None
-) -> StageReport:
-    """Load the song files into staging_songs on DuckDB; bad records go to load_rejects.
-    `local` maps a file's name to the local copy that is read (files are local when omitted)."""
+@dataclass
+class ParsedSongs:
+    """Song files read and parsed: the good records as Arrow, typed, and the rejects."""
+
+    records: pa.Table
+    rejects: list[Reject]
+    seconds: float
+
+
+def parse_song_files(files: list[str], paths: dict[str, str] | None = None) -> ParsedSongs:
+    """Read and parse the song files (`paths` maps a file's name to the local copy read; files
+    are local when omitted), with the progress of staging songs."""
     started = clock.perf_counter()
-    table = model.staging_songs
-    with RegisteredFiles(conn, files) as named:
-        _run_own(conn, table)
-        reset_staging(conn, table, named)
-        report = _stage_song_records(conn, files, at, local or {})
-        report.reject_samples = reject_samples(conn, named)
-    report.seconds = clock.perf_counter() - started
-    return report
-
-
-def _stage_song_records(
-    conn: Connection, files: list[str], at: datetime, paths: dict[str, str]
-) -> StageReport:
-    """Parse the song files, insert the good records and keep the rejects."""
-    table = model.staging_songs
     with Progress("staging songs", len(files), "files") as progress:
 
         def read(name: str) -> bytes:
             progress.advance()
-            return read_stored(paths.get(name, name))
+            return read_stored((paths or {}).get(name, name))
 
-        arrow, rejects = parse_json_records(table, files, read)
-    raw = conn.connection.driver_connection
-    columns = ", ".join(c.name for c in table.columns)
-    with _registered(raw, "songs_arrow", arrow):
-        raw.execute(f"insert into {table.name} ({columns}) select {columns} from songs_arrow")
-    insert_rejects(conn, rejects, at)
-    return StageReport(table.name, len(files), arrow.num_rows, len(rejects), 0.0)
+        records, rejects = parse_json_records(model.staging_songs, files, read)
+    return ParsedSongs(records, rejects, clock.perf_counter() - started)
+
+
+def stage_songs_duckdb(
+    conn: Connection,
+    files: list[str],
+    at: datetime,
+    local: dict[str, str] | None = None,
+    parsed: ParsedSongs | None = None,
+) -> StageReport:
+    """Load the song files into staging_songs on DuckDB; bad records go to load_rejects.
+    `parsed` is their records when already read (`local` maps a file's name to the local copy
+    read otherwise; files are local when omitted)."""
+    started = clock.perf_counter()
+    songs = parsed if parsed is not None else parse_song_files(files, local)
+    table = model.staging_songs
+    with RegisteredFiles(conn, files) as named:
+        _run_own(conn, table)
+        reset_staging(conn, table, named)
+        insert_arrow(conn, table, songs.records)
+        insert_rejects(conn, songs.rejects, at)
+        samples = reject_samples(conn, named)
+    # Reading and parsing count where they happened, beside event staging or here.
+    seconds = songs.seconds + clock.perf_counter() - started
+    rows, rejects = songs.records.num_rows, len(songs.rejects)
+    return StageReport(table.name, len(files), rows, rejects, seconds, samples)

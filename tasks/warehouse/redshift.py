@@ -17,7 +17,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
-import orjson
 from prefect.blocks.core import Block
 from prefect_aws import AwsCredentials
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -38,7 +37,7 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
 from sql import model
 from sql.model import jsonpaths
-from tasks.aws import DEFAULT_REGION, aws_client
+from tasks.aws import DEFAULT_REGION
 from tasks.cluster.sign_in import sign_in_per_connection, sign_in_problem
 from tasks.run.progress import Progress
 from tasks.source.files import Source
@@ -50,6 +49,7 @@ from tasks.warehouse.base import (
     StageReport,
     held_transaction,
     insert_rejects,
+    insert_values,
     lock_wait_seconds,
     reset_staging,
 )
@@ -190,13 +190,25 @@ class RedshiftWarehouse(Block):
         """COPY the event files into staging_events."""
         return stage_by_copy(conn, self._s3(source), model.staging_events, files, at, self)
 
+    def prepare_songs(self, source: Source, files: list[str]) -> None:
+        """Nothing before the connection: the songs are combined and copied in stage_songs."""
+
     def stage_songs(
-        self, conn: Connection, source: Source, files: list[str], at: datetime
+        self,
+        conn: Connection,
+        source: Source,
+        files: list[str],
+        at: datetime,
+        prepared: None = None,
     ) -> StageReport:
         """COPY the song files into staging_songs, combined into few objects (gzipped ones
         decompressed), each record with its file's name for staging_songs.source_file."""
         s3 = self._s3(source)
         return stage_by_copy(conn, s3, model.staging_songs, files, at, self, combine=True)
+
+    def insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Multi-row INSERTs (COPY is for files)."""
+        insert_values(conn, table, rows)
 
     def copy(self, conn: Connection, statement: str) -> None:
         """Run one COPY statement in the connection's transaction."""
@@ -260,15 +272,6 @@ def copy_statement(
     )
 
 
-def put_json(source: S3Source, key: str, document: Any) -> str:
-    """Write a JSON document (a manifest, JSONPaths) to a key of the source's bucket; its URI."""
-    body = orjson.dumps(document, option=orjson.OPT_INDENT_2)
-    aws_client(source.credentials, "s3").put_object(
-        Bucket=source.bucket, Key=key, Body=body, ContentType="application/json"
-    )
-    return source.uri(key)
-
-
 def manifest(files: list[str]) -> dict[str, Any]:
     """A COPY manifest naming exactly these files; a missing one fails the COPY."""
     return {"entries": [{"url": uri, "mandatory": True} for uri in files]}
@@ -320,7 +323,7 @@ def stage_by_copy(
     rows, counted = 0, len(rejects)
     control = source.key(CONTROL_PREFIX)
     if loadable:
-        paths_uri = put_json(source, f"{control}/jsonpaths/{target.name}.json", jsonpaths(target))
+        paths_uri = source.put_json(f"{control}/jsonpaths/{target.name}.json", jsonpaths(target))
     stamp = at.strftime("%Y%m%dT%H%M%S%f")
     manifests = f"{control}/manifests/{stamp}/{target.name}"
     title = f"staging {target.name.removeprefix('staging_')}"
@@ -334,7 +337,7 @@ def stage_by_copy(
         for batch in batches:
             if batch.files:  # none when every file held only blank lines
                 manifest_key = manifests + (".gzip.manifest" if batch.gzipped else ".manifest")
-                manifest_uri = put_json(source, manifest_key, manifest(batch.files))
+                manifest_uri = source.put_json(manifest_key, manifest(batch.files))
                 try:
                     loaded, copy_rejects = _copy_files(
                         conn, target, manifest_uri, paths_uri, warehouse, batch
