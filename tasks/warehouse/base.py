@@ -7,10 +7,8 @@ A third warehouse is one module implementing `Warehouse`, named in `tasks/wareho
 
 from __future__ import annotations
 
-import contextvars
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -106,21 +104,10 @@ class Warehouse(Protocol):
         """Load event files of the source into staging_events."""
         ...
 
-    def prepare_songs(self, source: Source, files: list[str]) -> Any:
-        """The work on the song files that needs no connection (DuckDB reads and parses them;
-        None where COPY reads them), which the run does while the events stage."""
-        ...
-
     def stage_songs(
-        self,
-        conn: Connection,
-        source: Source,
-        files: list[str],
-        at: datetime,
-        prepared: Any = None,
+        self, conn: Connection, source: Source, files: list[str], at: datetime
     ) -> StageReport:
-        """Load song files of the source into staging_songs (`prepared`: what prepare_songs
-        gave for these files, or None to do that work now)."""
+        """Load song files of the source into staging_songs."""
         ...
 
     def insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -342,18 +329,10 @@ def stage(warehouse: Warehouse, conn: Connection, source: Source, files: RunFile
     """Load the run's files into the staging tables, in the run's transaction."""
     logger = get_run_logger()
     at = datetime.now(UTC).replace(tzinfo=None)
-    # The song files are read and parsed in a thread (in the run's context, for its logs and
-    # progress) while the events stage: on DuckDB that Python work fills the CPU that event
-    # staging leaves idle.
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-songs")
-    try:
-        context = contextvars.copy_context()
-        ahead = pool.submit(context.run, warehouse.prepare_songs, source, files.song_files)
-        events = warehouse.stage_events(conn, source, files.event_files, at)
-        songs = warehouse.stage_songs(conn, source, files.song_files, at, ahead.result())
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    result = StageResult(events, songs)
+    result = StageResult(
+        warehouse.stage_events(conn, source, files.event_files, at),
+        warehouse.stage_songs(conn, source, files.song_files, at),
+    )
     for report in (result.events, result.songs):
         logger.info(
             "staged %d rows into %s from %d files in %.2fs (%d rejected)",

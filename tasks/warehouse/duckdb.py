@@ -16,7 +16,6 @@ import time as clock
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,6 @@ from tasks.run.progress import Progress
 from tasks.source.files import Source
 from tasks.warehouse.base import (
     DEFAULT_LOCK_WAIT_SECONDS,
-    Reject,
     StageReport,
     count_rejects,
     held_transaction,
@@ -119,22 +117,11 @@ class DuckDBWarehouse(Block):
         """Read, validate and stage event files with DuckDB (from local copies of the files)."""
         return stage_events_duckdb(conn, files, at, source.local_copies(files))
 
-    def prepare_songs(self, source: Source, files: list[str]) -> ParsedSongs:
-        """Read and parse the song files (local copies of them) into Arrow, without the
-        connection: the run does it while the events stage."""
-        return parse_song_files(files, source.local_copies(files))
-
     def stage_songs(
-        self,
-        conn: Connection,
-        source: Source,
-        files: list[str],
-        at: datetime,
-        prepared: ParsedSongs | None = None,
+        self, conn: Connection, source: Source, files: list[str], at: datetime
     ) -> StageReport:
-        """Stage the parsed song files (parsed now when `prepared` is None) through Arrow."""
-        parsed = prepared if prepared is not None else self.prepare_songs(source, files)
-        return stage_songs_duckdb(conn, files, at, parsed=parsed)
+        """Parse and stage song files through Arrow (from local copies of the files)."""
+        return stage_songs_duckdb(conn, files, at, source.local_copies(files))
 
     def insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         """Insert rows as one Arrow table (DuckDB parses each bound value of a VALUES list:
@@ -308,49 +295,25 @@ def stage_events_duckdb(
         )
 
 
-@dataclass
-class ParsedSongs:
-    """Song files read and parsed: the good records as Arrow, typed, and the rejects."""
-
-    records: pa.Table
-    rejects: list[Reject]
-    seconds: float
-
-
-def parse_song_files(files: list[str], paths: dict[str, str] | None = None) -> ParsedSongs:
-    """Read and parse the song files (`paths` maps a file's name to the local copy read; files
-    are local when omitted), with the progress of staging songs."""
-    started = clock.perf_counter()
-    with Progress("staging songs", len(files), "files") as progress:
-
-        def read(name: str) -> bytes:
-            progress.advance()
-            return read_stored((paths or {}).get(name, name))
-
-        records, rejects = parse_json_records(model.staging_songs, files, read)
-    return ParsedSongs(records, rejects, clock.perf_counter() - started)
-
-
 def stage_songs_duckdb(
-    conn: Connection,
-    files: list[str],
-    at: datetime,
-    local: dict[str, str] | None = None,
-    parsed: ParsedSongs | None = None,
+    conn: Connection, files: list[str], at: datetime, local: dict[str, str] | None = None
 ) -> StageReport:
     """Load the song files into staging_songs on DuckDB; bad records go to load_rejects.
-    `parsed` is their records when already read (`local` maps a file's name to the local copy
-    read otherwise; files are local when omitted)."""
+    `local` maps a file's name to the local copy that is read (files are local when omitted)."""
     started = clock.perf_counter()
-    songs = parsed if parsed is not None else parse_song_files(files, local)
     table = model.staging_songs
     with RegisteredFiles(conn, files) as named:
         _run_own(conn, table)
         reset_staging(conn, table, named)
-        insert_arrow(conn, table, songs.records)
-        insert_rejects(conn, songs.rejects, at)
+        with Progress("staging songs", len(files), "files") as progress:
+
+            def read(name: str) -> bytes:
+                progress.advance()
+                return read_stored((local or {}).get(name, name))
+
+            records, rejects = parse_json_records(table, files, read)
+        insert_arrow(conn, table, records)
+        insert_rejects(conn, rejects, at)
         samples = reject_samples(conn, named)
-    # Reading and parsing count where they happened, beside event staging or here.
-    seconds = songs.seconds + clock.perf_counter() - started
-    rows, rejects = songs.records.num_rows, len(songs.rejects)
-    return StageReport(table.name, len(files), rows, rejects, seconds, samples)
+    seconds = clock.perf_counter() - started
+    return StageReport(table.name, len(files), records.num_rows, len(rejects), seconds, samples)

@@ -190,16 +190,8 @@ class RedshiftWarehouse(Block):
         """COPY the event files into staging_events."""
         return stage_by_copy(conn, self._s3(source), model.staging_events, files, at, self)
 
-    def prepare_songs(self, source: Source, files: list[str]) -> None:
-        """Nothing before the connection: the songs are combined and copied in stage_songs."""
-
     def stage_songs(
-        self,
-        conn: Connection,
-        source: Source,
-        files: list[str],
-        at: datetime,
-        prepared: None = None,
+        self, conn: Connection, source: Source, files: list[str], at: datetime
     ) -> StageReport:
         """COPY the song files into staging_songs, combined into few objects (gzipped ones
         decompressed), each record with its file's name for staging_songs.source_file."""
