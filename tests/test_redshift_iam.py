@@ -68,6 +68,19 @@ def moto_cluster(aws_credentials: AwsCredentials) -> tuple[str, str]:
     return identifier, cluster["Endpoint"]["Address"]
 
 
+def iam_block_on_moto(aws_credentials: AwsCredentials) -> RedshiftWarehouse:
+    """A block signing in with IAM as the existing user of a cluster made on moto."""
+    identifier, host = moto_cluster(aws_credentials)
+    return RedshiftWarehouse(
+        host=host,
+        user="sparkify",
+        sign_in="iam",
+        cluster_identifier=identifier,
+        iam_role_arn=ROLE,
+        aws_credentials=aws_credentials,
+    )
+
+
 # --- the block's fields ---------------------------------------------------------------------
 
 
@@ -132,15 +145,7 @@ def test_the_region_comes_from_the_credentials_or_else_the_endpoint() -> None:
 
 
 def test_get_cluster_credentials_signs_in_as_the_existing_user(aws_credentials) -> None:
-    identifier, host = moto_cluster(aws_credentials)
-    block = RedshiftWarehouse(
-        host=host,
-        user="sparkify",
-        sign_in="iam",
-        cluster_identifier=identifier,
-        iam_role_arn=ROLE,
-        aws_credentials=aws_credentials,
-    )
+    block = iam_block_on_moto(aws_credentials)
     user, password = temporary_credentials(block)
     assert user == "IAM:sparkify"  # AutoCreate false: the existing user, prefixed IAM:
     assert len(password) == 32 and password != "Not-a-real-0ne"
@@ -153,15 +158,7 @@ def test_get_cluster_credentials_signs_in_as_the_existing_user(aws_credentials) 
 def test_each_new_connection_signs_in_with_fresh_cluster_credentials(
     aws_credentials, connects: list[dict[str, Any]]
 ) -> None:
-    identifier, host = moto_cluster(aws_credentials)
-    block = RedshiftWarehouse(
-        host=host,
-        user="sparkify",
-        sign_in="iam",
-        cluster_identifier=identifier,
-        iam_role_arn=ROLE,
-        aws_credentials=aws_credentials,
-    )
+    block = iam_block_on_moto(aws_credentials)
     engine = block.get_engine()
     assert engine.url.password is None
     with engine.connect() as first:
@@ -173,7 +170,7 @@ def test_each_new_connection_signs_in_with_fresh_cluster_credentials(
         third.exec_driver_sql("select 1")
 
     assert [(c["user"], c["host"], c["database"]) for c in connects] == [
-        ("IAM:sparkify", host, "dev")
+        ("IAM:sparkify", block.host, "dev")
     ] * 3
     passwords = [c["password"] for c in connects]
     assert len(set(passwords)) == 3 and all(len(p) == 32 for p in passwords)

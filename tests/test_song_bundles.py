@@ -395,6 +395,15 @@ def copies_seen(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, by
     return seen
 
 
+@pytest.fixture()
+def song_warehouse(postgres_database: str, aws_credentials) -> PostgresRedshiftWarehouse:
+    """The PostgreSQL stand-in for Redshift, its tables created."""
+    block = stand_in(postgres_database, aws_credentials)
+    with block.get_engine().begin() as conn:
+        model.metadata.create_all(conn)
+    return block
+
+
 def put_songs(source: S3Source, bodies: dict[str, bytes]) -> list[str]:
     """Song files under song_data/ of the source; their URIs, as the run lists them."""
     client = source.client()
@@ -405,12 +414,11 @@ def put_songs(source: S3Source, bodies: dict[str, bytes]) -> list[str]:
 
 @pytest.mark.postgres
 def test_copy_loads_each_combined_record_with_its_file_and_rejects_files_left_alone(
-    postgres_database: str,
-    aws_credentials,
+    song_warehouse: PostgresRedshiftWarehouse,
     song_bucket: S3Source,
     copies_seen: list[tuple[str, dict[str, bytes]]],
 ) -> None:
-    source = song_bucket
+    source, block = song_bucket, song_warehouse
     line = {n: orjson.dumps(song(f"SO{n}")) for n in range(4)}
     bad_year = orjson.dumps(song("SOBAD", year="x"))
     pretty = json.dumps(song("SOPRETTY"), indent=1).encode()
@@ -426,9 +434,7 @@ def test_copy_loads_each_combined_record_with_its_file_and_rejects_files_left_al
         },
     )
     a, b, c, p, q = files
-    block = stand_in(postgres_database, aws_credentials)
     with block.get_engine().begin() as conn:
-        model.metadata.create_all(conn)
         report = block.stage_songs(conn, source, files, datetime(2024, 1, 1))
         staged = conn.execute(
             select(model.staging_songs.c.source_file, model.staging_songs.c.song_id)
@@ -463,20 +469,16 @@ def test_copy_loads_each_combined_record_with_its_file_and_rejects_files_left_al
 
 @pytest.mark.postgres
 def test_a_gzipped_song_file_that_does_not_decompress_goes_to_copy_as_itself(
-    postgres_database: str,
-    aws_credentials,
+    song_warehouse: PostgresRedshiftWarehouse,
     song_bucket: S3Source,
     copies_seen: list[tuple[str, dict[str, bytes]]],
 ) -> None:
-    source = song_bucket
+    source, block = song_bucket, song_warehouse
     compressed = gzip.compress(orjson.dumps(song("SOX")))
     files = put_songs(
         source,
         {"TRA.json": orjson.dumps(song("SOA")), "TRX.json.gz": compressed[: len(compressed) // 2]},
     )
-    block = stand_in(postgres_database, aws_credentials)
-    with block.get_engine().begin() as conn:
-        model.metadata.create_all(conn)
     with pytest.raises(LoadFailed) as failure, block.get_engine().begin() as conn:
         block.stage_songs(conn, source, files, datetime(2024, 1, 1))
     # As before the songs were combined: COPY with GZIP reads the truncated file itself, and
