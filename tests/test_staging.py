@@ -207,6 +207,23 @@ def test_song_records_checked_by_column_and_by_record_agree(tmp_path: Path) -> N
     assert plain_rows.to_pylist() == fast.to_pylist()
 
 
+def test_a_song_number_beyond_64_bits_is_a_double_not_a_failed_run(tmp_path: Path) -> None:
+    # A JSON integer in a DOUBLE column, too large for a signed 64-bit integer (orjson reads it
+    # as an int up to 2**64, as a float beyond): a double on both paths.
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps({**SONG, "duration": 2**63}), encoding="utf-8")
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps({**SONG, "song_id": "SOPLAIN0000000001"}), encoding="utf-8")
+    table, rejects = parse_json_records(model.staging_songs, [str(huge), str(plain)])
+    assert rejects == []
+    assert table.column("duration").to_pylist() == [float(2**63), 218.93179]
+    digits = tmp_path / "digits.json"  # a year as digits sends every record through the rules
+    digits.write_text(json.dumps({**SONG, "song_id": "SODIGITS000000001", "year": "2004"}))
+    table, rejects = parse_json_records(model.staging_songs, [str(huge), str(digits)])
+    assert rejects == []
+    assert table.column("duration").to_pylist() == [float(2**63), 218.93179]
+
+
 def test_staged_events_are_typed(bad_source: Path, tmp_path: Path) -> None:
     warehouse = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
     files = [str(p) for p in sorted((bad_source / "log_data").rglob("*.json"))]

@@ -172,6 +172,8 @@ class FieldRule:
             return value if type(value) is str else str(value)
         if self.kind in INTEGER_KINDS and type(value) is str and _INTEGER.fullmatch(value):
             return int(value)
+        if self.kind == "double" and type(value) is int:
+            return float(value)  # a JSON integer beyond 64 bits is a double still
         return value
 
     def problem(self, value: Any) -> str | None:
@@ -285,7 +287,8 @@ def _plainly_valid(rule: FieldRule, values: list[Any]) -> bool:
         # A character is at most 4 UTF-8 bytes: most texts need no encoding to be measured.
         return width is None or all(len(v.encode()) <= width for v in present if len(v) * 4 > width)
     if rule.kind == "double":
-        return kinds <= {float, int}
+        ints = [v for v in present if type(v) is int] if int in kinds else []
+        return kinds <= {float, int} and all(-(2**63) <= v < 2**63 for v in ints)
     if not kinds <= {int} or rule.pattern is not None:
         return False
     bits = _BITS[rule.kind]
