@@ -173,7 +173,7 @@ class FieldRule:
         if self.kind in INTEGER_KINDS and type(value) is str and _INTEGER.fullmatch(value):
             return int(value)
         if self.kind == "double" and type(value) is int:
-            return float(value)  # a JSON integer beyond 64 bits is a double still
+            return float(value)  # orjson keeps integers up to 2**64: Arrow takes them as floats
         return value
 
     def problem(self, value: Any) -> str | None:
@@ -190,7 +190,7 @@ class FieldRule:
         if kind == "timestamp" and not TIMESTAMP_MS[0] <= value <= TIMESTAMP_MS[1]:
             return out_of_range(f)
         bits = _BITS.get(kind)
-        if bits and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        if bits and not _in_bits(bits, value, value):
             return f"wrong type for {f.field}: integer out of range"
         if self.pattern is not None and not self.pattern.fullmatch(str(value)):
             return f"bad value for {f.field}: does not match {f.pattern}"
@@ -200,11 +200,20 @@ class FieldRule:
         f = self.field
         if self.pattern is not None and not self.pattern.fullmatch(text):
             return f"bad value for {f.field}: does not match {f.pattern}"
-        # A character is at most 4 UTF-8 bytes: most texts need no encoding to be measured.
-        if self.width is not None and len(text) * 4 > self.width:
-            if len(text.encode()) > self.width:
-                return too_long(f, self.width)
+        if self.width is not None and _wider(text, self.width):
+            return too_long(f, self.width)
         return None
+
+
+def _wider(text: str, width: int) -> bool:
+    """Whether a text takes more than `width` UTF-8 bytes (a character is at most 4 bytes: most
+    texts need no encoding to be measured)."""
+    return len(text) * 4 > width and len(text.encode()) > width
+
+
+def _in_bits(bits: int, lowest: int, highest: int) -> bool:
+    """Whether integers from lowest to highest fit a signed integer of that many bits."""
+    return -(2 ** (bits - 1)) <= lowest and highest < 2 ** (bits - 1)
 
 
 def _arrow_type(f: JsonField) -> pa.DataType:
@@ -284,17 +293,17 @@ def _plainly_valid(rule: FieldRule, values: list[Any]) -> bool:
         if not kinds <= {str} or rule.pattern is not None:
             return False
         width = rule.width
-        # A character is at most 4 UTF-8 bytes: most texts need no encoding to be measured.
-        return width is None or all(len(v.encode()) <= width for v in present if len(v) * 4 > width)
+        # Only texts of more than width / 4 characters can be too wide (see _wider).
+        return width is None or not any(_wider(v, width) for v in present if len(v) * 4 > width)
     if rule.kind == "double":
+        # Arrow takes a Python int for a double within 64 bits; FieldRule.value converts others.
         ints = [v for v in present if type(v) is int] if int in kinds else []
-        return kinds <= {float, int} and all(-(2**63) <= v < 2**63 for v in ints)
+        return kinds <= {float, int} and _in_bits(64, min(ints, default=0), max(ints, default=0))
     if not kinds <= {int} or rule.pattern is not None:
         return False
-    bits = _BITS[rule.kind]
     low, high = TIMESTAMP_MS if rule.kind == "timestamp" else (None, None)
     lowest, highest = min(present, default=0), max(present, default=0)
-    in_bits = -(2 ** (bits - 1)) <= lowest and highest < 2 ** (bits - 1)
+    in_bits = _in_bits(_BITS[rule.kind], lowest, highest)
     return in_bits and (low is None or low <= lowest and highest <= high)
 
 
