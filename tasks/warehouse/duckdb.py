@@ -1,10 +1,12 @@
 """The embedded warehouse: a DuckDB file, and staging that reads the raw JSON inside DuckDB.
 
-Event files are read a batch of lines at a time (tasks/warehouse/lines.py: bounded memory,
-gzip by name, byte-level faults kept as the lines' reasons) and each batch is parsed, validated
-and typed by DuckDB in bulk, by rules drawn from the table model: a malformed line, a missing
-field, a wrong type or a value out of range becomes a row in load_rejects with its file, line
-number and reason, while every good line loads.
+Event files of plain JSON text are staged whole by DuckDB's read_json, its fields read as text
+and typed and checked by rules drawn from the table model; a file where a line does not load
+is staged again, like gzipped and binary files, a batch of lines at a time
+(tasks/warehouse/lines.py: bounded memory, gzip by name, byte-level faults kept as the lines'
+reasons), each batch parsed, validated and typed by DuckDB in bulk by the same rules: a
+malformed line, a missing field, a wrong type or a value out of range becomes a row in
+load_rejects with its file, line number and reason, while every good line loads.
 Song files are small and many: reading them in Python (orjson) into one Arrow table is an order
 of magnitude faster than DuckDB's per-file overhead.
 """
@@ -54,8 +56,18 @@ from tasks.warehouse.base import (
     reject_samples,
     reset_staging,
 )
-from tasks.warehouse.duckdb_sql import events_staging_sql
-from tasks.warehouse.lines import BATCH_LINES, FileToRead, line_batches, read_ahead
+from tasks.warehouse.duckdb_sql import (
+    WHOLE_FILE_COLUMNS,
+    events_read_json_sql,
+    events_staging_sql,
+)
+from tasks.warehouse.lines import (
+    BATCH_LINES,
+    FileToRead,
+    line_batches,
+    read_ahead,
+    readable_whole,
+)
 from tasks.warehouse.records import (
     file_digests,
     file_rejects,
@@ -215,17 +227,19 @@ class RegisteredFiles:
         return [column.in_(select(names.c.source_file))]
 
 
-def _run_own(conn: Connection, table: Table) -> None:
-    """Shadow a staging table with a temp table of the same columns for the rest of the run's
-    session: DuckDB resolves an unqualified name to the temp table first, so staging and the
-    transforms use it unchanged, and its rows, which only this run reads, are never written to
-    the database file (a commit would otherwise write a million staged events)."""
+def _run_own(conn: Connection, table: Table, extra: dict[str, str] | None = None) -> None:
+    """Shadow a staging table with a temp table of the same columns (and the `extra` ones, by
+    name and type) for the rest of the run's session: DuckDB resolves an unqualified name to
+    the temp table first, so staging and the transforms use it unchanged, and its rows, which
+    only this run reads, are never written to the database file (a commit would otherwise write
+    a million staged events)."""
     raw = conn.connection.driver_connection
     quote = conn.dialect.identifier_preparer.quote
     database = raw.execute("select current_database()").fetchone()[0]
+    more = "".join(f", cast(null as {kind}) as {name}" for name, kind in (extra or {}).items())
     raw.execute(
         f"create temp table if not exists {quote(table.name)} as "
-        f"select * from {quote(database)}.main.{quote(table.name)} limit 0"
+        f"select *{more} from {quote(database)}.main.{quote(table.name)} limit 0"
     )
 
 
@@ -247,21 +261,71 @@ def _stage_lines(
     return by_file
 
 
+# Bytes of event files that read_json stages in one statement at most.
+WHOLE_FILE_BYTES = 512 * 2**20
+
+
+def _whole_file_groups(files: list[FileToRead]) -> Iterator[list[FileToRead]]:
+    """The files read_json may stage whole, in groups of WHOLE_FILE_BYTES at most (or one
+    larger file)."""
+    group: list[FileToRead] = []
+    size = 0
+    for file in files:
+        if readable_whole(file):
+            length = Path(file.path).stat().st_size
+            if group and size + length > WHOLE_FILE_BYTES:
+                yield group
+                group, size = [], 0
+            group.append(file)
+            size += length
+    if group:
+        yield group
+
+
+def _stage_whole_files(raw: Any, table: Table, files: list[FileToRead]) -> Counter[int]:
+    """Stage whole files with read_json: the records each file staged whose every line loaded.
+    A file with a line that did not load has its rows taken out again, to be staged line by
+    line (where a reject gets its line number); it is not in the counter, nor is a file that
+    read_json found no record in."""
+    json_files = pa.table(
+        {
+            "file": pa.array([f.index for f in files], pa.int32()),
+            "path": pa.array([f.path for f in files]),
+        }
+    )
+    with _registered(raw, "json_files", json_files):
+        raw.execute(*events_read_json_sql(table, [f.path for f in files]))
+    indexes = [f.index for f in files]
+    counts = raw.execute(
+        f"select _file, count(*), bool_and(_ok) from {table.name} "
+        "where _file between ? and ? group by _file",
+        [min(indexes), max(indexes)],
+    ).fetchall()
+    redo = [file for file, _, ok in counts if not ok]
+    if redo:
+        raw.execute(f"delete from {table.name} where list_contains(?, _file)", [redo])
+    # A file with no row at all (blank lines only) is left to be read line by line as well.
+    return Counter({file: count for file, count, ok in counts if ok})
+
+
 def stage_events_duckdb(
     conn: Connection,
     files: list[str],
     at: datetime,
     local: dict[str, str] | None = None,
     batch_lines: int = BATCH_LINES,
+    whole_files: bool = True,
 ) -> StageReport:
-    """Load the event files into staging_events on DuckDB, `batch_lines` lines at a time
-    (memory stays flat whatever the files' size); bad lines go to load_rejects. `local` maps a
-    file's name to the local copy that is read (files are local when omitted)."""
+    """Load the event files into staging_events on DuckDB; bad lines go to load_rejects.
+    Files of JSON text are staged whole by DuckDB's read_json (`whole_files`), and those where
+    a line did not load, with the others (gzipped, binary), `batch_lines` lines at a time, where
+    each bad line gets its number and reason; memory stays flat whatever the files' size.
+    `local` maps a file's name to the local copy that is read (files are local when omitted)."""
     started = clock.perf_counter()
     table = model.staging_events
     paths = local or {name: name for name in files}
     with RegisteredFiles(conn, files) as named:
-        _run_own(conn, table)
+        _run_own(conn, table, WHOLE_FILE_COLUMNS)
         reset_staging(conn, table, named)
         whole_file = file_rejects(files, file_digests(files, paths))
         insert_rejects(conn, whole_file, at)
@@ -271,11 +335,16 @@ def stage_events_duckdb(
         ]
         raw = conn.connection.driver_connection
         statements = events_staging_sql(table, at)
-        # A batch's last file may go on in the next batch: the files before it are done.
-        position = {file.index: n for n, file in enumerate(to_read)}
         staged: Counter[int] = Counter()
         with Progress("staging events", len(files), "files") as progress:
             progress.advance(len(skipped))
+            for group in _whole_file_groups(to_read) if whole_files else []:
+                whole = _stage_whole_files(raw, table, group)
+                staged.update(whole)
+                progress.advance(len(whole), note=group[-1].name)
+            to_read = [file for file in to_read if file.index not in staged]
+            # A batch's last file may go on in the next batch: the files before it are done.
+            position = {file.index: n for n, file in enumerate(to_read)}
             done = 0
             for lines in read_ahead(line_batches(to_read, batch_lines)):
                 staged += _stage_lines(raw, statements, lines)

@@ -104,15 +104,27 @@ def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
 
 def _parsed_sql(where: str) -> str:
     """Lines of a relation with the texts of their fields (the list `s`, in field order) when
-    the line is a JSON object: a JSON text starting with "{", parsed once (try() makes a parse
-    error null; json_valid first would parse every line twice). json_extract_string reads a
-    value as json_transform to VARCHAR does, with the same reader, in three quarters of its
-    time."""
+    the line is a JSON object: a JSON text starting with "{" after JSON's white space, parsed
+    once (try() makes a parse error null; json_valid first would parse every line twice).
+    json_extract_string reads a value as json_transform to VARCHAR does, with the same reader,
+    in three quarters of its time."""
     return (
         "select file, line_number, line, fault, case when fault is null "
-        "and (line[1] = '{' or starts_with(ltrim(line), '{')) "
+        "and (line[1] = '{' or starts_with(ltrim(line, ' ' || chr(9) || chr(13)), '{')) "
         f"then try(json_extract_string(line, ?)) end as s from {where}"
     )
+
+
+def _typed_and_ok(fields: list[JsonField], texts: list[str]) -> tuple[str, str, list[Any]]:
+    """From the fields' texts: the typed staging columns (a select list), and the condition
+    that a row of them meets when every field can fill its column (over those columns and the
+    texts), with the bind values of the condition and then of the select list."""
+    casts = [_cast_sql(f, text) for f, text in zip(fields, texts, strict=True)]
+    typed = ", ".join(f"{sql} as {f.column}" for f, (sql, _) in zip(fields, casts, strict=True))
+    checks = [_field_ok_sql(f, text) for f, text in zip(fields, texts, strict=True)]
+    ok = " and ".join(c for conditions, _ in checks for c in conditions)
+    params = [p for _, params in checks for p in params] + [p for _, ps in casts for p in ps]
+    return typed, ok, params
 
 
 def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[Any]]]:
@@ -128,23 +140,17 @@ def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[
     paths = [f"$.{orjson.dumps(f.field).decode()}" for f in fields]
     texts = _texts(fields)
     columns = ", ".join(f.column for f in fields)
-    casts = [_cast_sql(f, text) for f, text in zip(fields, texts, strict=True)]
-    typed = ", ".join(f"{sql} as {f.column}" for f, (sql, _) in zip(fields, casts, strict=True))
-    typed_params = [p for _, params in casts for p in params]
-    checks = [_field_ok_sql(f, text) for f, text in zip(fields, texts, strict=True)]
-    ok_conditions = [c for conditions, _ in checks for c in conditions]
-    ok_params = [p for _, params in checks for p in params]
+    typed, ok, typed_params = _typed_and_ok(fields, texts)
     reason, reason_params = _reason_sql(fields)
     # Blank lines hold no record and no reject.
     blank = "regexp_full_match(line, '\\s*')"
     lines = f"event_lines where fault is not null or line[1] = '{{' or not {blank}"
     parsed = (
         f"select file, line_number, ok, {columns}, case when not ok then line end as line, "
-        f"fault from (select *, fault is null and s is not null and "
-        f"{' and '.join(ok_conditions)} as ok from ("
+        f"fault from (select *, fault is null and s is not null and {ok} as ok from ("
         f"select file, line_number, line, fault, s, {typed} from ({_parsed_sql(lines)})))"
     )
-    parsed_params = [*ok_params, *typed_params, paths]
+    parsed_params = [*typed_params, paths]
     # Materialized: a filter on `ok` pushed into the projection would parse every line again
     # for each condition that reads its fields.
     parsed = f"with parsed as materialized ({parsed}) "
@@ -167,3 +173,40 @@ def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[
             [*parsed_params, *reason_params, MAX_RAW_LINE, at, paths],
         ),
     }
+
+
+# Columns that the run's own staging_events has beyond the model's: the file a row came from
+# and whether it is good, for files staged whole by DuckDB's read_json.
+WHOLE_FILE_COLUMNS = {"_file": "integer", "_ok": "boolean"}
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def events_read_json_sql(table: Table, paths: list[str]) -> tuple[str, list[Any]]:
+    """DuckDB's statement that stages whole event files (`paths`) read by read_json, one JSON
+    text a line, and its bind values. read_json reads each field as text as json_extract_string
+    does (its VARCHAR columns), through the same reader, and is typed and checked by the same
+    rules as lines are; a line that is not a JSON object (malformed, invalid UTF-8) reads as a
+    row of nulls, and blank lines as no row. Every row goes in with its file (`_file`, from the
+    registered Arrow table `json_files` (file, path)) and whether it loads (`_ok`): a row with
+    no field at all (which may be such a line) is not taken as good, so its file is staged
+    again line by line, where it gets its line number and reason."""
+    fields = json_fields(table)
+    texts = [f"t{n}" for n in range(len(fields))]
+    typed, ok, params = _typed_and_ok(fields, texts)
+    columns = ", ".join(f.column for f in fields)
+    renames = ", ".join(f"{_quoted(f.field)} as {t}" for f, t in zip(fields, texts, strict=True))
+    read = (
+        "read_json(?, columns = ?, format = 'newline_delimited', records = true, "
+        "ignore_errors = true, filename = true)"
+    )
+    return (
+        f"insert into {table.name} ({columns}, {', '.join(WHOLE_FILE_COLUMNS)}) "
+        f"select {columns}, file, coalesce({', '.join(texts)}) is not null and {ok} "
+        f"from (select files.file, {', '.join(texts)}, {typed} "
+        f"from (select filename, {renames} from {read}) as lines "
+        "join json_files as files on files.path = lines.filename)",
+        [*params, paths, {f.field: "varchar" for f in fields}],
+    )

@@ -14,6 +14,7 @@ gzip stream), the raw bytes kept escaped; a binary file is one fault at line 0.
 from __future__ import annotations
 
 import gzip
+import mmap
 import queue
 import threading
 from array import array
@@ -25,7 +26,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.source.files import is_gzipped
-from tasks.warehouse.records import GZIP_ERRORS, binary_reason, escaped, utf8_fault
+from tasks.warehouse.records import (
+    GZIP_ERRORS,
+    SNIFF_BYTES,
+    binary_reason,
+    escaped,
+    utf8_fault,
+)
 
 # Bytes read from a file at a time: one Arrow record batch of lines, a unit DuckDB scans in
 # parallel with the others.
@@ -54,6 +61,33 @@ class FileToRead:
     index: int
     name: str
     path: str
+
+
+def readable_whole(file: FileToRead) -> bool:
+    """Whether DuckDB's read_json may stage the file whole: JSON text (not gzipped, no NUL byte
+    or gzip data at its head), no line longer than MAX_LINE_BYTES, no vertical tab or form feed
+    (which read_json, unlike JSON, takes for white space around a line's text), under a path that
+    read_json takes as it is (no glob pattern). The file is mapped, not read: the last line break
+    within each MAX_LINE_BYTES is found from the end of that span, a few bytes a line."""
+    if is_gzipped(file.name) or any(c in file.path for c in "*?[]{}\\"):
+        return False
+    with open(file.path, "rb") as stream:
+        try:
+            content = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file
+            return False
+    with content:
+        if binary_reason(file.name, content[:SNIFF_BYTES]) or any(
+            content.find(space) >= 0 for space in (b"\x0b", b"\x0c")
+        ):
+            return False
+        start, size = 0, len(content)
+        while size - start > MAX_LINE_BYTES:
+            end = content.rfind(b"\n", start, start + MAX_LINE_BYTES + 1)
+            if end < 0:
+                return False
+            start = end + 1
+    return True
 
 
 def line_batches(
