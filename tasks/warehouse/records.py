@@ -7,13 +7,15 @@ The same rules, as SQL, validate event lines inside DuckDB (`tasks/warehouse/duc
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import os
 import re
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,13 +61,13 @@ def column_kind(sql_type: TypeEngine) -> str:
     return "text"
 
 
-def file_rejects(files: list[str], digests: dict[str, str | None]) -> list[Reject]:
+def file_rejects(files: list[str], digests: Mapping[str, str | bytes | None]) -> list[Reject]:
     """Whole-file problems: empty files (digest None: no bytes at all, what an S3 listing shows
     as size 0; a file of blank lines holds no record and no reject, as blank lines anywhere),
-    and files with the same content as an earlier one; their records are not staged (a
-    duplicate's would be loaded twice)."""
+    and files with the same content (the same digest, or the same bytes) as an earlier one;
+    their records are not staged (a duplicate's would be loaded twice)."""
     rejects = []
-    seen: dict[str, str] = {}
+    seen: dict[str | bytes, str] = {}
     for name in files:
         digest = digests.get(name)
         if digest is None:
@@ -226,19 +228,38 @@ def _arrow_type(f: JsonField) -> pa.DataType:
     }[column_kind(f.sql_type)]
 
 
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for the block: parsing 20k records makes
+    hundreds of thousands of objects, and each collection they set off walks every object of
+    the process (a flow's process holds millions), while records hold no reference cycle and
+    are freed by their reference counts."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 def parse_json_records(
     table: Table, files: list[str], read: Callable[[str], bytes] | None = None
 ) -> tuple[pa.Table, list[Reject]]:
     """Parse JSON files (one or more objects per file, one per line; gzipped when the name ends
     in .gz) into an Arrow table typed by the staging table's model, and the rejected records
     with file, line and reason. `read` gives a file's stored bytes (from its path by default)."""
+    with collection_paused():
+        return _parsed_records(table, files, read or read_stored)
+
+
+def _parsed_records(
+    table: Table, files: list[str], reader: Callable[[str], bytes]
+) -> tuple[pa.Table, list[Reject]]:
     rules = [FieldRule.of(f) for f in json_fields(table)]
-    reader = read or read_stored
     stored = {name: reader(name) for name in files}
-    digests = {
-        name: hashlib.sha256(data).hexdigest() if data else None for name, data in stored.items()
-    }
-    rejects = file_rejects(files, digests)
+    # Files are told apart by their whole content (held anyway): no digest to compute.
+    rejects = file_rejects(files, {name: data or None for name, data in stored.items()})
     skipped = {r.source_file for r in rejects}
     records: list[_Record] = []
     for name in files:
@@ -257,7 +278,8 @@ def parse_json_records(
                 continue
             record[SOURCE_FILE_FIELD] = name
             records.append((name, number, line, record))
-    columns = [[record.get(r.field.field) for *_, record in records] for r in rules]
+    objects = [record for _, _, _, record in records]
+    columns = [[record.get(r.field.field) for record in objects] for r in rules]
     if not all(_plainly_valid(rule, column) for rule, column in zip(rules, columns, strict=True)):
         columns = _checked_columns(rules, records, rejects)
     position = {name: n for n, name in enumerate(files)}
