@@ -48,10 +48,10 @@ from tasks.run.progress import Progress
 from tasks.source.files import Source
 from tasks.warehouse.base import (
     DEFAULT_LOCK_WAIT_SECONDS,
+    Reject,
     StageReport,
     count_rejects,
     held_transaction,
-    insert_rejects,
     lock_wait_seconds,
     reject_samples,
     reset_staging,
@@ -194,6 +194,13 @@ def insert_arrow(conn: Connection, table: Table, data: pa.Table) -> None:
         raw.execute(f"insert into {table.name} ({columns}) select {columns} from arrow_rows")
 
 
+def _keep_rejects(conn: Connection, rejects: list[Reject], at: datetime) -> None:
+    """Keep rejected records in load_rejects, as one Arrow table (an executemany of the rejects
+    of 20k song files would take seconds on DuckDB)."""
+    if rejects:
+        insert_arrow(conn, model.load_rejects, pa.Table.from_pylist([r.row(at) for r in rejects]))
+
+
 @contextmanager
 def _registered(raw: Any, name: str, data: pa.Table) -> Iterator[None]:
     """An Arrow table visible to DuckDB's SQL under a name, for the block's duration."""
@@ -328,7 +335,7 @@ def stage_events_duckdb(
         _run_own(conn, table, WHOLE_FILE_COLUMNS)
         reset_staging(conn, table, named)
         whole_file = file_rejects(files, file_digests(files, paths))
-        insert_rejects(conn, whole_file, at)
+        _keep_rejects(conn, whole_file, at)
         skipped = {r.source_file for r in whole_file}
         to_read = [
             FileToRead(n, name, paths[name]) for n, name in enumerate(files) if name not in skipped
@@ -382,7 +389,7 @@ def stage_songs_duckdb(
 
             records, rejects = parse_json_records(table, files, read)
         insert_arrow(conn, table, records)
-        insert_rejects(conn, rejects, at)
+        _keep_rejects(conn, rejects, at)
         samples = reject_samples(conn, named)
     seconds = clock.perf_counter() - started
     return StageReport(table.name, len(files), records.num_rows, len(rejects), seconds, samples)
