@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb_engine  # noqa: F401 - the SQLAlchemy dialect, imported with its module, not at a run's first connection
 import pyarrow as pa
 import pyarrow.compute as pc
 from prefect.blocks.core import Block
