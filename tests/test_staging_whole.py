@@ -16,7 +16,7 @@ from sql import model
 from tasks.warehouse import duckdb as duckdb_warehouse
 from tasks.warehouse import lines
 from tests.test_staging import GOOD_EVENT, event
-from tests.test_staging_scale import stage, write
+from tests.test_staging_scale import day_lines, stage, text, write
 
 # Good events with every spelling of their values that loads: the typed rows must be the same.
 ODD_GOOD = [
@@ -169,3 +169,14 @@ def test_line_lengths_at_the_limit_stage_whole_or_not_as_line_by_line(
     staged = both_ways(tmp_path, files)
     too_long = [(name, number) for name, number, reason, _ in staged["rejects"]]
     assert too_long == [("1-events.json", 3), ("3-events.json", 3), ("5-events.json", 3)]
+
+
+def test_a_path_with_glob_characters_is_staged_line_by_line(tmp_path: Path) -> None:
+    # read_json would take the path for a pattern: such a file is read line by line.
+    day = write(tmp_path / "src[1]*" / "2018-11-01-events.json", text(day_lines(1, 3)))
+    assert not lines.readable_whole(lines.FileToRead(0, str(day), str(day)))
+    plain = write(tmp_path / "src" / "2018-11-02-events.json", text(day_lines(2, 3)))
+    assert lines.readable_whole(lines.FileToRead(0, str(plain), str(plain)))
+    staged = both_ways(tmp_path, [day, plain])
+    assert len(staged["rows"]) == 6
+    assert staged["rejects"] == []
