@@ -31,6 +31,8 @@ SAMPLE = PROJECT_ROOT / "data" / "sample"
 PREFECT = str(Path(sys.executable).parent / "prefect")
 RUN_TIMEOUT = 180.0
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+# Statuses the Prefect server answers with for a request to be made again.
+RETRY_STATUSES = {429, 502, 503}
 
 
 # The scheduled day, without Prefect.
@@ -114,15 +116,23 @@ class Deployed:
 
     def get(self, path: str) -> Any:
         """GET one API path."""
-        response = httpx.get(f"{self.api}{path}", timeout=10)
-        response.raise_for_status()
-        return response.json()
+        return self.request("GET", path).json()
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
         """POST a JSON body to one API path."""
-        response = httpx.post(f"{self.api}{path}", json=body, timeout=10)
-        response.raise_for_status()
+        response = self.request("POST", path, json=body)
         return response.json() if response.content else None
+
+    def request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """One API call, made again after a status that the server sends for a retry (as
+        Prefect's own client does: 503 when its database was busy, the request undone)."""
+        for delay in (0.5, 1.0, 2.0, 4.0, None):
+            response = httpx.request(method, f"{self.api}{path}", timeout=10, **options)
+            if response.status_code not in RETRY_STATUSES or delay is None:
+                break
+            time.sleep(delay)
+        response.raise_for_status()
+        return response
 
     def wait(self, flow_run_id: str) -> dict[str, Any]:
         """The flow run once it is in a terminal state (bounded wait)."""
