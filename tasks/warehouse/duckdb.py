@@ -61,6 +61,7 @@ from tasks.warehouse.duckdb_sql import (
     WHOLE_FILE_COLUMNS,
     events_read_json_sql,
     events_staging_sql,
+    whole_file_checks_sql,
 )
 from tasks.warehouse.lines import (
     BATCH_LINES,
@@ -303,15 +304,12 @@ def _stage_whole_files(raw: Any, table: Table, files: list[FileToRead]) -> Count
     )
     with _registered(raw, "json_files", json_files):
         raw.execute(*events_read_json_sql(table, [f.path for f in files]))
+    checks = whole_file_checks_sql(table)
     indexes = [f.index for f in files]
-    counts = raw.execute(
-        f"select _file, count(*), bool_and(_ok) from {table.name} "
-        "where _file between ? and ? group by _file",
-        [min(indexes), max(indexes)],
-    ).fetchall()
+    counts = raw.execute(checks["by_file"], [min(indexes), max(indexes)]).fetchall()
     redo = [file for file, _, ok in counts if not ok]
     if redo:
-        raw.execute(f"delete from {table.name} where list_contains(?, _file)", [redo])
+        raw.execute(checks["redo"], [redo])
     # A file with no row at all (blank lines only) is left to be read line by line as well.
     return Counter({file: count for file, count, ok in counts if ok})
 

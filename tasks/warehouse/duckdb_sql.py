@@ -175,9 +175,21 @@ def events_staging_sql(table: Table, at: datetime) -> dict[str, tuple[str, list[
     }
 
 
-# Columns that the run's own staging_events has beyond the model's: the file a row came from
-# and whether it is good, for files staged whole by DuckDB's read_json.
-WHOLE_FILE_COLUMNS = {"_file": "integer", "_ok": "boolean"}
+# Columns that the run's own staging_events has beyond the model's, for files staged whole by
+# DuckDB's read_json: the file a row came from (its index) and whether the row loads.
+FILE_COLUMN, OK_COLUMN = "_file", "_ok"
+WHOLE_FILE_COLUMNS = {FILE_COLUMN: "integer", OK_COLUMN: "boolean"}
+
+
+def whole_file_checks_sql(table: Table) -> dict[str, str]:
+    """DuckDB's statements after read_json staged a group of files: "by_file" gives each file
+    of the group (bound: its lowest and highest index) with its rows and whether every one
+    loads; "redo" takes out the rows of the files bound as a list, to be staged line by line."""
+    return {
+        "by_file": f"select {FILE_COLUMN}, count(*), bool_and({OK_COLUMN}) from {table.name} "
+        f"where {FILE_COLUMN} between ? and ? group by {FILE_COLUMN}",
+        "redo": f"delete from {table.name} where list_contains(?, {FILE_COLUMN})",
+    }
 
 
 def _quoted(name: str) -> str:
