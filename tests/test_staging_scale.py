@@ -19,7 +19,8 @@ from sql import model
 from sql.model import json_fields
 from tasks.warehouse import lines
 from tasks.warehouse.base import create_tables, transaction
-from tasks.warehouse.duckdb import DuckDBWarehouse, stage_events_duckdb, stage_songs_duckdb
+from tasks.warehouse.duckdb import DuckDBWarehouse
+from tasks.warehouse.duckdb_staging import stage_events_duckdb, stage_songs_duckdb
 from tasks.warehouse.records import FieldRule
 from tests import test_postgres as postgres_tests
 from tests.helpers import query

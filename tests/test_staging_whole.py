@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from sql import model
-from tasks.warehouse import duckdb as duckdb_warehouse
-from tasks.warehouse import lines
+from tasks.warehouse import duckdb_staging, lines
 from tests.test_staging import GOOD_EVENT, event
 from tests.test_staging_scale import day_lines, stage, text, write
 
@@ -116,7 +115,7 @@ def test_good_lines_of_every_spelling_stage_whole_as_line_by_line(
     day = write(tmp_path / "src" / "2018-11-01-events.json", "\n".join(ODD_GOOD).encode())
     read_by_line = []
     monkeypatch.setattr(
-        duckdb_warehouse, "line_batches", lambda files, n: read_by_line.extend(files) or iter(())
+        duckdb_staging, "line_batches", lambda files, n: read_by_line.extend(files) or iter(())
     )
     whole = stage(tmp_path / "whole", [day])
     assert read_by_line == []  # all of it staged whole

@@ -110,6 +110,13 @@ class Warehouse(Protocol):
         """Load song files of the source into staging_songs."""
         ...
 
+    def stage_files(
+        self, conn: Connection, source: Source, files: RunFiles, at: datetime
+    ) -> StageResult:
+        """Load the run's event and song files into the staging tables (stage_in_turn where
+        the warehouse does one after the other)."""
+        ...
+
     def insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         """Insert rows (each with every column of the table) in bulk, in the run's transaction."""
         ...
@@ -324,15 +331,22 @@ class StageResult:
     songs: StageReport
 
 
+def stage_in_turn(
+    warehouse: Warehouse, conn: Connection, source: Source, files: RunFiles, at: datetime
+) -> StageResult:
+    """Stage the event files, then the song files."""
+    return StageResult(
+        warehouse.stage_events(conn, source, files.event_files, at),
+        warehouse.stage_songs(conn, source, files.song_files, at),
+    )
+
+
 @task(name="stage", cache_policy=NO_CACHE)
 def stage(warehouse: Warehouse, conn: Connection, source: Source, files: RunFiles) -> StageResult:
     """Load the run's files into the staging tables, in the run's transaction."""
     logger = get_run_logger()
     at = datetime.now(UTC).replace(tzinfo=None)
-    result = StageResult(
-        warehouse.stage_events(conn, source, files.event_files, at),
-        warehouse.stage_songs(conn, source, files.song_files, at),
-    )
+    result = warehouse.stage_files(conn, source, files, at)
     for report in (result.events, result.songs):
         logger.info(
             "staged %d rows into %s from %d files in %.2fs (%d rejected)",

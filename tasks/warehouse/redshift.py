@@ -40,18 +40,20 @@ from sql.model import jsonpaths
 from tasks.aws import DEFAULT_REGION
 from tasks.cluster.sign_in import sign_in_per_connection, sign_in_problem
 from tasks.run.progress import Progress
-from tasks.source.files import Source
+from tasks.source.files import RunFiles, Source
 from tasks.source.s3 import S3Source
 from tasks.warehouse.base import (
     DEFAULT_LOCK_WAIT_SECONDS,
     REJECT_SAMPLES,
     Reject,
     StageReport,
+    StageResult,
     held_transaction,
     insert_rejects,
     insert_values,
     lock_wait_seconds,
     reset_staging,
+    stage_in_turn,
 )
 from tasks.warehouse.load_errors import (
     LoadFailed,
@@ -197,6 +199,12 @@ class RedshiftWarehouse(Block):
         decompressed), each record with its file's name for staging_songs.source_file."""
         s3 = self._s3(source)
         return stage_by_copy(conn, s3, model.staging_songs, files, at, self, combine=True)
+
+    def stage_files(
+        self, conn: Connection, source: Source, files: RunFiles, at: datetime
+    ) -> StageResult:
+        """COPY the event files, then the song files (each COPY uses the whole cluster)."""
+        return stage_in_turn(self, conn, source, files, at)
 
     def insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         """Multi-row INSERTs (COPY is for files)."""

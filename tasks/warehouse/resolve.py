@@ -31,7 +31,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 _BLOCK_SPEC = re.compile(r"(?P<slug>[a-z0-9-]+)/(?P<name>[a-z0-9-]+)")
 WAREHOUSE_FIX = "give --warehouse a DuckDB file path ending in .duckdb or a saved block TYPE/NAME"
 # What makes a block class a warehouse (tasks/warehouse/base.py Warehouse).
-WAREHOUSE_METHODS = ("get_engine", "hold", "stage_events", "stage_songs", "describe")
+WAREHOUSE_METHODS = ("get_engine", "hold", "stage_files", "describe")
 # Saved blocks named in the message for a block that does not exist.
 BLOCKS_NAMED = 5
 
