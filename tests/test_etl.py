@@ -33,6 +33,18 @@ def test_month_matches_figures_computed_from_the_json(month_source: Path, tmp_pa
     assert dict(query(db, "select user_id, level from users")) == expected.user_levels
     assert all(c["passed"] for c in summary["checks"])
     assert summary["staged"]["events"]["rejects"] == 0
+    # Every part of the run's body is timed, in the order the parts first ran.
+    assert list(summary["seconds"]) == [
+        "list files",
+        "warehouse lock",
+        "hold warehouse",
+        "create tables",
+        "stage",
+        "publish",
+        "transform + check",
+        "count rows",
+        "commit",
+    ]
 
 
 def test_matched_plays_carry_song_and_artist_of_the_catalog(month_source: Path, tmp_path: Path):
