@@ -104,6 +104,7 @@ def test_incremental_runs_on_duckdb_give_the_full_load(
     full = tmp_path / "full.duckdb"
     etl(str(history.root), str(full))
     assert snapshot(db) == snapshot(full)
+    assert_play_songs_follow_plays(db)
 
     first, second, third = summaries
     assert (first["event_files"], first["song_files"]) == (3, 57)
@@ -176,6 +177,15 @@ def test_unchanged_files_are_skipped_and_reload_stages_them_again(
     assert (reloaded["event_files"], reloaded["song_files"]) == (6, 60)
     assert reloaded["unchanged_files"] == {"events": 0, "songs": 0}
     assert snapshot(db) == loaded
+    assert_play_songs_follow_plays(db)
+
+
+def assert_play_songs_follow_plays(db: Path) -> None:
+    """songplay_songs holds one row for each play of songplays, by key and start time, and no
+    other: its rows go and come with the plays' rows."""
+    keys = "select songplay_id, start_time from {} order by songplay_id, start_time"
+    plays = query(db, keys.format("songplays"))
+    assert plays and query(db, keys.format("songplay_songs")) == plays
 
 
 @pytest.fixture()

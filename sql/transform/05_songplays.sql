@@ -1,14 +1,18 @@
 -- songplays: every staged play (04_staged_plays.sql); a reload replaces its rows. Rows go by
--- (user, session, start time) as well as by key: every play sharing those is in the same day's
--- file, so all are staged again, and rows keyed by an earlier scheme of songplay_id go too.
+-- (user, session, start time): every play sharing those is in the same day's file, so all are
+-- staged again. That takes in every row of a staged play's key (the key hashes the play's
+-- session, item, user id as logged and ts, of which the row's session_id, user_id and
+-- start_time are the values) and rows keyed by an earlier scheme of songplay_id. Matching on
+-- those three columns alone, not on the key's text as well, spares the warehouse hashing every
+-- staged key where no stored row is in the run's range (a first load, a new day).
 -- song_id and artist_id are filled where the event matches a song on title, artist name and
 -- duration, and stay null otherwise.
--- The delete looks only within the run's time range: a row of a staged key has that play's
--- start_time (the key hashes ts) and the other rows match a staged start_time, so the same
--- rows go as without the bound, and Redshift, songplays being sorted on start_time, can skip
--- the blocks outside the run's days instead of scanning the whole fact table. No staged play,
--- no range: nothing goes, as before. The rows going are noted first (replaced_plays, whose
--- range bounds the delete in turn), for songplay_songs too (07_songplay_songs.sql).
+-- The delete looks only within the run's time range: a row that goes matches a staged
+-- start_time, so the same rows go as without the bound, and Redshift, songplays being sorted
+-- on start_time, can skip the blocks outside the run's days instead of scanning the whole fact
+-- table. No staged play, no range: nothing goes, as before. The rows going are noted first
+-- (replaced_plays, whose range bounds the delete in turn), for songplay_songs too
+-- (07_songplay_songs.sql).
 drop table if exists replaced_plays;
 
 create temp table replaced_plays as
@@ -16,15 +20,12 @@ select songplay_id, start_time
 from songplays
 where songplays.start_time between (select min(start_time) from staged_plays)
     and (select max(start_time) from staged_plays)
-    and (
-        songplay_id in (select songplay_id from staged_plays)
-        or exists (
-            select 1
-            from staged_plays
-            where staged_plays.user_id = songplays.user_id
-                and staged_plays.session_id = songplays.session_id
-                and staged_plays.start_time = songplays.start_time
-        )
+    and exists (
+        select 1
+        from staged_plays
+        where staged_plays.user_id = songplays.user_id
+            and staged_plays.session_id = songplays.session_id
+            and staged_plays.start_time = songplays.start_time
     );
 
 delete from songplays

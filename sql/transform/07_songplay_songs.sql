@@ -1,14 +1,13 @@
 -- songplay_songs: each play's song as its event logged it, kept so that a later change of the
 -- song catalog matches the play again (05_songplays.sql) without its event file. Its rows go
--- and come with the plays' rows: those songplays replaced, and the staged plays, within the
--- run's time range as there.
+-- and come with the plays' rows: a row has the key and start time of its play in songplays,
+-- written and deleted together, so the rows going are those of the plays replaced
+-- (replaced_plays, which holds every stored play of a staged key), within their time range
+-- as there; none on a first load or a new day.
 delete from songplay_songs
-where start_time between (select min(start_time) from staged_plays)
-    and (select max(start_time) from staged_plays)
-    and (
-        songplay_id in (select songplay_id from replaced_plays)
-        or songplay_id in (select songplay_id from staged_plays)
-    );
+where start_time between (select min(start_time) from replaced_plays)
+    and (select max(start_time) from replaced_plays)
+    and songplay_id in (select songplay_id from replaced_plays);
 
 insert into songplay_songs (songplay_id, start_time, song, artist, length)
 select songplay_id, start_time, song, artist, length
