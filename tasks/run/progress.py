@@ -188,7 +188,7 @@ class Progress:
         now = self._clock()
         if self._should_log(now):
             self._log(now)
-        if now - self._artifact_at >= ARTIFACT_EVERY_S:
+        if self._artifact_id is not None and now - self._artifact_at >= ARTIFACT_EVERY_S:
             self._write_artifact(self.percent(now), self.line(now))
 
     def _should_log(self, now: float) -> bool:
