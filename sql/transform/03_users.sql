@@ -29,14 +29,16 @@ with identified as (
 ),
 
 -- Only a user's events at the latest ts can come first (ts is a required field, never null), so
--- the window ranks those few instead of sorting every event of every user.
+-- the window ranks those few instead of sorting every event of every user. The latest ts is
+-- read from staging_events itself: identified read twice would be written out whole first.
 latest as (
     select identified.*
     from identified
     inner join (
-        select user_id, max(ts) as ts
-        from identified
-        group by user_id
+        select cast(nullif(user_id, '') as integer) as user_id, max(ts) as ts
+        from staging_events
+        where nullif(user_id, '') is not null
+        group by cast(nullif(user_id, '') as integer)
     ) as newest on newest.user_id = identified.user_id and newest.ts = identified.ts
 ),
 
