@@ -2,7 +2,8 @@
 are not UTF-8, and JSON records that cannot fill their staging columns, checked against the table
 model's JSON fields.
 
-The same rules, as SQL, validate event lines inside DuckDB (`tasks/warehouse/duckdb.py`).
+The same rules, as SQL, validate event lines inside DuckDB (`tasks/warehouse/duckdb_sql.py`,
+run by `tasks/warehouse/duckdb_staging.py`).
 """
 
 from __future__ import annotations
