@@ -28,18 +28,42 @@ where page = 'NextSong' and nullif(user_id, '') is not null;
 
 -- An event logged twice (the same key, e.g. one line in two files) is one play. Repeats are rare,
 -- so only their keys are ranked (a window over every play costs as much as the whole insert):
--- the row kept is chosen by its values, NULLs last, the same row on both warehouses.
+-- the row kept is chosen by its values, NULLs last, the same row on both warehouses. They are
+-- looked for among the plays that share user, session and start time with another, as every
+-- play of a repeated key does (the key hashes them): grouping every play on those three
+-- fixed-width columns costs less than on the key's text (half the time at 10M events), and
+-- leaves few plays to group by key.
 drop table if exists staged_play_repeats;
 
 create temp table staged_play_repeats as
-select *
-from staged_plays
-where songplay_id in (
-    select songplay_id
+with moments as (
+    select user_id, session_id, start_time
     from staged_plays
-    group by songplay_id
+    group by user_id, session_id, start_time
     having count(*) > 1
-);
+),
+
+shared as (
+    select plays.*
+    from staged_plays as plays
+    inner join moments
+        on moments.user_id = plays.user_id
+        and moments.session_id = plays.session_id
+        and moments.start_time = plays.start_time
+),
+
+final as (
+    select *
+    from shared
+    where songplay_id in (
+        select songplay_id
+        from shared
+        group by songplay_id
+        having count(*) > 1
+    )
+)
+
+select * from final;
 
 delete from staged_plays
 where songplay_id in (select songplay_id from staged_play_repeats);
