@@ -20,7 +20,7 @@ from sql.model import json_fields
 from tasks.warehouse import lines
 from tasks.warehouse.base import create_tables, transaction
 from tasks.warehouse.duckdb import DuckDBWarehouse
-from tasks.warehouse.duckdb_staging import stage_events_duckdb, stage_songs_duckdb
+from tasks.warehouse.duckdb_staging import parse_songs, stage_events_duckdb, stage_songs_duckdb
 from tasks.warehouse.records import FieldRule
 from tests import test_postgres as postgres_tests
 from tests.helpers import query
@@ -39,7 +39,8 @@ def stage(
     with transaction(warehouse.get_engine()) as conn:
         create_tables(conn)
         stage_events_duckdb(conn, names, AT, **options)
-        stage_songs_duckdb(conn, [str(s) for s in songs], AT)
+        song_files = [str(s) for s in songs]
+        stage_songs_duckdb(conn, song_files, AT, parse_songs(song_files))
         rows = conn.execute(
             select(model.staging_events).order_by("session_id", "item_in_session")
         ).all()

@@ -34,6 +34,7 @@ from tasks.warehouse.base import (
 )
 from tasks.warehouse.duckdb_staging import (
     insert_arrow,
+    parse_songs,
     stage_events_duckdb,
     stage_files_duckdb,
     stage_songs_duckdb,
@@ -97,7 +98,7 @@ class DuckDBWarehouse(Block):
         self, conn: Connection, source: Source, files: list[str], at: datetime
     ) -> StageReport:
         """Parse and stage song files through Arrow (from local copies of the files)."""
-        return stage_songs_duckdb(conn, files, at, source.local_copies(files))
+        return stage_songs_duckdb(conn, files, at, parse_songs(files, source.local_copies(files)))
 
     def stage_files(
         self, conn: Connection, source: Source, files: RunFiles, at: datetime

@@ -279,25 +279,19 @@ def parse_songs(files: list[str], local: dict[str, str] | None = None) -> Parsed
 
 
 def stage_songs_duckdb(
-    conn: Connection,
-    files: list[str],
-    at: datetime,
-    local: dict[str, str] | None = None,
-    parsed: ParsedSongs | None = None,
+    conn: Connection, files: list[str], at: datetime, songs: ParsedSongs
 ) -> StageReport:
-    """Load the song files into staging_songs on DuckDB; bad records go to load_rejects.
-    `local` maps a file's name to the local copy that is read (files are local when omitted);
-    `parsed`: the files parsed already (parse_songs), to insert."""
+    """Load the song files, parsed by parse_songs, into staging_songs on DuckDB; bad records go
+    to load_rejects. The report's seconds are the parse's and the insert's."""
     started = clock.perf_counter()
     table = model.staging_songs
     with RegisteredFiles(conn, files) as named:
         _run_own(conn, table)
         reset_staging(conn, table, named)
-        songs = parsed or parse_songs(files, local)
         insert_arrow(conn, table, songs.records)
         _keep_rejects(conn, songs.rejects, at)
         samples = reject_samples(conn, named)
-    seconds = clock.perf_counter() - started + (songs.seconds if parsed else 0.0)
+    seconds = songs.seconds + clock.perf_counter() - started
     return StageReport(
         table.name, len(files), songs.records.num_rows, len(songs.rejects), seconds, samples
     )
@@ -316,4 +310,4 @@ def stage_files_duckdb(
         events = stage_events_duckdb(
             conn, files.event_files, at, source.local_copies(files.event_files)
         )
-        return StageResult(events, stage_songs_duckdb(conn, songs, at, parsed=parsing.result()))
+        return StageResult(events, stage_songs_duckdb(conn, songs, at, parsing.result()))
