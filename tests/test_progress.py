@@ -191,6 +191,39 @@ def test_a_flow_run_keeps_a_throttled_artifact_ending_at_100(
     assert f"{title}: 50/50 files (100%), 12.5s" in caplog.text
 
 
+def test_the_work_goes_on_while_an_artifact_call_is_in_flight(
+    prefect_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The artifact's creation (the real call to the server) is held back until the work has
+    # advanced to its end: were the calls made by the work itself, the block could not be
+    # entered before the hold timed out.
+    create = progress_module.create_progress_artifact
+    work_done = threading.Event()
+    held: list[bool] = []
+
+    def held_create(**kwargs: Any) -> UUID:
+        held.append(work_done.wait(timeout=60))
+        return create(**kwargs)
+
+    monkeypatch.setattr(progress_module, "create_progress_artifact", held_create)
+    title = f"staging held {uuid.uuid4().hex[:8]}"
+
+    @flow
+    def staging() -> None:
+        with Progress(title, total=4, unit="files") as progress:
+            for _ in range(4):
+                progress.advance()
+            work_done.set()
+
+    state = staging(return_state=True)
+    assert state.is_completed()
+    assert held == [True]
+    # The block's end waited for the calls: the artifact is complete when the run is.
+    artifact = artifacts(state.state_details.flow_run_id)[progress_key(title)]
+    assert artifact.data == 100.0
+    assert artifact.description.startswith(f"{title}: 4/4 files (100%)")
+
+
 def test_a_refused_artifact_never_fails_the_work(
     prefect_server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -27,17 +27,23 @@ What it shows:
   `waiting for cluster c1 to be available: creating, 35.0s (timeout 1800s)`, come when the state
   changes or 5 s after the previous line. Leaving with an exception logs where the work stopped.
 
-Lines and updates happen inside `advance` and `status` (no thread): a part that takes a minute
-shows nothing during that minute. Reporting never fails the work: an artifact the Prefect API
-refuses is given up after one warning.
+Lines and updates happen inside `advance` and `status`: a part that takes a minute shows
+nothing during that minute. The artifact's calls to the Prefect API are made in order by a
+thread of the block's own, so the work goes on while they are in flight: against a remote
+Prefect API each call is a round trip over the network, and work that reports every second
+would otherwise wait on one each second. The block's end waits for the last of them, so the
+artifact is complete when the block is. Reporting never fails the work: an artifact the
+Prefect API refuses is given up after one warning.
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 from uuid import UUID
@@ -93,6 +99,8 @@ class Progress:
         self._logger: Any = None
         self._artifact_id: UUID | None = None
         self._artifact_at = -math.inf
+        self._writer: ThreadPoolExecutor | None = None
+        self._context: contextvars.Context | None = None
         self._logged_at = -math.inf
         self._logged_note: str | None = None
         self._next_log_fraction = 0.0
@@ -118,7 +126,11 @@ class Progress:
         self._started = self._clock()
         self._logger = run_logger()
         if in_prefect_run():
-            self._create_artifact()
+            # The calls run in a copy of this context: the artifact belongs to this run.
+            self._context = contextvars.copy_context()
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="progress-artifact")
+            self._artifact_at = self._started
+            self._send(self._create_artifact, self.line(self._started))
         if self.total:
             self._log(self._started)
         return self
@@ -144,11 +156,14 @@ class Progress:
         now = self._clock()
         if exc_type is None:
             self._log(now, self.line(now, final=True))
-            self._write_artifact(100.0, self.line(now, final=True))
+            self._send(self._write_artifact, 100.0, self.line(now, final=True))
         else:
             stopped = f"{self.line(now)} (stopped: {exc_type.__name__})"
             self._logger.warning("%s", stopped)
-            self._write_artifact(self.percent(now), stopped)
+            self._send(self._write_artifact, self.percent(now), stopped)
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
 
     # --- what it shows --------------------------------------------------------------------
 
@@ -188,8 +203,9 @@ class Progress:
         now = self._clock()
         if self._should_log(now):
             self._log(now)
-        if self._artifact_id is not None and now - self._artifact_at >= ARTIFACT_EVERY_S:
-            self._write_artifact(self.percent(now), self.line(now))
+        if self._writer is not None and now - self._artifact_at >= ARTIFACT_EVERY_S:
+            self._artifact_at = now
+            self._send(self._write_artifact, self.percent(now), self.line(now))
 
     def _should_log(self, now: float) -> bool:
         if self.timeout_s is not None:
@@ -206,23 +222,26 @@ class Progress:
         step = math.floor(self.fraction(now) / LOG_STEP + 1e-9) + 1
         self._next_log_fraction = step * LOG_STEP
 
-    # --- the artifact ---------------------------------------------------------------------
+    # --- the artifact: calls made in order by the block's writer thread ----------------------
 
-    def _create_artifact(self) -> None:
+    def _send(self, call: Callable[..., None], *args: Any) -> None:
+        """Have the writer thread make an artifact call, after those sent before it."""
+        if self._writer is not None and self._context is not None:
+            self._writer.submit(self._context.run, call, *args)
+
+    def _create_artifact(self, description: str) -> None:
         try:
             self._artifact_id = create_progress_artifact(
-                progress=0.0, key=self.key, description=self.line(self.started)
+                progress=0.0, key=self.key, description=description
             )
-            self._artifact_at = self.started
         except Exception as error:  # noqa: BLE001 - reporting never fails the work
             self._give_up_artifact(error)
 
     def _write_artifact(self, percent: float, description: str) -> None:
-        if self._artifact_id is None:
+        if self._artifact_id is None:  # never created, or given up
             return
         try:
             update_progress_artifact(self._artifact_id, progress=percent, description=description)
-            self._artifact_at = self._clock()
         except Exception as error:  # noqa: BLE001 - reporting never fails the work
             self._give_up_artifact(error)
 
