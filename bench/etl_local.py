@@ -72,7 +72,7 @@ def measure_floor(data: Path) -> dict[str, float]:
             while warm.read(2**24):
                 pass
     columns = {c.info["json"]: DUCKDB_TYPES[column_kind(c.type)] for c in model.staging_events.c}
-    # Rows in any order, as the ETL stages them: keeping the files' order costs DuckDB a quarter
+    # Rows in any order, as the ETL stages them: keeping the files' order costs DuckDB a third
     # more time on this read (0.87 s against 0.64 s at 1M events), work the floor need not do.
     con = duckdb.connect(config={"preserve_insertion_order": False})
     started = time.perf_counter()
