@@ -10,6 +10,13 @@ The star tables' data tests sit beside the columns they test, as dbt's schema.ym
 ``"not_null"``, ``"unique"``, ``{"relationships": "table.column"}`` (every non-null value is in
 that column) and ``{"accepted_values": [...]}`` (every non-null value is one of these); a table's:
 ``{"row_count": {"when_staged": relation}}`` (the table is not empty when the relation has rows).
+A table whose rows a run writes only within a range of one column (the days of its plays), and
+whose key determines that column (rows of one key share it), says so in
+``info["written_within"]``: ``(column, relation)``, the range being the least to the greatest
+value of that column in the relation. Its unique checks, and its relationships to a table
+written within the same range, then look at the rows in that range only: the rows outside it
+passed the checks of the runs that wrote them, and no row there shares a key with a row the run
+wrote, so the checks cost what the run's input costs, not what the warehouse's history does.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Unicode,
+    column,
     func,
     select,
 )
@@ -90,7 +98,19 @@ def _key_of(columns: Iterable[Column]) -> str:
     return next(c.name for c in columns if c.info.get("key"))
 
 
-def _dimension(name: str, *columns: Column, when_staged: FromClause, **distribution: str) -> Table:
+def _written_within(column: str, relation: FromClause) -> dict[str, object]:
+    """Table info: a run writes rows of the table only where `column` lies within the range of
+    the relation's `column` (see the module's docstring)."""
+    return {"written_within": (column, relation)}
+
+
+def _dimension(
+    name: str,
+    *columns: Column,
+    when_staged: FromClause,
+    info: dict[str, object] | None = None,
+    **distribution: str,
+) -> Table:
     """A dimension table sorted on its key. Without `distribution` (redshift_diststyle, ...)
     it has no DISTSTYLE clause, which Redshift reads as AUTO: ALL while the table is small,
     EVEN or KEY once it grows (sqlalchemy-redshift has no AUTO keyword; README, "Physical
@@ -100,7 +120,7 @@ def _dimension(name: str, *columns: Column, when_staged: FromClause, **distribut
         metadata,
         *columns,
         redshift_sortkey=_key_of(columns),
-        info=_not_empty_when(when_staged),
+        info={**_not_empty_when(when_staged), **(info or {})},
         **distribution,
     )
 
@@ -154,8 +174,11 @@ staging_songs = Table(
 
 
 # The run's plays, NextSong events of identified users with their key: a temp table that
-# sql/transform/04_staged_plays.sql builds before songplays and time, which both read it.
-staged_plays = TableClause("staged_plays")
+# sql/transform/04_staged_plays.sql builds before songplays and time, which both read it. A run
+# writes songplays and time rows only at the start times of its plays (05_songplays.sql and
+# 06_time.sql delete and insert within their range; a rematch changes song_id and artist_id,
+# never a key or start time).
+staged_plays = TableClause("staged_plays", column("start_time"))
 identified_events = (
     select(staging_events.c.user_id)
     .where(func.nullif(staging_events.c.user_id, "").is_not(None))
@@ -193,7 +216,7 @@ songplays = Table(
     redshift_diststyle="KEY",
     redshift_distkey="start_time",
     redshift_sortkey="start_time",
-    info=_not_empty_when(staged_plays),
+    info={**_not_empty_when(staged_plays), **_written_within("start_time", staged_plays)},
 )
 
 users = _dimension(
@@ -238,6 +261,7 @@ time = _dimension(
     Column("year", Integer),
     Column("weekday", Integer),
     when_staged=staged_plays,
+    info=_written_within("start_time", staged_plays),
     # One row per play's start_time, about as large as songplays and growing with every run:
     # distributed like songplays, so their join on start_time stays on each slice.
     redshift_diststyle="KEY",

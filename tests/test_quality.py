@@ -31,6 +31,16 @@ def failing(conn, checks=None) -> dict[str, int]:
     return {r.check: r.failing_rows for r in run_checks(conn, checks) if not r.passed}
 
 
+def stage_plays(conn, *starts: datetime) -> None:
+    """Staged NextSong events at these times: the run's plays, whose days bound the checks kept
+    to them."""
+    events = [
+        {"page": "NextSong", "user_id": "1", "ts": t, "session_id": 1, "item_in_session": n}
+        for n, t in enumerate(starts)
+    ]
+    conn.execute(insert(model.staging_events), events)
+
+
 def play(songplay_id: str, user_id: int, start: datetime = T0, **extra) -> dict:
     return {
         "songplay_id": songplay_id,
@@ -77,6 +87,7 @@ def test_duplicates_orphans_and_bad_values_are_counted(conn) -> None:
             play("c", 1, datetime(2018, 11, 2), song_id="SOX"),
         ],
     )
+    stage_plays(conn, T0, datetime(2018, 11, 2))
     assert failing(conn) == {
         "unique_users_user_id": 1,
         "unique_songplays_songplay_id": 1,
@@ -85,6 +96,46 @@ def test_duplicates_orphans_and_bad_values_are_counted(conn) -> None:
         "relationships_songplays_start_time__time_start_time": 1,
         "relationships_songplays_song_id__songs_song_id": 1,
     }
+
+
+def test_keys_and_times_are_checked_on_the_days_of_the_run_only(conn) -> None:
+    ranged = {c.name for c in default_checks() if c.within is not None}
+    assert ranged == {
+        "unique_songplays_songplay_id",
+        "unique_time_start_time",
+        "relationships_songplays_start_time__time_start_time",
+    }
+    # Rows that an earlier run wrote and checked, on 1 November: duplicated keys and a play
+    # without its time row are out of the range of a run staging plays of 3 November...
+    earlier, day = T0, datetime(2018, 11, 3, 10, 0)
+    conn.execute(insert(model.users), [{"user_id": 1, "level": "paid", "last_seen_at": day}])
+    conn.execute(insert(model.time), [{"start_time": earlier}, {"start_time": earlier}])
+    conn.execute(insert(model.songplays), [play("a", 1, earlier), play("a", 1, earlier)])
+    conn.execute(insert(model.songplays), [play("x", 1, datetime(2018, 11, 1, 11))])
+    conn.execute(insert(model.time), [{"start_time": day}])
+    conn.execute(insert(model.songplays), [play("b", 1, day)])
+    stage_plays(conn, day)
+    assert failing(conn) == {}
+    # ...but each is found inside it, and a relationship to a table checked whole (users) is
+    # checked on every row.
+    later = datetime(2018, 11, 3, 12, 0)
+    conn.execute(insert(model.time), [{"start_time": later}, {"start_time": later}])
+    conn.execute(insert(model.songplays), [play("b", 1, day), play("c", 1, later)])
+    conn.execute(insert(model.songplays), [play("d", 1, datetime(2018, 11, 3, 11))])
+    conn.execute(insert(model.songplays), [play("e", 2, earlier)])
+    stage_plays(conn, later)
+    assert failing(conn) == {
+        "unique_songplays_songplay_id": 1,
+        "unique_time_start_time": 1,
+        "relationships_songplays_start_time__time_start_time": 1,
+        "relationships_songplays_user_id__users_user_id": 1,
+    }
+
+
+def test_a_run_without_plays_checks_no_day(conn) -> None:
+    conn.execute(insert(model.users), [{"user_id": 1, "level": "paid", "last_seen_at": T0}])
+    conn.execute(insert(model.songplays), [play("a", 1), play("a", 1)])
+    assert failing(conn) == {}
 
 
 def test_empty_tables_fail_only_when_data_was_staged(conn) -> None:

@@ -4,7 +4,9 @@ Redshift does not enforce keys, so every key is tested: not_null and unique on e
 key, relationships from the fact to its dimensions, accepted values, and row counts where the input
 had data. Each check counts failing rows; a run publishes only when every check passes. The checks
 run after the transforms, on their connection: songplays' and time's row counts read the run's
-staged_plays, which a transform builds.
+staged_plays, which a transform builds, and so do the checks kept to the run's days (the unique
+keys of songplays and time, and songplays' relationship to time: model.py, "written_within")
+instead of reading every day the warehouse holds.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Column, Connection, Select, Table, and_, func, select
+from sqlalchemy import Column, ColumnElement, Connection, Select, Table, and_, func, select
 from sqlalchemy.sql.expression import FromClause
 
 from sql import model
@@ -35,6 +37,8 @@ class Check:
     to: tuple[str, str] | None = None
     values: tuple[Any, ...] = ()
     when_staged: FromClause | None = None
+    # The range of rows the check reads (column, relation): model.py's "written_within".
+    within: tuple[str, FromClause] | None = None
 
     @property
     def name(self) -> str:
@@ -94,7 +98,22 @@ def _compile(
         parent = table.metadata.tables.get(parent_name)
         if parent is None or parent_column not in parent.c:
             raise ValueError(f"{where} relates to {argument!r}, which is no column of the model")
-        return Check(kind, table, name, to=(parent_name, parent_column))
+        # Within the run's range where child and parent are both written within it, on the
+        # columns the relationship joins (songplays.start_time → time.start_time).
+        within = table.info.get("written_within")
+        parent_within = parent.info.get("written_within")
+        bounded = (
+            within is not None
+            and parent_within is not None
+            and within[0] == name
+            and parent_within[0] == parent_column
+            and within[1] is parent_within[1]
+        )
+        return Check(
+            kind, table, name, to=(parent_name, parent_column), within=within if bounded else None
+        )
+    if kind == "unique":
+        return Check(kind, table, name, within=table.info.get("written_within"))
     if kind == "accepted_values":
         return Check(kind, table, name, values=tuple(argument))
     if kind == "row_count":
@@ -116,15 +135,19 @@ def failing_rows_query(check: Check) -> Select:
     if check.kind == "not_null":
         return select(func.count()).select_from(table).where(column.is_(None))
     if check.kind == "unique":
-        dupes = select(column).group_by(column).having(func.count() > 1).subquery()
+        keys = select(column).where(*_within(check)).group_by(column)
+        dupes = keys.having(func.count() > 1).subquery()
         return select(func.count()).select_from(dupes)
     if check.kind == "relationships":
         parent_column = table.metadata.tables[check.to[0]].c[check.to[1]]
-        joined = table.outerjoin(parent_column.table, parent_column == column)
+        # Kept to the run's range, the parent is read within it too: a parent row matching a
+        # child in the range is in it (the relationship joins on the range's column).
+        parent_range = _within(check, parent_column)
+        joined = table.outerjoin(parent_column.table, and_(parent_column == column, *parent_range))
         return (
             select(func.count())
             .select_from(joined)
-            .where(and_(column.is_not(None), parent_column.is_(None)))
+            .where(and_(column.is_not(None), parent_column.is_(None)), *_within(check))
         )
     if check.kind == "accepted_values":
         return (
@@ -138,6 +161,19 @@ def failing_rows_query(check: Check) -> Select:
         staged = select(func.count()).select_from(check.when_staged).scalar_subquery()
         return select(func.count()).where(and_(rows == 0, staged > 0))
     raise ValueError(f"unknown check kind {check.kind!r}")
+
+
+def _within(check: Check, column: Column | None = None) -> list[ColumnElement[bool]]:
+    """The condition keeping a check to the rows of the run's range (none when it reads the
+    whole table): the range column (or `column`) between the least and greatest of the
+    relation's, which no row meets when the relation is empty (the run wrote no row there)."""
+    if check.within is None:
+        return []
+    name, relation = check.within
+    ranged = relation.c[name]
+    bounded = column if column is not None else check.table.c[name]
+    least, greatest = func.min(ranged), func.max(ranged)
+    return [bounded.between(select(least).scalar_subquery(), select(greatest).scalar_subquery())]
 
 
 def run_checks(conn: Connection, checks: list[Check] | None = None) -> list[CheckResult]:
