@@ -2,7 +2,7 @@
 the same files, at 1M and 3M events (and 10M with --10m), 20k song files each.
 
     python bench/etl_local.py [--data DIR] [--sizes 1000000 3000000] [--10m] [--songs 20000]
-                              [--repeat N]
+                              [--repeat N] [--daily]
 
 The floor is the fastest full read of the same files: DuckDB's read_json of the event files
 with every field typed, materialised in any order (as the ETL stages them: DuckDB's
@@ -18,6 +18,11 @@ page cache for both. With --repeat N (default 3) floor and ETL each run N times,
 the figures are each one's fastest run (its median is printed beside it): the machine is shared
 and a single run varies by some 20%. Data sets are generated once under --data (DIR/events-<n>,
 kept) or in a temporary directory.
+
+With --daily it measures instead the everyday run, a new day on a warehouse that holds the
+others: the data set's last day loaded into a warehouse of every earlier day, beside the same
+day loaded into a warehouse of the first day only. The two should take about the same time,
+whatever the history held: a run's work follows its input, not the warehouse's size.
 """
 
 from __future__ import annotations
@@ -111,6 +116,7 @@ def measure_etl(data: Path, warehouse: Path) -> dict:
         "stage_songs": staged["songs"]["seconds"],
         "transforms": {c["table"]: c["seconds"] for c in summary["changes"]},
         "rows": staged["events"]["rows"] + staged["songs"]["rows"],
+        "event_rows": staged["events"]["rows"],
         "rejects": staged["events"]["rejects"] + staged["songs"]["rejects"],
         "counts": summary["counts"],
         "flow_seconds": time.perf_counter() - started,
@@ -169,6 +175,61 @@ def run_size(data: Path, work: Path, env: dict[str, str], repeat: int) -> dict:
         "ratio": etl_seconds / floor_seconds,
         "rows_per_second": etl["rows"] / etl_seconds,
     }
+
+
+def source_of_days(data: Path, out: Path, days: list[str]) -> Path:
+    """A source at `out` holding the data set's song files and these of its event files
+    (symbolic links, no copies)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "song_data").exists():
+        (out / "song_data").symlink_to(data / "song_data")
+    for name in days:
+        link = out / Path(name).relative_to(data)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to(name)
+    return out
+
+
+def run_daily(data: Path, work: Path, env: dict[str, str], repeat: int) -> dict:
+    """A day's run (the data set's last day) on a warehouse holding every earlier day, against
+    the same run on a warehouse holding the first day only: the run's time should not grow
+    with the warehouse's history. Each warehouse is loaded once, untimed, and copied afresh
+    for each of `repeat` runs of the day; the figures are each one's fastest run."""
+    events, _ = data_files(data)
+    last = events[-1]
+    results = {}
+    for held in (events[:1], events[:-1]):
+        history = f"{len(held)} day{'s' if len(held) > 1 else ''} held"
+        source = work / f"daily-{data.name}-{len(held)}"
+        loaded = work / f"daily-{data.name}-{len(held)}.duckdb"
+        before = in_child("etl", str(source_of_days(data, source, held)), str(loaded), env=env)
+        source_of_days(data, source, [last])
+        runs = []
+        for _ in range(repeat):
+            warehouse = work / "daily.duckdb"
+            shutil.copyfile(loaded, warehouse)
+            runs.append(in_child("etl", str(source), str(warehouse), env=env))
+            warehouse.unlink()
+        loaded.unlink()
+        shutil.rmtree(source)
+        fastest = min(runs, key=lambda run: sum(run["seconds"].values()))
+        results[history] = {"plays held": before["counts"]["songplays"], "run": fastest}
+    return results
+
+
+def report_daily(size: int, results: dict) -> None:
+    """Print a data set's day runs, side by side."""
+    from tasks.run.report import format_table
+
+    runs = {history: result["run"] for history, result in results.items()}
+    stages = list(next(iter(runs.values()))["seconds"])
+    rows = [(stage, *(round(r["seconds"][stage], 2) for r in runs.values())) for stage in stages]
+    rows.append(("total", *(round(sum(r["seconds"].values()), 2) for r in runs.values())))
+    rows.append(("songplays held before", *(f"{r['plays held']:,}" for r in results.values())))
+    rows.append(("events of the day", *(f"{r['event_rows']:,}" for r in runs.values())))
+    print(f"\n{size:,} events: the last day's run, fastest of each (seconds)")
+    print(format_table(["stage", *runs], rows))
 
 
 def report(size: int, result: dict) -> None:
@@ -241,6 +302,12 @@ def main() -> None:
     parser.add_argument("--10m", dest="ten_million", action="store_true", help="add 10M events")
     parser.add_argument("--songs", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of floor and ETL each")
+    parser.add_argument(
+        "--daily",
+        action="store_true",
+        help="instead: the last day's run on a warehouse of the earlier days, and on one of the "
+        "first day only",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -260,6 +327,9 @@ def main() -> None:
     try:
         for size in sizes:
             data = ensure_data(root, size, args.songs)
+            if args.daily:
+                report_daily(size, run_daily(data, work, env, max(args.repeat, 1)))
+                continue
             results[size] = run_size(data, work, env, max(args.repeat, 1))
             report(size, results[size])
     finally:
