@@ -140,10 +140,12 @@ def failing_rows_query(check: Check) -> Select:
         return select(func.count()).select_from(dupes)
     if check.kind == "relationships":
         parent_column = table.metadata.tables[check.to[0]].c[check.to[1]]
-        # Kept to the run's range, the parent is read within it too: a parent row matching a
-        # child in the range is in it (the relationship joins on the range's column).
-        parent_range = _within(check, parent_column)
-        joined = table.outerjoin(parent_column.table, and_(parent_column == column, *parent_range))
+        if check.within is not None:
+            # Kept to the run's range, the parent is read within it too: a parent row matching
+            # a child in the range is in it (the relationship joins on the range's column).
+            in_range = select(parent_column).where(*_within(check, parent_column))
+            parent_column = in_range.subquery(f"{check.to[0]}_in_range").c[check.to[1]]
+        joined = table.outerjoin(parent_column.table, parent_column == column)
         return (
             select(func.count())
             .select_from(joined)
