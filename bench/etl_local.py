@@ -209,6 +209,9 @@ def run_daily(data: Path, work: Path, env: dict[str, str], repeat: int) -> dict:
         for _ in range(repeat):
             warehouse = work / "daily.duckdb"
             shutil.copyfile(loaded, warehouse)
+            # On disk before the run: its commit's sync would otherwise write out the copy.
+            with open(warehouse, "rb+") as copy:
+                os.fsync(copy.fileno())
             runs.append(in_child("etl", str(source), str(warehouse), env=env))
             warehouse.unlink()
         loaded.unlink()
