@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, Unicode, insert
+from sqlalchemy import Column, Integer, MetaData, Table, Unicode, create_engine, insert
 
 from sql import model
 from tasks.run.quality import compile_checks, default_checks, run_checks
@@ -17,12 +17,18 @@ from tasks.warehouse.duckdb import DuckDBWarehouse
 T0 = datetime(2018, 11, 1, 10, 0)
 
 
-@pytest.fixture()
-def conn(tmp_path: Path):
-    engine = DuckDBWarehouse(path=str(tmp_path / "q.duckdb")).get_engine()
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def conn(request: pytest.FixtureRequest, tmp_path: Path):
+    """A warehouse's connection in a transaction: DuckDB, and PostgreSQL standing in for
+    Redshift (the checks' SQL is the same on both)."""
+    if request.param == "duckdb":
+        engine = DuckDBWarehouse(path=str(tmp_path / "q.duckdb")).get_engine()
+    else:
+        engine = create_engine(request.getfixturevalue("postgres_database"))
     with transaction(engine) as connection:
         create_tables(connection)
         yield connection
+    engine.dispose()
 
 
 def failing(conn, checks=None) -> dict[str, int]:
