@@ -138,6 +138,23 @@ def test_keys_and_times_are_checked_on_the_days_of_the_run_only(conn) -> None:
     }
 
 
+def test_only_a_key_is_checked_unique_within_the_run_s_days() -> None:
+    scratch = MetaData()
+    plays = Table(
+        "plays",
+        scratch,
+        Column("id", Integer, info={"key": True, "tests": ["unique"]}),
+        Column("code", Integer, info={"tests": ["unique"]}),
+        Column("start_time", Integer),
+        info={"written_within": ("start_time", model.staged_plays)},
+    )
+    within = {c.name: c.within for c in compile_checks([plays])}
+    assert within == {
+        "unique_plays_id": ("start_time", model.staged_plays),
+        "unique_plays_code": None,
+    }
+
+
 def test_a_run_without_plays_checks_no_day(conn) -> None:
     conn.execute(insert(model.users), [{"user_id": 1, "level": "paid", "last_seen_at": T0}])
     conn.execute(insert(model.songplays), [play("a", 1), play("a", 1)])

@@ -113,7 +113,9 @@ def _compile(
             kind, table, name, to=(parent_name, parent_column), within=within if bounded else None
         )
     if kind == "unique":
-        return Check(kind, table, name, within=table.info.get("written_within"))
+        # Only the key's rows are known to share the range's column (model.py).
+        keyed = column is not None and column.info.get("key")
+        return Check(kind, table, name, within=table.info.get("written_within") if keyed else None)
     if kind == "accepted_values":
         return Check(kind, table, name, values=tuple(argument))
     if kind == "row_count":
