@@ -256,8 +256,8 @@ def test_skipped_files_and_missing_days_are_in_the_log_and_the_load_artifact(
 def test_quality_artifact_is_published_when_a_check_fails(
     week_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def one_failing(conn: Any) -> list[CheckResult]:
-        return [*run_checks(conn), CheckResult("injected_failure", "unique", "users", 2)]
+    def one_failing(conn: Any, checks: Any = None) -> list[CheckResult]:
+        return [*run_checks(conn, checks), CheckResult("injected_failure", "unique", "users", 2)]
 
     monkeypatch.setattr(tasks.run.quality, "run_checks", one_failing)
     state = etl(str(week_source), str(tmp_path / "wh.duckdb"), return_state=True)

@@ -9,17 +9,28 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from prefect import get_run_logger
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
+from sqlalchemy import Connection
 
 from tasks.errors import DatesReversed
 from tasks.run.artifacts import publish_load, publish_quality, publish_rejects
 from tasks.run.ledger import StagePlan, choose_files, record_staged_files
 from tasks.run.lock import warehouse_lock
-from tasks.run.quality import CheckResult, QualityCheckFailed, check_quality
+from tasks.run.parts import merge_changes, merge_staged, split_run
+from tasks.run.progress import in_part
+from tasks.run.quality import (
+    CheckResult,
+    QualityCheckFailed,
+    add_up,
+    check_quality,
+    default_checks,
+    reads_staged,
+)
 from tasks.run.retry import is_transient
 from tasks.run.schedule import run_dates
 from tasks.run.transform import TableChange, transform
@@ -91,7 +102,8 @@ def load(
     transform, check and count in the run's one transaction on the held warehouse
     (write-audit-publish: a failing check rolls the whole load back, ledger included, so
     analysts never see a half-checked load); what it chose, staged, changed, checked and
-    counted."""
+    counted. A run larger than the warehouse's part size is staged and transformed a part at a
+    time (tasks/run/parts.py), still in the one transaction."""
     held = ExitStack()
     with timer("hold warehouse"):
         conn = held.enter_context(target.hold())
@@ -102,23 +114,72 @@ def load(
             # quote(): Prefect would visit every file name and version of these task
             # parameters (some 21k of each, seconds in all), for no dependency to track.
             plan = choose_files(conn, quote(files), reload)
-            staged = stage(target, conn, raw_data, quote(plan.files))
-            at = datetime.now(UTC).replace(tzinfo=None)
-            record_staged_files(target, conn, plan.files, at, staged.events.records_by_file)
-        with timer("publish"):
-            publish_rejects([staged.events, staged.songs], target.describe())
+            parts = split_run(plan.files, target.part_bytes())
+        # In parts, the checks of what a part staged run after each part, the others at the end.
+        checks = default_checks()
+        each_part = [c for c in checks if reads_staged(c)] if len(parts) > 1 else []
+        at_end = [c for c in checks if not reads_staged(c)]
+        if len(parts) > 1:
+            say_parts(parts)
+        staged_parts: list[StageResult] = []
+        changes: list[list[TableChange]] = []
+        results: list[list[CheckResult]] = []
+        for n, part in enumerate(parts):
+            with in_part(n + 1, len(parts)):
+                staged_parts.append(_stage_part(target, conn, raw_data, part, timer))
+                if n == len(parts) - 1:
+                    staged = merge_staged(staged_parts)
+                    with timer("publish"):
+                        publish_rejects([staged.events, staged.songs], target.describe())
+                with timer("transform + check"):
+                    changes.append(transform(conn))
+                    if each_part:
+                        results.append(check_quality(conn, quote(each_part)))
+                        passed_or_raise(results[-1])
         with timer("transform + check"):
-            changes = transform(conn)
-            checks = check_quality(conn)
-            publish_quality(checks)
-            failed = [c for c in checks if not c.passed]
-            if failed:
-                raise QualityCheckFailed(failed)
+            if each_part:
+                results.append(check_quality(conn, quote(at_end)))
+                checked = add_up(checks, results)
+            else:
+                checked = check_quality(conn)
+            passed_or_raise(checked)
         with timer("count rows"):
             counts = count_rows(conn)
         with timer("commit"):
             held.close()
-    return plan, staged, changes, checks, counts
+    return plan, staged, merge_changes(changes), checked, counts
+
+
+def _stage_part(
+    target: Warehouse, conn: Connection, raw_data: Source, part: RunFiles, timer: StageTimer
+) -> StageResult:
+    """Stage a run's files (or a part's), and write them to staging_files for the ledger."""
+    with timer("stage"):
+        staged = stage(target, conn, raw_data, quote(part))
+        at = datetime.now(UTC).replace(tzinfo=None)
+        record_staged_files(target, conn, part, at, staged.events.records_by_file)
+    return staged
+
+
+def passed_or_raise(checks: list[CheckResult]) -> None:
+    """Publish the checks' results; QualityCheckFailed when one failed."""
+    publish_quality(checks)
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        raise QualityCheckFailed(failed)
+
+
+def say_parts(parts: list[RunFiles]) -> None:
+    """Log how a run in parts goes: the event files of each part."""
+    spans = []
+    for part in parts:
+        first, last = (Path(part.event_files[end]).name for end in (0, -1))
+        spans.append(first if first == last else f"{first} to {last}")
+    get_run_logger().info(
+        "staging and transforming in %d parts, one after another, in the run's one transaction: %s",
+        len(parts),
+        "; ".join(spans),
+    )
 
 
 # A load that meets a transient failure (a dropped connection, throttling) is run again whole:

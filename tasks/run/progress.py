@@ -42,8 +42,9 @@ import contextvars
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 from uuid import UUID
@@ -68,6 +69,26 @@ def progress_key(title: str) -> str:
     return f"{KEY_PREFIX}-{slug}" if slug else KEY_PREFIX
 
 
+# The part of a run in parts (tasks/run/parts.py) that the work belongs to: (number, parts).
+_PART: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
+    "sparkify_progress_part", default=None
+)
+
+
+@contextmanager
+def in_part(number: int, parts: int) -> Iterator[None]:
+    """Progress begun inside the block is of part `number` of a run in `parts` parts: its title
+    (and so its artifact key) ends "(part 2 of 10)", so each part's staging and transforms show
+    on their own instead of one artifact starting again at every part. Nothing changes for a
+    run in one part."""
+    token = _PART.set((number, parts)) if parts > 1 else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _PART.reset(token)
+
+
 def in_prefect_run() -> bool:
     """True inside a Prefect flow run or task run (where an artifact has a run to belong to)."""
     return TaskRunContext.get() is not None or FlowRunContext.get() is not None
@@ -87,6 +108,8 @@ class Progress:
     ) -> None:
         if total < 0:
             raise ValueError(f"a progress total cannot be negative: {total}")
+        if (part := _PART.get()) is not None:
+            title = f"{title} (part {part[0]} of {part[1]})"
         self.title = title
         self.total: int | None = total
         self.unit = unit

@@ -197,10 +197,29 @@ def run_checks(conn: Connection, checks: list[Check] | None = None) -> list[Chec
     ]
 
 
+def reads_staged(check: Check) -> bool:
+    """Whether a check reads what the run staged: a row count, and a check kept to the run's
+    days. A run in parts (tasks/run/parts.py) runs these after each part's transforms, on that
+    part's staged rows (a part writes only within its own days, so its checks find any row it
+    got wrong), and the others once, at the end."""
+    return check.kind == "row_count" or check.within is not None
+
+
+def add_up(checks: list[Check], runs: list[list[CheckResult]]) -> list[CheckResult]:
+    """The checks' results over several runs of some of them (a check's failing rows added
+    up), in the order of `checks`."""
+    failing: dict[str, int] = {}
+    for results in runs:
+        for result in results:
+            failing[result.check] = failing.get(result.check, 0) + result.failing_rows
+    return [CheckResult(c.name, c.kind, c.table.name, failing[c.name]) for c in checks]
+
+
 @task(name="quality-checks", cache_policy=NO_CACHE)
-def check_quality(conn: Connection) -> list[CheckResult]:
-    """Run the data tests inside the caller's transaction, before it commits."""
-    results = run_checks(conn)
+def check_quality(conn: Connection, checks: list[Check] | None = None) -> list[CheckResult]:
+    """Run the data tests (the model's, or `checks`) inside the caller's transaction, before it
+    commits."""
+    results = run_checks(conn, checks)
     for result in results:
         if not result.passed:
             get_run_logger().error("check %s failed: %d rows", result.check, result.failing_rows)

@@ -121,6 +121,11 @@ class Warehouse(Protocol):
         """Insert rows (each with every column of the table) in bulk, in the run's transaction."""
         ...
 
+    def part_bytes(self) -> int | None:
+        """Bytes of event files the warehouse stages and transforms in one part of a run at
+        most (tasks/run/parts.py); None for a run in one part whatever its size."""
+        ...
+
     def describe(self) -> str:
         """Where the warehouse is, for logs (never a secret)."""
         ...

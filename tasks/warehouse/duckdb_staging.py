@@ -113,17 +113,19 @@ class RegisteredFiles:
 
 
 def _run_own(conn: Connection, table: Table, extra: dict[str, str] | None = None) -> None:
-    """Shadow a staging table with a temp table of the same columns (and the `extra` ones, by
-    name and type) for the rest of the run's session: DuckDB resolves an unqualified name to
-    the temp table first, so staging and the transforms use it unchanged, and its rows, which
-    only this run reads, are never written to the database file (a commit would otherwise write
-    a million staged events)."""
+    """Shadow a staging table with a new, empty temp table of the same columns (and the `extra`
+    ones, by name and type) for the rest of the run's session: DuckDB resolves an unqualified
+    name to the temp table first, so staging and the transforms use it unchanged, and its rows,
+    which only this run reads, are never written to the database file (a commit would otherwise
+    write a million staged events). Each staging replaces the table of the one before (a run
+    in parts stages again for each part): deleting the rows instead would keep their memory
+    until the session ends."""
     raw = conn.connection.driver_connection
     quote = conn.dialect.identifier_preparer.quote
     database = raw.execute("select current_database()").fetchone()[0]
     more = "".join(f", cast(null as {kind}) as {name}" for name, kind in (extra or {}).items())
     raw.execute(
-        f"create temp table if not exists {quote(table.name)} as "
+        f"create or replace temp table {quote(table.name)} as "
         f"select *{more} from {quote(database)}.main.{quote(table.name)} limit 0"
     )
 

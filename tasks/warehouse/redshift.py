@@ -210,6 +210,9 @@ class RedshiftWarehouse(Block):
         """Multi-row INSERTs (COPY is for files)."""
         insert_values(conn, table, rows)
 
+    def part_bytes(self) -> None:
+        """None: a run is one part, whose COPY spreads over the nodes (tasks/run/parts.py)."""
+
     def copy(self, conn: Connection, statement: str) -> None:
         """Run one COPY statement in the connection's transaction."""
         conn.exec_driver_sql(statement)
