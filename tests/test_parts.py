@@ -45,10 +45,10 @@ def test_a_run_without_a_part_size_or_within_it_is_one_part() -> None:
 def test_parts_hold_whole_days_in_order_within_the_part_size() -> None:
     files = run_files(
         {
-            "2018-11-03-events.json": 100,
+            "2018-11-03-events.json": 101,
             "2018-11-01-events.json": 100,
             "2018-11-02-events.json": 60,
-            "2018-11-02-events.json.gz": 60,
+            "2018-11-02-events.json.gz": 61,
             "2018-11-04-events.json": 500,  # larger than a part: a part of its own
             "2018-11-05-events.json": 150,
         }
@@ -124,12 +124,15 @@ def day_parts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 @pytest.fixture()
 def flawed_week(week_source: Path, tmp_path: Path) -> Path:
-    """The generated week with a malformed line in two days' files."""
+    """The generated week with a malformed line in two days' files, and the sixth day's file a
+    copy of the third's (a duplicate file, rejected whole)."""
     root = tmp_path / "source"
     shutil.copytree(week_source, root)
+    days = root / "log_data" / "2018" / "11"
     for day in (2, 5):
-        events = root / "log_data" / "2018" / "11" / f"2018-11-0{day}-events.json"
+        events = days / f"2018-11-0{day}-events.json"
         events.write_text(events.read_text(encoding="utf-8") + '{"ts": oops}\n', encoding="utf-8")
+    shutil.copyfile(days / "2018-11-03-events.json", days / "2018-11-06-events.json")
     return root
 
 
@@ -154,14 +157,19 @@ def test_a_run_in_parts_gives_the_run_in_one_part(
     parted = tmp_path / "parts.duckdb"
     in_parts = etl(str(flawed_week), str(parted))
 
-    assert noted == [6]  # a part a day
+    assert noted == [5]  # a part a day, the duplicate's with its original's
     assert snapshot(parted) == snapshot(whole)
     assert bookkeeping(parted) == bookkeeping(whole)
     for kind in ("events", "songs"):
         one, parts = in_one["staged"][kind], in_parts["staged"][kind]
         for figure in ("files", "rows", "rejects", "reject_samples", "records_by_file"):
             assert parts[figure] == one[figure], (kind, figure)
-    assert in_parts["staged"]["events"]["rejects"] == 2
+    assert in_parts["staged"]["events"]["rejects"] == 3
+    assert bookkeeping(parted)["load_rejects"][-1][1:3] == (
+        0,
+        "duplicate file: same content as "
+        f"{flawed_week / 'log_data' / '2018' / '11' / '2018-11-03-events.json'}",
+    )
     assert in_parts["checks"] == in_one["checks"] and all(c["passed"] for c in in_one["checks"])
     assert in_parts["counts"] == in_one["counts"]
     inserted = {c["table"]: c["inserted"] for c in in_parts["changes"]}
@@ -252,3 +260,25 @@ def test_progress_in_a_part_of_a_run_names_its_part() -> None:
             "sparkify-progress-staging-events",
         )
     )
+
+
+def test_days_with_files_of_one_size_go_in_one_part() -> None:
+    # Staging rejects a file with the content of another of its run: only files of one size
+    # can be such twins, so their days stay together, wherever they are.
+    files = run_files(
+        {
+            "2018-11-01-events.json": 100,
+            "2018-11-02-events.json": 77,
+            "2018-11-03-events.json": 100,
+            "2018-11-04-events.json": 120,
+            "2018-11-05-events.json": 77,
+            "2018-11-06-events.json": 0,
+            "2018-11-07-events.json": 0,
+        }
+    )
+    parts = split_run(files, 150)
+    assert [event_names(p) for p in parts] == [
+        ["2018-11-01-events.json", "2018-11-03-events.json"],
+        ["2018-11-02-events.json", "2018-11-05-events.json"],
+        ["2018-11-04-events.json", "2018-11-06-events.json", "2018-11-07-events.json"],
+    ]

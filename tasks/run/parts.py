@@ -26,27 +26,59 @@ from tasks.warehouse.base import REJECT_SAMPLES, StageReport, StageResult
 def split_run(files: RunFiles, part_bytes: int | None) -> list[RunFiles]:
     """The run's files in parts, each with at most `part_bytes` of event files (a day larger
     than that makes a part of its own), days in order; the song files go with the first part.
-    One part, the files themselves, when `part_bytes` is None or they all fit."""
+    Days holding files of the same size go in the same part, whatever their sizes: staging
+    rejects a file with the same content as another of its run as a duplicate, and only files
+    of one size can be that. One part, the files themselves, when `part_bytes` is None or they
+    all fit."""
     if part_bytes is None:
         return [files]
-    days: dict[date | None, list[str]] = {}
-    for name in files.event_files:
-        days.setdefault(event_file_date(name), []).append(name)
     parts: list[list[str]] = []
     size = 0
-    for day in sorted(days, key=lambda d: (d is not None, d or date.min)):
-        day_bytes = sum(_size(files, name) for name in days[day])
-        if not parts or size + day_bytes > part_bytes:
+    for group in _day_groups(files):
+        group_bytes = sum(_size(files, name) for name in group)
+        if not parts or size + group_bytes > part_bytes:
             parts.append([])
             size = 0
-        parts[-1] += days[day]
-        size += day_bytes
+        parts[-1] += group
+        size += group_bytes
     if len(parts) <= 1:
         return [files]
     return [
         replace(files, event_files=events, song_files=files.song_files if n == 0 else [])
         for n, events in enumerate(parts)
     ]
+
+
+def _day_groups(files: RunFiles) -> list[list[str]]:
+    """The event files by day, in order of days; days with files of one (non-zero) size joined
+    in one group, at the place of its first day."""
+    days: dict[date | None, list[str]] = {}
+    for name in files.event_files:
+        days.setdefault(event_file_date(name), []).append(name)
+    order = sorted(days, key=_day_order)
+    earliest = {day: day for day in order}  # the first day of each day's group, once found
+
+    def first(day: date | None) -> date | None:
+        while earliest[day] != day:
+            day = earliest[day]
+        return day
+
+    first_of_size: dict[int, date | None] = {}
+    for day in order:
+        for name in days[day]:
+            if size := _size(files, name):
+                one, other = first(first_of_size.setdefault(size, day)), first(day)
+                later, sooner = sorted((one, other), key=_day_order, reverse=True)
+                earliest[later] = sooner
+    groups: dict[date | None, list[str]] = {}
+    for day in order:
+        groups.setdefault(first(day), []).extend(days[day])
+    return list(groups.values())
+
+
+def _day_order(day: date | None) -> tuple[bool, date]:
+    """Days in order (a file without one first)."""
+    return day is not None, day or date.min
 
 
 def _size(files: RunFiles, name: str) -> int:
