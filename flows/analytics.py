@@ -13,6 +13,7 @@ from prefect import flow
 
 from tasks.cli import add_debug_argument, command
 from tasks.errors import fails_in_one_line
+from tasks.local_server import start_temporary_server
 from tasks.run.analytics import QUERIES, run_query
 from tasks.run.artifacts import publish_analytics
 from tasks.run.report import format_table
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     add_debug_argument(parser)
     args = parser.parse_args(argv)
     check_warehouse(args.warehouse, must_exist=True)
+    start_temporary_server()
     print(render(analytics(args.warehouse)))
     return 0
 

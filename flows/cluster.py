@@ -47,6 +47,7 @@ from tasks.cluster.settings import (
     serverless_settings_from_args,
 )
 from tasks.errors import fails_in_one_line
+from tasks.local_server import start_temporary_server
 from tasks.run.report import format_table
 from tasks.source.resolve import check_s3_source
 
@@ -274,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen lifecycle flow and print what it reports."""
     args = parse_args(argv)
     if args.command == "serverless":
+        start_temporary_server()
         name, report = run_serverless(args)
         print()
         print(format_table(["", name], [[k, v] for k, v in report.items()]))
@@ -281,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "create":
         check_s3_source(args.source)
     cluster = cluster_settings_from_args(args)
+    start_temporary_server()
     identifier = cluster.identifier
     waits = {"timeout_minutes": cluster.timeout_minutes, "poll_seconds": cluster.poll_seconds}
     if args.command == "create":

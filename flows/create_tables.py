@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger
 
 from tasks.cli import add_debug_argument, command
 from tasks.errors import fails_in_one_line
+from tasks.local_server import start_temporary_server
 from tasks.warehouse.base import RefusedToDrop, recreate_tables
 from tasks.warehouse.duckdb import DEFAULT_DUCKDB_FILE
 from tasks.warehouse.resolve import check_warehouse, resolve_warehouse
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     add_debug_argument(parser)
     args = parser.parse_args(argv)
     check_warehouse(args.warehouse)
+    start_temporary_server()
     try:
         tables = create_all_tables(args.warehouse, args.yes)
     except RefusedToDrop as error:

@@ -16,6 +16,7 @@ from prefect.flows import load_flow_from_entrypoint
 from tasks.cli import add_debug_argument, command
 from tasks.cluster.settings import add_cluster_arguments, cluster_settings_from_args
 from tasks.errors import fails_in_one_line
+from tasks.local_server import start_temporary_server
 from tasks.run.pipeline import run_etl
 from tasks.run.quality import QualityCheckFailed
 from tasks.run.report import count_of, format_table
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         check_source(args.source)
         check_warehouse(args.warehouse)
+    start_temporary_server()
     try:
         if args.ephemeral_cluster:
             # Loaded by path, not imported: flows never import flows.

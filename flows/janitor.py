@@ -31,6 +31,7 @@ from tasks.cluster.lifecycle import (
 from tasks.cluster.provision import SweepOptions, sweep_expired_serverless
 from tasks.cluster.settings import OWNER_TAG, POLL_SECONDS, TIMEOUT_MINUTES, format_expiry
 from tasks.errors import fails_in_one_line
+from tasks.local_server import start_temporary_server
 
 
 @flow(name="sparkify-cluster-janitor")
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_debug_argument(parser)
     args = parser.parse_args(argv)
+    start_temporary_server()
     deleted = cluster_janitor(
         args.aws_credentials, args.dry_run, args.final_snapshot, serverless=args.serverless
     )

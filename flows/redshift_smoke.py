@@ -40,6 +40,7 @@ from tasks.cluster.settings import (
     cluster_settings_from_args,
 )
 from tasks.errors import BadArgument, fails_in_one_line
+from tasks.local_server import start_temporary_server
 from tasks.logs import run_logger
 from tasks.run.digest import (
     TableComparison,
@@ -290,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             "its VPC; from a laptop, give your address, e.g. 203.0.113.7/32",
             file=sys.stderr,
         )
+    start_temporary_server()
     try:
         report = redshift_smoke(args.source, args.aws_credentials, cluster, args.sample)
     except Exception as error:

@@ -16,6 +16,7 @@ from prefect import flow
 
 from tasks.cli import add_debug_argument, command
 from tasks.errors import fails_in_one_line
+from tasks.local_server import start_temporary_server
 from tasks.run.report import format_table
 from tasks.source.files import list_run_files
 from tasks.source.resolve import check_source, resolve_source
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     add_debug_argument(parser)
     args = parser.parse_args(argv)
     check_source(args.source)
+    start_temporary_server()
     rows = widths(args.source, args.start_date, args.end_date, args.aws_credentials)
     print(format_table(list(rows[0]), [list(r.values()) for r in rows]))
     return 1 if any(r["values wider"] for r in rows) else 0

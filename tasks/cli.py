@@ -2,8 +2,9 @@
 stderr with exit status 2 and no traceback (`--debug` or SPARKIFY_DEBUG=1 shows it), whether
 main's own argument checks find it, before any Prefect server starts, or the flow run does.
 Argparse's own mistakes (an unknown option, a malformed date) stay argparse's: usage, exit 2.
-A plain local run (no PREFECT_API_URL) starts its temporary Prefect server only when no other
-run sharing its database is starting one (tasks/local_server.py)."""
+A command line calls `start_temporary_server()` once its checks pass: a plain local run (no
+PREFECT_API_URL) then starts its temporary Prefect server in turn with other local runs
+(tasks/local_server.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from tasks.errors import UserError, debug_enabled, set_debug
-from tasks.local_server import is_plain_local_run, start_servers_in_turn
 
 USER_ERROR_STATUS = 2
 DEBUG_FLAG = "--debug"
@@ -51,8 +51,6 @@ def run_cli(main: Main, argv: list[str] | None, prog: str) -> int:
     script's own command line) the line is said at exit, as the last line."""
     debug = debug_requested(sys.argv[1:] if argv is None else argv)
     set_debug(debug)
-    if is_plain_local_run():
-        start_servers_in_turn()
     try:
         status = main(argv)
     except UserError as error:

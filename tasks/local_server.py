@@ -1,51 +1,42 @@
-"""Plain local runs' temporary Prefect servers start one at a time.
+"""Plain local runs start their temporary Prefect server themselves: in turn, with time to start.
 
 Without PREFECT_API_URL, each `python flows/...` run starts a temporary Prefect server of its
 own on the SQLite database under PREFECT_HOME (`~/.prefect/prefect.db`), which every such run
 shares. A server's start migrates that database and registers Prefect's block types, and
-Prefect guards neither against another process (its alembic lock is a thread lock): two servers
-starting at once on a fresh or outdated database both run the migrations or register the blocks
-(`duplicate column name: block_type_name`, `Online migration expected to match one row`,
-`NoSuchTableError: block`); the losing server's start fails with a traceback, and Prefect
-either starts it again on another port or gives up (`Timed out while attempting to connect to
-ephemeral Prefect API server`, exit status 1). Starts at once also share the CPU: a start is
-seconds of imports, so on two cores three of them take about as long as Prefect's start-up
-timeout (20 s).
+Prefect guards neither against another process: two servers starting at once on a fresh or
+outdated database both run the migrations or register the blocks, and the losing one fails.
+A start is also seconds of imports, so on a busy laptop it can miss Prefect's start-up limit
+(20 s by default) and the run ends in "Timed out while attempting to connect to ephemeral
+Prefect API server".
 
-So a plain local run starts its server holding an exclusive lock on a file beside the database
-(`prefect.db.server-start.lock`): a second run waits for the first one's server to be up (a
-few seconds, saying so in one line), then starts its own, which finds the database migrated
-and the blocks registered; from then on both servers share the database as Prefect allows (WAL,
-its busy timeout, its retries of a locked database). The runs themselves go on side by side.
-
-The lock is taken when Prefect actually starts the server (SubprocessASGIServer.start, the one
-way a client, the events worker or the log worker starts it), so a mistake on the command line
-still ends before anything is locked or started. Runs with PREFECT_API_URL set never start a
-temporary server and are untouched.
+So a command line, once its own checks have passed (a mistake still ends before anything is
+imported, locked or started), calls `start_temporary_server()`: it takes an exclusive lock on a
+file beside the database (`prefect.db.server-start.lock`), starts the server through Prefect's
+own `SubprocessASGIServer` with the start-up limit raised to at least
+LOCAL_STARTUP_TIMEOUT_SECONDS (Prefect's setting PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS;
+a larger value of the user's stands), and lets go once the server answers. Prefect's clients
+then find that server running and use it. A second run waits for the first one's server to be
+up (saying so in one line), then starts its own on the database already set up; from then on
+the runs go on side by side as Prefect allows (WAL, its busy timeout, its retries). Runs with
+PREFECT_API_URL set never start a temporary server: the call does nothing for them.
 """
 
 from __future__ import annotations
 
 import fcntl
-import functools
-import importlib.abc
-import importlib.util
 import os
-import sys
 import time as clock
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.machinery import ModuleSpec
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 from prefect.logging import get_logger
 
-SERVER_MODULE = "prefect.server.api.server"
 LOCK_SUFFIX = ".server-start.lock"
-# The lock is held for one server's start, which Prefect bounds (20 s by default); past this
-# wait its holder is stuck (a stopped process), and the run starts its server anyway.
+# Long enough for a server's start on a loaded two-core laptop (imports, migrations, blocks).
+LOCAL_STARTUP_TIMEOUT_SECONDS = 120
+# The lock is held for one server's start, bounded by the start-up limit; past this wait its
+# holder is stuck (a stopped process), and the run starts its server anyway.
 MAX_WAIT_SECONDS = 300.0
 _POLL_SECONDS = 0.1
 
@@ -57,6 +48,35 @@ def is_plain_local_run() -> bool:
 
     settings = get_current_settings()
     return not settings.api.url and settings.server.ephemeral.enabled
+
+
+def start_temporary_server() -> None:
+    """Start this process's temporary Prefect server now, in turn with other local runs on the
+    same database and with time to start; a no-op with PREFECT_API_URL set or once started."""
+    if not is_plain_local_run():
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as SETTING
+    from prefect.settings import temporary_settings
+
+    server = SubprocessASGIServer()
+    if server.running:
+        return
+    with (
+        temporary_settings(updates={SETTING: local_startup_timeout()}),
+        server_start_lock(start_lock_path()),
+    ):
+        server.start()
+
+
+def local_startup_timeout() -> int:
+    """Seconds a local run's temporary server may take to start: Prefect's setting, raised to
+    LOCAL_STARTUP_TIMEOUT_SECONDS when lower."""
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+    return max(
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), LOCAL_STARTUP_TIMEOUT_SECONDS
+    )
 
 
 def start_lock_path() -> Path | None:
@@ -131,56 +151,3 @@ def _try_lock(fd: int) -> bool:
     except BlockingIOError:
         return False
     return True
-
-
-def start_servers_in_turn() -> None:
-    """Make this process's temporary Prefect server start under the database's lock. Prefect's
-    server module costs seconds to import, so it is wrapped when something first imports it
-    (when a server is about to start), not now; a no-op when already done."""
-    module = sys.modules.get(SERVER_MODULE)
-    if module is not None:
-        _wrap_start(module)
-    elif not any(isinstance(finder, _WhenImported) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _WhenImported(SERVER_MODULE, _wrap_start))
-
-
-def _wrap_start(module: ModuleType) -> None:
-    server_class = module.SubprocessASGIServer
-    start = server_class.start
-    if getattr(start, "_in_turn", False):
-        return
-
-    @functools.wraps(start)
-    def start_in_turn(self: Any, timeout: int | None = None) -> None:
-        if self.running:
-            return start(self, timeout)
-        with server_start_lock(start_lock_path()):
-            return start(self, timeout)
-
-    start_in_turn._in_turn = True  # type: ignore[attr-defined]
-    server_class.start = start_in_turn
-
-
-class _WhenImported(importlib.abc.MetaPathFinder):
-    """Calls `then(module)` right after the module named is first imported, then steps aside."""
-
-    def __init__(self, name: str, then: Callable[[ModuleType], None]) -> None:
-        self.name = name
-        self.then = then
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
-        if fullname != self.name:
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        exec_module = spec.loader.exec_module
-        then = self.then
-
-        def exec_then(module: ModuleType) -> None:
-            exec_module(module)
-            then(module)
-
-        spec.loader.exec_module = exec_then  # type: ignore[method-assign]
-        return spec
