@@ -51,10 +51,9 @@ def held_file(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen]]:
 def test_a_held_file_is_waited_for_then_named_in_one_line(held_file) -> None:
     db, holder = held_file
     engine = DuckDBWarehouse(path=str(db)).get_engine()
-    started = time.monotonic()
     with pytest.raises(WarehouseBusy) as busy:
         connect_when_free(engine, 1.5, "duckdb:held")
-    assert time.monotonic() - started >= 1.5
+    assert busy.value.waited_seconds >= 1.5  # it gave up only once the wait was over
     message = str(busy.value)
     assert "\n" not in message
     assert f"PID {holder.pid}" in message  # the holder, as DuckDB names it
@@ -68,14 +67,19 @@ def test_a_file_released_during_the_wait_is_taken(held_file) -> None:
         assert conn.exec_driver_sql("select 42").scalar_one() == 42
 
 
-def test_a_file_that_is_no_database_is_not_waited_for(tmp_path: Path) -> None:
+def test_a_file_that_is_no_database_is_not_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     junk = tmp_path / "junk.duckdb"
     junk.write_bytes(b"this is not a database" * 100)
-    started = time.monotonic()
+    engine = DuckDBWarehouse(path=str(junk)).get_engine()
+    attempts: list[None] = []
+    connect = engine.connect
+    monkeypatch.setattr(engine, "connect", lambda: attempts.append(None) or connect())
     with pytest.raises(Exception) as error:
-        connect_when_free(DuckDBWarehouse(path=str(junk)).get_engine(), 30, "duckdb:junk")
+        connect_when_free(engine, 30, "duckdb:junk")
     assert not isinstance(error.value, WarehouseBusy)
-    assert time.monotonic() - started < 10
+    assert len(attempts) == 1  # the first refusal was final: no second try
 
 
 def test_the_wait_comes_from_the_environment_or_the_block(monkeypatch) -> None:
@@ -131,8 +135,6 @@ def test_two_processes_loading_one_file_both_succeed_in_turn(
             "PREFECT_HOME": str(tmp_path / f"prefect{n}"),
             WAIT_VARIABLE: "300",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            # Two temporary servers starting at once on a shared, busy machine.
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         }
         env.pop("PREFECT_API_URL", None)
         cmd = [
@@ -189,7 +191,9 @@ def test_a_run_on_a_temporary_server_takes_no_limit(tmp_path: Path) -> None:
     script = (
         "from prefect import flow\n"
         "from prefect.client.orchestration import get_client\n"
+        "from tasks.local_server import start_temporary_server\n"
         "from tasks.run.lock import warehouse_lock, limit_name\n"
+        "start_temporary_server()\n"
         "@flow\n"
         "def held():\n"
         "    with warehouse_lock('duckdb:/x.duckdb'):\n"
