@@ -18,10 +18,13 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Every retry still happens, a hundredth as late (set before the project is imported; the
+# subprocesses of the tests inherit it).
+os.environ.setdefault("SPARKIFY_RETRY_DELAY_SCALE", "0.01")
 
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+from prefect.testing.utilities import prefect_test_harness
 
-from data.generator import generate_dataset  # noqa: E402
+from data.generator import generate_dataset
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MONTH_START = date(2018, 11, 1)
@@ -47,6 +50,14 @@ def week_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated six days of events, small enough to load day by day many times."""
     out = tmp_path_factory.mktemp("week")
     generate_dataset(out, events=1500, songs=60, seed=11, start_date=MONTH_START, days=6)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated day of 40 events and 4 songs: the ground an edge case stands on."""
+    out = tmp_path_factory.mktemp("small")
+    generate_dataset(out, events=40, songs=4, seed=13, start_date=MONTH_START, days=1)
     return out
 
 
@@ -95,7 +106,7 @@ def moto_endpoint() -> Iterator[str]:
     server.wait(timeout=10)
 
 
-@pytest.fixture()
+@pytest.fixture
 def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """boto3's standard chain pointed at the moto server (no block needed), for one test."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
@@ -106,7 +117,7 @@ def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return moto_endpoint
 
 
-@pytest.fixture()
+@pytest.fixture
 def aws_credentials(moto_endpoint: str):
     """A prefect-aws AwsCredentials block whose clients talk to the moto server."""
     from prefect_aws import AwsCredentials
@@ -119,7 +130,7 @@ def aws_credentials(moto_endpoint: str):
     )
 
 
-@pytest.fixture()
+@pytest.fixture
 def bucket_name() -> str:
     """A bucket name unique to the test (the moto server lives for the whole session)."""
     return "sparkify-" + uuid.uuid4().hex[:12]
@@ -135,7 +146,7 @@ def upload_tree(client, bucket: str, root: Path, prefix: str) -> list[str]:
     return keys
 
 
-@pytest.fixture()
+@pytest.fixture
 def s3_week(aws_credentials, bucket_name: str, week_source: Path):
     """The generated week uploaded under s3://<bucket>/raw/, as an S3Source on moto."""
     from tasks.source.s3 import S3Source
@@ -168,7 +179,7 @@ def postgres_server() -> Iterator[str]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture()
+@pytest.fixture
 def postgres_database(postgres_server: str) -> Iterator[str]:
     """A database of its own for one test, with Redshift's load-error view and COPY functions
     (tests/postgres_redshift.py); its SQLAlchemy URL."""

@@ -14,7 +14,7 @@ apilevel = "2.0"
 threadsafety = 1
 
 
-class Warning(Exception):  # noqa: A001 - DB-API names
+class Warning(Exception):
     pass
 
 

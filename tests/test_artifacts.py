@@ -43,7 +43,7 @@ SONGS = StageReport("staging_songs", files=10, rows=10, rejects=0, seconds=0.25)
 def test_keys_are_lowercase_letters_digits_and_dashes() -> None:
     assert artifact_key("sparkify-analytics", "plays_by_hour") == "sparkify-analytics-plays-by-hour"
     assert artifact_key("Most Played", "songs_2") == "most-played-songs-2"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot make an artifact key of"):
         artifact_key("__")
 
 
@@ -68,7 +68,8 @@ def test_load_rows_split_inserted_from_updated_and_carry_rows_and_timings() -> N
         "detail": None,
     }
     assert (rows["users"]["inserted"], rows["users"]["updated"]) == (50, 30)
-    assert rows["users"]["rows"] == 80 and rows["users"]["seconds"] == 0.123
+    assert rows["users"]["rows"] == 80
+    assert rows["users"]["seconds"] == 0.123
     assert (rows["songplays"]["inserted"], rows["songplays"]["updated"]) == (90, 0)
     assert rows["load_rejects"]["rows"] == 3
 
@@ -138,8 +139,10 @@ def test_rejects_markdown_lists_file_line_and_reason_or_nothing() -> None:
 
     assert text is not None
     assert text.startswith("# 3 rejected records")
-    assert "`duckdb:/x.duckdb`" in text and "from load_rejects" in text
-    assert "| staging_events | 3 |" in text and "staging_songs |" not in text
+    assert "`duckdb:/x.duckdb`" in text
+    assert "from load_rejects" in text
+    assert "| staging_events | 3 |" in text
+    assert "staging_songs |" not in text
     assert "| log_data/a.json | 7 | not JSON \\| broken |" in text
     assert "| log_data/b.json | 2 | missing ts |" in text
     assert "First 2 of 3 shown." in text
@@ -192,12 +195,14 @@ def test_etl_publishes_load_quality_and_rejects(week_source: Path, tmp_path: Pat
     load = {row["table"]: row for row in _table(found[LOAD_KEY])}
     counts = table_counts(db)
     for table, rows in counts.items():
-        assert load[table]["rows"] == rows and load[table]["inserted"] == rows
+        assert load[table]["rows"] == rows
+        assert load[table]["inserted"] == rows
     assert load["staging_events"]["staged"] == summary["staged"]["events"]["rows"] > 0
     assert load["staging_events"]["rejected"] == 1
     assert load["load_rejects"]["rows"] == 1
     quality = _table(found[QUALITY_KEY])
-    assert len(quality) == len(summary["checks"]) and {r["result"] for r in quality} == {"pass"}
+    assert len(quality) == len(summary["checks"])
+    assert {r["result"] for r in quality} == {"pass"}
     rejects = found[REJECTS_KEY]
     assert rejects.type == "markdown"
     line = sum(1 for _ in day_file.open())
@@ -264,7 +269,8 @@ def test_quality_artifact_is_published_when_a_check_fails(
 
     assert state.is_failed()
     found = _artifacts(state.state_details.flow_run_id)
-    assert LOAD_KEY not in found and REJECTS_KEY not in found  # nothing committed, no rejects
+    assert LOAD_KEY not in found
+    assert REJECTS_KEY not in found
     quality = {row["check"]: row for row in _table(found[QUALITY_KEY])}
     assert quality["injected_failure"] == {
         "check": "injected_failure",

@@ -14,7 +14,8 @@ def test_etl_cli_prints_row_counts(week_source: Path, tmp_path: Path, cli_env) -
     assert done.returncode == 0, done.stderr
     songplays = query(db, "select count(*) from songplays")[0][0]
     assert f"songplays     {songplays:,}" in done.stdout
-    assert "table" in done.stdout and "users" in done.stdout
+    assert "table" in done.stdout
+    assert "users" in done.stdout
 
 
 def test_etl_cli_fails_and_publishes_nothing_when_a_check_fails(
@@ -88,4 +89,6 @@ def test_a_source_without_log_data_ends_with_one_line_and_status_2(
     result = run("etl.py", "--source", str(tmp_path / "src"), "--warehouse", str(db), env=cli_env)
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("etl: ") and "has no log_data/ folder" in last and "--source" in last
+    assert last.startswith("etl: ")
+    assert "has no log_data/ folder" in last
+    assert "--source" in last

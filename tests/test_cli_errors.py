@@ -33,7 +33,7 @@ from tasks.errors import (
 )
 from tasks.run.retry import is_transient
 from tasks.source.files import SourceLayoutError
-from tasks.warehouse.resolve import check_warehouse, warehouse_kind
+from tasks.warehouse.resolve import check_warehouse, warehouse_block_types, warehouse_kind
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import run
 
@@ -44,7 +44,7 @@ def last_line(text: str) -> str:
     return [line for line in text.splitlines() if line.strip()][-1]
 
 
-@pytest.fixture()
+@pytest.fixture
 def offline_env(tmp_path: Path) -> dict[str, str]:
     """No PREFECT_API_URL, a PREFECT_HOME of the test's own: a flow run here would start a
     temporary Prefect server (and say so), so an error without that line came before it."""
@@ -57,7 +57,7 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture()
+@pytest.fixture
 def not_duckdb(tmp_path: Path) -> Path:
     """A SQLite database named like a DuckDB file."""
     path = tmp_path / "wh.duckdb"
@@ -67,6 +67,14 @@ def not_duckdb(tmp_path: Path) -> Path:
 
 
 # --- mistakes the command line finds before any Prefect server starts ----------------------
+
+
+def block_types_named() -> str:
+    """The warehouse block types as the one line names them: the project's two, and those a test
+    module of this process defined (the PostgreSQL stand-in's), in order."""
+    types = warehouse_block_types()
+    assert {"sparkify-duckdb-warehouse", "sparkify-redshift-warehouse"} <= set(types)
+    return " or ".join(f"{slug}/NAME" for slug in types)
 
 
 def argument_cases(tmp: Path, not_duckdb: Path) -> list[tuple[str, list[str], str]]:
@@ -98,15 +106,14 @@ def argument_cases(tmp: Path, not_duckdb: Path) -> list[tuple[str, list[str], st
             "etl.py",
             ["--warehouse", "production"],
             "warehouse 'production' is neither a DuckDB file nor a saved block: give --warehouse "
-            "a path ending in .duckdb, or a block as sparkify-duckdb-warehouse/NAME or "
-            "sparkify-redshift-warehouse/NAME",
+            f"a path ending in .duckdb, or a block as {block_types_named()}",
         ),
         (
             "etl.py",
             ["--warehouse", "sparkify-duckdb-warehous/laptop"],
             "warehouse sparkify-duckdb-warehous/laptop: sparkify-duckdb-warehous is no warehouse "
-            "block type: give --warehouse a block as sparkify-duckdb-warehouse/NAME or "
-            "sparkify-redshift-warehouse/NAME, or a path ending in .duckdb",
+            f"block type: give --warehouse a block as {block_types_named()}, or a path ending in "
+            ".duckdb",
         ),
         (
             "etl.py",
@@ -204,7 +211,7 @@ class Said:
     server_starts: int
 
 
-@pytest.fixture()
+@pytest.fixture
 def command_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Said]:
@@ -339,7 +346,8 @@ def test_a_block_that_does_not_exist_is_one_line_in_the_logs_and_the_state(
     assert done.returncode == 2, done.stderr
     line = last_line(done.stderr).removeprefix("etl: ")
     assert line.startswith(f"warehouse block {spec} does not exist"), done.stderr
-    assert "give --warehouse" in line and ".duckdb" in line
+    assert "give --warehouse" in line
+    assert ".duckdb" in line
     assert "Traceback" not in done.stdout + done.stderr
     assert "404" not in done.stderr
     run_ = flow_run_of("sparkify-etl", "warehouse", spec)
@@ -379,7 +387,8 @@ def test_a_saved_block_naming_a_file_that_is_not_duckdb_fails_at_once(
         "file, or a new path ending in .duckdb to create one"
     )
     # One attempt: no retry was scheduled (the retries alone would wait about 40 s).
-    assert "Retry" not in done.stderr and "retrying" not in done.stderr
+    assert "Retry" not in done.stderr
+    assert "retrying" not in done.stderr
     assert done.stderr.count("Finished in state Failed(") == 1  # the flow run, once
     assert "Traceback" not in done.stdout + done.stderr
     assert not_duckdb.read_bytes() == before
@@ -472,10 +481,12 @@ def test_every_user_error_is_one_line_never_retried_and_survives_pickling() -> N
         assert "\n" not in str(error)
         assert not is_transient(error)
         back = pickle.loads(pickle.dumps(error))
-        assert type(back) is type(error) and str(back) == str(error)
+        assert type(back) is type(error)
+        assert str(back) == str(error)
         assert back.__dict__ == error.__dict__
     assert str(errors[0]) == "a b: c"
-    assert isinstance(errors[2], FileNotFoundError) and isinstance(errors[1], ValueError)
+    assert isinstance(errors[2], FileNotFoundError)
+    assert isinstance(errors[1], ValueError)
     assert str(errors[-1]) == (
         "warehouse duckdb:/x.duckdb is held by another process (/usr/bin/python3 PID 123) after "
         "waiting 30s: close that connection or wait for its run to end, then rerun"
@@ -494,7 +505,8 @@ def test_the_log_filter_drops_a_user_error_s_traceback_unless_debugging() -> Non
 
     quiet = record()
     assert UserErrorLogFilter().filter(quiet)
-    assert quiet.getMessage() == "failed: warehouse w: give another" and quiet.exc_info is None
+    assert quiet.getMessage() == "failed: warehouse w: give another"
+    assert quiet.exc_info is None
     set_debug(True)
     try:
         loud = record()

@@ -35,7 +35,7 @@ from tests.test_cluster import credentials_block as saved_credentials_block
 credentials_block = saved_credentials_block  # the moto AwsCredentials block fixture
 
 
-@pytest.fixture()
+@pytest.fixture
 def cluster_names(bucket_name: str) -> dict[str, str]:
     """Unique role and secret names, and an S3 source whose bucket does not exist, so that the
     ETL fails (NoSuchBucket, not retried) while the cluster steps succeed."""
@@ -177,13 +177,15 @@ def test_the_crash_hook_alone_deletes_the_cluster_of_a_killed_run(
                 identifier = line.split()[1]
                 break
         assert identifier, process.stderr.read()
-        assert cluster_exists(aws_credentials, identifier) and block_exists(identifier)
+        assert cluster_exists(aws_credentials, identifier)
+        assert block_exists(identifier)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=120)
     finally:
         process.kill()
     assert process.returncode != 0
-    assert "Crashed" in stderr and f"Crashed: deleting cluster {identifier}" in stderr
+    assert "Crashed" in stderr
+    assert f"Crashed: deleting cluster {identifier}" in stderr
     assert not cluster_exists(aws_credentials, identifier), stderr
     assert not block_exists(identifier)
 
@@ -200,7 +202,8 @@ def test_the_cancellation_hook_deletes_the_run_cluster_and_block(
     identifier = ephemeral_identifier(run.id)
     cluster = cluster_of(cluster_names, identifier=identifier)
     cluster_create(cluster_names["source"], cluster, aws_credentials=credentials_block)
-    assert cluster_exists(aws_credentials, identifier) and block_exists(identifier)
+    assert cluster_exists(aws_credentials, identifier)
+    assert block_exists(identifier)
 
     tear_down(ephemeral_etl, run, Cancelled())
 
@@ -221,7 +224,7 @@ def make_cluster(aws_credentials, identifier: str, tags: list[dict[str, str]]) -
     )
 
 
-@pytest.fixture()
+@pytest.fixture
 def janitor_clusters(aws_credentials) -> dict[str, str]:
     """An expired project cluster, an unexpired one, an untagged one and another project's
     expired one; whatever is left is removed afterwards."""
@@ -284,7 +287,7 @@ def test_janitor_dry_run_deletes_nothing(
 # --- the command line, with boto3's default chain pointed at moto (no block) -------------------
 
 
-@pytest.fixture()
+@pytest.fixture
 def aws_cli_env(cli_env: dict[str, str], moto_endpoint: str) -> dict[str, str]:
     """The scripts' environment: the session's Prefect server, AWS through moto."""
     return {
@@ -313,7 +316,8 @@ def test_cluster_cli_create_status_delete(
 
     status = run("cluster.py", "status", "--identifier", identifier, env=aws_cli_env)
     assert status.returncode == 0, status.stderr
-    assert "available" in status.stdout and ".redshift.amazonaws.com:5439" in status.stdout
+    assert "available" in status.stdout
+    assert ".redshift.amazonaws.com:5439" in status.stdout
 
     deleted = run("cluster.py", "delete", *common, env=aws_cli_env)
     assert deleted.returncode == 0, deleted.stderr

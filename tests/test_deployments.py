@@ -104,8 +104,15 @@ class Deployed:
     def run(self, deployment: str, parameters: dict[str, Any], *options: str) -> str:
         """Trigger a deployment with `prefect deployment run`; the flow run's id."""
         done = subprocess.run(
-            [PREFECT, "deployment", "run", deployment, "--params", json.dumps(parameters)]
-            + list(options),
+            [
+                PREFECT,
+                "deployment",
+                "run",
+                deployment,
+                "--params",
+                json.dumps(parameters),
+                *list(options),
+            ],
             env=self.env,
             capture_output=True,
             text=True,
@@ -321,7 +328,8 @@ def test_deployment_run_loads_the_warehouse_and_explains_itself(
     load = {row["table"]: row for row in _table(artifacts["sparkify-etl-load"])}
     for table, rows in expected.counts.items():
         assert load[table]["rows"] == rows, table
-        assert load[table]["inserted"] == rows and load[table]["updated"] == 0, table
+        assert load[table]["inserted"] == rows, table
+        assert load[table]["updated"] == 0, table
         assert load[table]["seconds"] >= 0
     events = load["staging_events"]
     assert (events["files"], events["staged"], events["rejected"]) == (
@@ -333,7 +341,8 @@ def test_deployment_run_loads_the_warehouse_and_explains_itself(
     assert load["load_rejects"]["rows"] == 1
 
     quality = _table(artifacts["sparkify-etl-quality"])
-    assert len(quality) > 10 and {row["result"] for row in quality} == {"pass"}
+    assert len(quality) > 10
+    assert {row["result"] for row in quality} == {"pass"}
     assert {"unique_songplays_songplay_id", "not_null_users_user_id"} <= {
         row["check"] for row in quality
     }

@@ -18,9 +18,20 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 WEEK = [date(2018, 11, 1) + timedelta(days=i) for i in range(6)]
 
 
-def test_month_matches_figures_computed_from_the_json(month_source: Path, tmp_path: Path) -> None:
-    db = tmp_path / "wh.duckdb"
-    summary = etl(str(month_source), str(db))
+@pytest.fixture(scope="module")
+def loaded_month(
+    prefect_server, month_source: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict]:
+    """The generated month loaded once into a DuckDB file, for the tests that only read it;
+    the run's summary beside it."""
+    db = tmp_path_factory.mktemp("month-loaded") / "wh.duckdb"
+    return db, etl(str(month_source), str(db))
+
+
+def test_month_matches_figures_computed_from_the_json(
+    loaded_month: tuple[Path, dict], month_source: Path
+) -> None:
+    db, summary = loaded_month
     expected = expected_from_json(month_source)
 
     assert table_counts(db) == expected.counts
@@ -47,9 +58,10 @@ def test_month_matches_figures_computed_from_the_json(month_source: Path, tmp_pa
     ]
 
 
-def test_matched_plays_carry_song_and_artist_of_the_catalog(month_source: Path, tmp_path: Path):
-    db = tmp_path / "wh.duckdb"
-    etl(str(month_source), str(db))
+def test_matched_plays_carry_song_and_artist_of_the_catalog(
+    loaded_month: tuple[Path, dict],
+) -> None:
+    db, _ = loaded_month
     mismatched = query(
         db,
         "select count(*) from songplays p join songs s on s.song_id = p.song_id "
@@ -66,9 +78,8 @@ def test_matched_plays_carry_song_and_artist_of_the_catalog(month_source: Path, 
     assert types["duration"] == "DOUBLE"
 
 
-def test_time_follows_iso_week_and_sunday_zero(month_source: Path, tmp_path: Path) -> None:
-    db = tmp_path / "wh.duckdb"
-    etl(str(month_source), str(db))
+def test_time_follows_iso_week_and_sunday_zero(loaded_month: tuple[Path, dict]) -> None:
+    db, _ = loaded_month
     rows = query(db, "select start_time, hour, day, week, month, year, weekday from time")
     for start, hour, day, week, month, year, weekday in rows:
         iso = start.isocalendar()
@@ -116,7 +127,7 @@ def test_date_range_loads_only_its_days(week_source: Path, tmp_path: Path) -> No
     assert [d for (d,) in days] == [WEEK[1], WEEK[2]]
 
 
-@pytest.fixture()
+@pytest.fixture
 def failing_transforms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A copy of the transform folder, with a statement added by each test."""
     folder = tmp_path / "transform"
@@ -171,7 +182,8 @@ def test_a_saved_duckdb_block_names_the_warehouse(week_source: Path, tmp_path: P
     summary = etl(str(week_source), "sparkify-duckdb-warehouse/laptop-test", WEEK[0], WEEK[0])
     assert summary["warehouse"] == f"duckdb:{db}"
     counts = table_counts(db)
-    assert counts == {t: summary["counts"][t] for t in counts} and counts["songplays"] > 0
+    assert counts == {t: summary["counts"][t] for t in counts}
+    assert counts["songplays"] > 0
 
 
 def test_an_unknown_warehouse_is_a_clear_error(week_source: Path) -> None:

@@ -1,5 +1,6 @@
 """Tests of the synthetic data generator: formats, layout, determinism and the quirks it plants."""
 
+import itertools
 import json
 import re
 import subprocess
@@ -173,7 +174,7 @@ def test_sessions_count_items_up_and_time_moves_forward(dataset: Dataset) -> Non
         session.sort(key=lambda fields: fields["itemInSession"])
         assert [fields["itemInSession"] for fields in session] == list(range(len(session)))
         stamps = [fields["ts"] for fields in session]
-        assert all(earlier < later for earlier, later in zip(stamps, stamps[1:], strict=False))
+        assert all(earlier < later for earlier, later in itertools.pairwise(stamps))
         assert len({fields["userId"] for fields in session} - {""}) <= 1
         sizes.append(len(session))
     assert max(sizes) >= 10
@@ -345,7 +346,7 @@ def test_registration_text_uses_e_notation() -> None:
     assert registration_text(1000000000000) == "1.0E12"
     for value in (1540919166796, 1541000000000, 1000000000000, 1534567890123):
         assert float(registration_text(value)) == value
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="registration must be a positive epoch in ms, got 0"):
         registration_text(0)
 
 
@@ -365,11 +366,16 @@ def test_existing_output_is_refused_unless_overwritten(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "arguments", [{"events": -1, "songs": 5}, {"events": 10, "songs": 0}, {"days": 0}]
+    ("arguments", "message"),
+    [
+        ({"events": -1, "songs": 5}, "events must be >= 0, got -1"),
+        ({"events": 10, "songs": 0}, "songs must be >= 1, got 0"),
+        ({"days": 0}, "days must be >= 1, got 0"),
+    ],
 )
-def test_bad_arguments_are_refused(tmp_path: Path, arguments: dict[str, int]) -> None:
+def test_bad_arguments_are_refused(tmp_path: Path, arguments: dict[str, int], message: str) -> None:
     options = {"events": 10, "songs": 5, "seed": 1, "days": 2} | arguments
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         generate_dataset(tmp_path, **options)
 
 

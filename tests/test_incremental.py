@@ -157,7 +157,8 @@ def test_ledger_holds_each_file_with_its_version_and_records(
         str(stat.st_mtime_ns),
         len(lines),
     )
-    assert run_id and uuid.UUID(run_id)
+    assert run_id
+    assert uuid.UUID(run_id)
     assert {row[1:] for row in rows if row[1] == "songs"} == {
         (row[1], row[2], row[3], 1, row[5]) for row in rows if row[1] == "songs"
     }
@@ -185,10 +186,11 @@ def assert_play_songs_follow_plays(db: Path) -> None:
     other: its rows go and come with the plays' rows."""
     keys = "select songplay_id, start_time from {} order by songplay_id, start_time"
     plays = query(db, keys.format("songplays"))
-    assert plays and query(db, keys.format("songplay_songs")) == plays
+    assert plays
+    assert query(db, keys.format("songplay_songs")) == plays
 
 
-@pytest.fixture()
+@pytest.fixture
 def second_database(postgres_server: str):
     """Another database on the stand-in's server, for the full load."""
     name = "sparkify_" + uuid.uuid4().hex[:12]

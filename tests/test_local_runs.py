@@ -122,7 +122,8 @@ def test_a_start_waits_for_the_holder_saying_so_once(
         fd = hold(path)
         threading.Timer(0.5, os.close, [fd]).start()
         with server_start_lock(path) as waited:
-            assert waited is not None and waited >= 0.4
+            assert waited is not None
+            assert waited >= 0.4
     lines = [r.getMessage() for r in caplog.records if WAITING in r.getMessage()]
     assert lines == [
         f"{WAITING}: both use {tmp_path / 'prefect.db'}, which two servers must not set up at once"
@@ -135,9 +136,11 @@ def test_a_stuck_holder_delays_a_start_only_so_long(
     path = tmp_path / "prefect.db.server-start.lock"
     fd = hold(path)
     try:
-        with caplog.at_level(logging.INFO, logger="prefect.sparkify"):
-            with server_start_lock(path, max_wait=0.3) as waited:
-                assert waited is None
+        with (
+            caplog.at_level(logging.INFO, logger="prefect.sparkify"),
+            server_start_lock(path, max_wait=0.3) as waited,
+        ):
+            assert waited is None
     finally:
         os.close(fd)
     assert "may be stuck: starting the server anyway" in caplog.records[-1].getMessage()

@@ -106,7 +106,7 @@ def test_the_checks_run_after_each_part_are_those_reading_what_it_staged() -> No
     ]
 
 
-@pytest.fixture()
+@pytest.fixture
 def day_parts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Runs on DuckDB go in parts of a day each (any event file is over a byte); the number of
     parts of each run is noted."""
@@ -122,7 +122,7 @@ def day_parts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return noted
 
 
-@pytest.fixture()
+@pytest.fixture
 def flawed_week(week_source: Path, tmp_path: Path) -> Path:
     """The generated week with a malformed line in two days' files, and the sixth day's file a
     copy of the third's (a duplicate file, rejected whole)."""
@@ -170,7 +170,8 @@ def test_a_run_in_parts_gives_the_run_in_one_part(
         "duplicate file: same content as "
         f"{flawed_week / 'log_data' / '2018' / '11' / '2018-11-03-events.json'}",
     )
-    assert in_parts["checks"] == in_one["checks"] and all(c["passed"] for c in in_one["checks"])
+    assert in_parts["checks"] == in_one["checks"]
+    assert all(c["passed"] for c in in_one["checks"])
     assert in_parts["counts"] == in_one["counts"]
     inserted = {c["table"]: c["inserted"] for c in in_parts["changes"]}
     assert inserted["songplays"] == in_one["counts"]["songplays"]
@@ -199,7 +200,7 @@ def test_days_loaded_again_in_parts_change_nothing(
     assert snapshot(db) == snapshot(full) != loaded
 
 
-@pytest.fixture()
+@pytest.fixture
 def failing_transforms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the transform folder, with a statement added by each test."""
     folder = tmp_path / "transform"

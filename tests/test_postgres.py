@@ -122,7 +122,7 @@ class Loaded:
         return self.postgres_runs[-1]
 
 
-@pytest.fixture()
+@pytest.fixture
 def load_both(
     prefect_server,
     postgres_database: str,
@@ -160,14 +160,16 @@ def load_both(
     return load
 
 
-@pytest.fixture()
-def edge_source(week_source: Path, tmp_path: Path) -> Callable[..., Path]:
-    """The generated week plus a day of edge-case events (in `copies` files of the same
-    content, from 2018-11-07 on) and extra song files."""
+@pytest.fixture
+def edge_source(small_source: Path, tmp_path: Path) -> Callable[..., Path]:
+    """A generated source (a small day unless told) plus a day of edge-case events (in `copies`
+    files of the same content, from 2018-11-07 on) and extra song files."""
 
-    def build(events: list, songs: list | tuple = (), copies: int = 1) -> Path:
+    def build(
+        events: list, songs: list | tuple = (), copies: int = 1, base: Path | None = None
+    ) -> Path:
         root = tmp_path / "source"
-        shutil.copytree(week_source, root)
+        shutil.copytree(base or small_source, root)
         lines = [e if isinstance(e, str) else json.dumps(e) for e in events if e != EMPTY]
         for day in range(7, 7 + copies if events else 7):
             path = root / "log_data" / "2018" / "11" / f"2018-11-{day:02d}-events.json"
@@ -274,7 +276,7 @@ EDGE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("events, songs, copies, rejects", EDGE_CASES)
+@pytest.mark.parametrize(("events", "songs", "copies", "rejects"), EDGE_CASES)
 def test_edge_cases_give_identical_star_tables(
     load_both, edge_source, events: list, songs: list, copies: int, rejects: tuple[int, int]
 ) -> None:
@@ -311,9 +313,14 @@ def test_failed_copy_reports_its_own_rejects_not_the_previous_ones(
         model.metadata.create_all(conn)
         assert block.stage_events(conn, source, files.event_files, at).rejects == 3
     strict = stand_in(postgres_database, aws_credentials, max_errors=2)
-    with pytest.raises(LoadFailed) as failure, strict.get_engine().begin() as conn:
-        strict.stage_songs(conn, source, files.song_files, at)  # a good COPY first
-        strict.stage_events(conn, source, files.event_files, at)
+
+    def stage_songs_then_events() -> None:
+        with strict.get_engine().begin() as conn:
+            strict.stage_songs(conn, source, files.song_files, at)  # a good COPY first
+            strict.stage_events(conn, source, files.event_files, at)
+
+    with pytest.raises(LoadFailed) as failure:
+        stage_songs_then_events()
     assert [(r.line_number, r.reason.split(":")[0]) for r in failure.value.rejects] == [
         (1, "Input line is not valid. Invalid JSON."),
         (2, "ts"),
@@ -373,6 +380,7 @@ def test_gzipped_files_give_identical_star_tables(
 def test_rejected_song_records_name_their_song_file_and_line(
     load_both,
     edge_source,
+    week_source: Path,
     postgres_database: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -384,7 +392,8 @@ def test_rejected_song_records_name_their_song_file_and_line(
         song_bundles, "plan_bundles", lambda files: plans.append(plan_bundles(files)) or plans[-1]
     )
     good = song("SOEDGE00001", "Edge Song", "Edge Artist", 200.25)
-    root = edge_source([play("Edge Song", "Edge Artist", 200.25)], [good])
+    # The week's many song files, so that they make several objects.
+    root = edge_source([play("Edge Song", "Edge Artist", 200.25)], [good], base=week_source)
     folder = root / "song_data" / "E" / "D" / "G"
     (folder / "TRNOTJSON.json").write_text("not json\n")
     (folder / "TRBADYEAR.json").write_text(json.dumps({**good, "year": "x"}))

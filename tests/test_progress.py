@@ -51,7 +51,7 @@ def artifacts(flow_run_id: UUID) -> dict[str, Any]:
     return {a.key: a for a in found}
 
 
-@pytest.fixture()
+@pytest.fixture
 def artifact_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float]]:
     """Every artifact call Progress makes ("create" or "update", progress), passed through."""
     calls: list[tuple[str, float]] = []
@@ -136,11 +136,15 @@ def test_a_wait_logs_state_changes_and_every_five_seconds(caplog: pytest.LogCapt
 def test_work_that_fails_says_where_it_stopped(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     clock = FakeClock()
-    with pytest.raises(OSError):
+
+    def stage_until_the_disk_fills() -> None:
         with Progress("staging events", total=4, unit="files", clock=clock) as progress:
             progress.advance(note="a.json")
             clock.now += 1.5
             raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        stage_until_the_disk_fills()
     (stopped,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert stopped.getMessage() == (
         "staging events: 1/4 files (25%), 1.5s - a.json (stopped: OSError)"
@@ -159,7 +163,7 @@ def test_nothing_to_do_is_done_at_once(caplog: pytest.LogCaptureFixture) -> None
 def test_progress_must_be_entered() -> None:
     with pytest.raises(RuntimeError, match="context manager"):
         Progress("transform", 6, "tables").advance()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a progress total cannot be negative: -1"):
         Progress("transform", -1, "tables")
 
 
@@ -182,9 +186,11 @@ def test_a_flow_run_keeps_a_throttled_artifact_ending_at_100(
     state = staging(return_state=True)
     assert state.is_completed()
     artifact = artifacts(state.state_details.flow_run_id)[progress_key(title)]
-    assert artifact.type == "progress" and artifact.data == 100.0
+    assert artifact.type == "progress"
+    assert artifact.data == 100.0
     assert artifact.description.startswith(f"{title}: 50/50 files (100%), 12.5s")
-    assert artifact_calls[0] == ("create", 0.0) and artifact_calls[-1] == ("update", 100.0)
+    assert artifact_calls[0] == ("create", 0.0)
+    assert artifact_calls[-1] == ("update", 100.0)
     updates = [p for kind, p in artifact_calls if kind == "update"]
     assert 10 <= len(updates) <= 14  # about once a clock second of 12.5, plus the end
     assert updates == sorted(updates)

@@ -164,7 +164,8 @@ def test_copy_with_the_clusters_default_role_says_iam_role_default() -> None:
     block = warehouse(iam_role_arn="Default")
     assert block.iam_role_arn == "default"
     text = copy_statement(model.staging_events, "s3://b/m", "s3://b/j", block)
-    assert "\nIAM_ROLE default\n" in text and ROLE not in text
+    assert "\nIAM_ROLE default\n" in text
+    assert ROLE not in text
     assert normal(text) == normal(
         copy_statement(model.staging_events, "s3://b/m", "s3://b/j", warehouse())
     ).replace(f"IAM_ROLE '{ROLE}'", "IAM_ROLE default")
@@ -176,7 +177,8 @@ def test_copy_with_the_clusters_default_role_says_iam_role_default() -> None:
 def test_copy_uses_iam_role_and_never_the_legacy_credentials_string() -> None:
     text = copy_statement(model.staging_events, "s3://b/m", "s3://b/j", warehouse())
     assert f"IAM_ROLE '{ROLE}'" in text
-    assert "CREDENTIALS" not in text and "aws_iam_role=" not in text
+    assert "CREDENTIALS" not in text
+    assert "aws_iam_role=" not in text
 
 
 def test_maxerror_defaults_to_redshifts_limit_and_refuses_more() -> None:
@@ -245,7 +247,7 @@ def test_load_error_rows_become_rejects() -> None:
     ]
 
 
-@pytest.fixture()
+@pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> fake_redshift.Recorder:
     """Every engine of a RedshiftWarehouse records into a fresh recorder; the song files it
     combines are cached under the test's directory."""
@@ -300,7 +302,8 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
         == ("SELECT set_config(%s, %s, %s) AS set_config_1")
     )
     run = statements[lock : statements.index("COMMIT", lock) + 1]
-    assert "ROLLBACK" not in run and run.count("COMMIT") == 1
+    assert "ROLLBACK" not in run
+    assert run.count("COMMIT") == 1
     copies = [i for i, s in enumerate(run) if s.startswith("COPY ")]
     assert [run[i].split()[1] for i in copies] == ["staging_events", "staging_songs"]
     # Staging: delete (never TRUNCATE, which would commit), COPY, count, errors.
@@ -346,7 +349,8 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
     checks, *counts = publish[last_transform + 1 : -1]
     assert checks.startswith("SELECT (SELECT count(*)")
     assert checks.count(" AS check_") == len(default_checks())
-    assert counts and all(s.startswith("SELECT count(*)") for s in counts)
+    assert counts
+    assert all(s.startswith("SELECT count(*)") for s in counts)
     # The manifest COPY read names exactly the run's two days; it and the JSONPaths are in S3.
     manifest_uri = re.search(r"FROM '([^']+)'", run[copies[0]]).group(1)
     jsonpaths_uri = re.search(r"FORMAT AS JSON '([^']+)'", run[copies[0]]).group(1)
@@ -400,10 +404,14 @@ def test_failed_copy_rolls_back_and_reports_the_rejected_records(
         [(f"s3://{bucket_name}/raw/x.json", n, "ts", "Invalid timestamp") for n in range(1, 12)],
     )
     block = warehouse()
-    with pytest.raises(LoadFailed, match=r"COPY into staging_events failed with 11 rejected"):
+
+    def stage_events() -> None:
         with block.get_engine().begin() as conn:
             files = s3_week.run_files(None, None)
             block.stage_events(conn, s3_week, files.event_files, datetime(2024, 1, 1))
+
+    with pytest.raises(LoadFailed, match=r"COPY into staging_events failed with 11 rejected"):
+        stage_events()
     statements = recorder.executed()
     copy = next(i for i, s in enumerate(statements) if s.startswith("COPY"))
     assert statements[copy + 1] == "ROLLBACK"

@@ -74,7 +74,8 @@ def test_plain_and_gzipped_files_are_two_copies_in_one_transaction(
     assert ["GZIP" in statements[i].split() for i in copies] == [False, True, False]
     # One transaction: a single COMMIT, after the last COPY; each COPY's load errors are read
     # right after it, by the id of that COPY.
-    assert statements.count("COMMIT") == 1 and statements.index("COMMIT") > copies[-1]
+    assert statements.count("COMMIT") == 1
+    assert statements.index("COMMIT") > copies[-1]
     for i in copies:
         assert statements[i - 1] == "SELECT pg_last_copy_id() AS pg_last_copy_id_1"
         assert statements[i + 1] == "SELECT pg_last_copy_count() AS pg_last_copy_count_1"
@@ -85,12 +86,12 @@ def test_plain_and_gzipped_files_are_two_copies_in_one_transaction(
     entries = [manifest_entries(s3_week, statements[i]) for i in copies]
     assert entries[0] == [uri + "1-events.json", uri + "3-events.json"]
     assert entries[1] == [uri + "2-events.json.gz"]
-    assert (
-        ".gzip.manifest" in statements[copies[1]] and ".gzip.manifest" not in statements[copies[0]]
-    )
+    assert ".gzip.manifest" in statements[copies[1]]
+    assert ".gzip.manifest" not in statements[copies[0]]
     # The song files, the 30 gzipped ones decompressed, went to one COPY combined into one
     # object (tests/test_song_bundles.py): each line the file's own, with its name first.
-    assert len(entries[2]) == 1 and "/_sparkify/bundles/" in entries[2][0]
+    assert len(entries[2]) == 1
+    assert "/_sparkify/bundles/" in entries[2][0]
     assert sum(f.endswith(".json.gz") for f in files.song_files) == 30
     lines = combined[entries[2][0]].splitlines()
     names = [orjson.loads(line)[SOURCE_FILE_FIELD] for line in lines]
@@ -114,12 +115,15 @@ def test_a_failed_gzip_copy_rolls_back_the_plain_one_and_reports_its_own_rejects
     recorder.answer(r"pg_last_copy_id", ["pg_last_copy_id"], [(77,)])
     block = warehouse()
     files = s3_week.run_files(date(2018, 11, 1), date(2018, 11, 3))
-    with pytest.raises(LoadFailed, match="COPY into staging_events failed"):
-        with block.get_engine().begin() as conn:
-            block.stage_events(conn, s3_week, files.event_files, datetime(2024, 1, 1))
+    with (
+        pytest.raises(LoadFailed, match="COPY into staging_events failed"),
+        block.get_engine().begin() as conn,
+    ):
+        block.stage_events(conn, s3_week, files.event_files, datetime(2024, 1, 1))
     statements = recorder.executed()
     copies = [i for i, s in enumerate(statements) if s.startswith("COPY ")]
-    assert len(copies) == 2 and statements[copies[1] + 1] == "ROLLBACK"
+    assert len(copies) == 2
+    assert statements[copies[1] + 1] == "ROLLBACK"
     assert "COMMIT" not in statements
     errors = next(s for s in statements[copies[1] :] if "FROM sys_load_error_detail" in s)
     assert "sys_load_error_detail.query_id > 77" in errors

@@ -49,7 +49,8 @@ def test_etl_on_redshift_is_idempotent_and_passes_its_checks() -> None:
     name = "sparkify-redshift-warehouse/integration-test"
     first = etl(os.environ["SPARKIFY_S3_SOURCE"], name)
     assert all(check["passed"] for check in first["checks"])
-    assert first["counts"]["songplays"] > 0 and first["counts"]["users"] > 0
+    assert first["counts"]["songplays"] > 0
+    assert first["counts"]["users"] > 0
     second = etl(os.environ["SPARKIFY_S3_SOURCE"], name)
     assert second["counts"] == first["counts"]
     with block.get_engine().connect() as conn:

@@ -134,7 +134,8 @@ def test_a_wrong_command_line_ends_in_one_line_and_status_2(
     assert main(argv) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert len(err.splitlines()) == 1 and message in err, err
+    assert len(err.splitlines()) == 1, err
+    assert message in err, err
 
 
 # --- against moto: the Redshift load fails, nothing is left --------------------------------
@@ -147,7 +148,7 @@ def run_objects(aws_credentials, source: str) -> list[str]:
     return [item["Key"] for item in listed.get("Contents", [])]
 
 
-@pytest.fixture()
+@pytest.fixture
 def smoke_source(aws_credentials, cluster_names: dict[str, str]) -> str:  # noqa: F811
     """The test's s3:// prefix, in a bucket that exists."""
     bucket = cluster_names["source"].removeprefix("s3://").split("/", 1)[0]
@@ -225,7 +226,8 @@ def test_the_cancellation_hook_deletes_the_cluster_block_and_objects(
     cluster_create(smoke_source, plan.cluster, aws_credentials=credentials_block)
     upload_tree.fn(DEFAULT_SAMPLE, plan.run_objects(credentials_block))
     identifier = plan.cluster.identifier
-    assert cluster_exists(aws_credentials, identifier) and block_exists(identifier)
+    assert cluster_exists(aws_credentials, identifier)
+    assert block_exists(identifier)
     assert len(run_objects(aws_credentials, plan.run_source)) == SAMPLE_FILES
 
     tear_down(redshift_smoke, run, Cancelled())
@@ -256,7 +258,7 @@ def test_the_command_line_exits_1_saying_why_and_leaves_nothing_behind(
     assert run_objects(aws_credentials, smoke_source) == []
 
 
-@pytest.fixture()
+@pytest.fixture
 def duckdb_for_redshift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Redshift's part played by DuckDB: the load into the cluster's block loads the uploaded S3
     objects into a DuckDB file instead, and the block's digests are read from that file, so a
@@ -320,7 +322,8 @@ def test_the_command_line_exits_0_when_the_tables_agree_and_1_when_one_differs(
     assert main(argv) == 1
     out, err = capsys.readouterr()
     users = next(line.split() for line in out.splitlines() if line.startswith("users"))
-    assert int(users[1]) == int(users[2]) + 1 and users[3] == "NO"
+    assert int(users[1]) == int(users[2]) + 1
+    assert users[3] == "NO"
     assert (
         "SMOKE FAILED: StarTablesDiffer: star tables differ between DuckDB and Redshift: users"
         in err

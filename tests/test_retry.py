@@ -4,6 +4,7 @@ database, a terminated PostgreSQL backend), and the retry options at work in a r
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import sys
@@ -29,7 +30,16 @@ from sqlalchemy import create_engine, make_url, text
 import tasks.run.retry as retry
 from tasks.cluster.lifecycle import ClusterWaitTimeout
 from tasks.errors import UserError, WarehouseBusy
-from tasks.run.retry import RETRY_TRANSIENT, RULES, classify, is_transient, retry_if_transient
+from tasks.run.retry import (
+    DELAY_SCALE_VARIABLE,
+    RETRY_TRANSIENT,
+    RULES,
+    TRANSIENT_RETRY_DELAYS,
+    classify,
+    is_transient,
+    retry_if_transient,
+    scaled_delays,
+)
 from tests.conftest import _free_port
 
 
@@ -49,7 +59,7 @@ def raised(action: Callable[[], object]) -> BaseException:
     """The exception the action raises (the test fails if it raises none)."""
     try:
         action()
-    except Exception as error:  # noqa: BLE001 - any exception is the case's subject
+    except Exception as error:
         return error
     raise AssertionError("the action raised nothing")
 
@@ -323,15 +333,33 @@ def test_only_what_a_retry_can_cure_is_retried(
 def test_every_rule_is_in_the_documented_table() -> None:
     table = retry.__doc__ or ""
     assert [rule.reason for rule in RULES if rule.reason not in table] == []
-    assert RULES[0].reason == "a user's mistake" and not RULES[0].retry
+    assert RULES[0].reason == "a user's mistake"
+    assert not RULES[0].retry
 
 
 def test_the_retry_delays_are_a_bounded_backoff() -> None:
-    delays = RETRY_TRANSIENT["retry_delay_seconds"]
-    assert delays == sorted(delays) and delays[0] <= 5
+    delays = list(TRANSIENT_RETRY_DELAYS)
+    assert delays == sorted(delays)
+    assert delays[0] <= 5
     most = sum(delays) * (1 + RETRY_TRANSIENT["retry_jitter_factor"])
     assert most <= 120  # a lock or a throttle is waited out in about a minute, never for long
     assert RETRY_TRANSIENT["retry_condition_fn"] is retry_if_transient
+
+
+def test_the_delay_scale_shortens_every_wait_and_refuses_nonsense(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv(DELAY_SCALE_VARIABLE, raising=False)
+    assert scaled_delays([2, 10]) == [2, 10]
+    monkeypatch.setenv(DELAY_SCALE_VARIABLE, "0.5")
+    assert scaled_delays([2, 10]) == [1, 5]
+    monkeypatch.setenv(DELAY_SCALE_VARIABLE, "0")
+    assert scaled_delays([2, 10]) == [0, 0]
+    for nonsense in ("soon", "-1", "inf"):
+        monkeypatch.setenv(DELAY_SCALE_VARIABLE, nonsense)
+        with caplog.at_level(logging.WARNING, logger="prefect.sparkify"):
+            assert scaled_delays([2, 10]) == [2, 10]
+        assert f"{DELAY_SCALE_VARIABLE}={nonsense!r} is not a factor >= 0" in caplog.text
 
 
 def test_a_task_retries_a_dropped_connection_and_never_bad_sql(prefect_server) -> None:

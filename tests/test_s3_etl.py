@@ -35,7 +35,8 @@ def test_duckdb_from_s3_matches_the_same_files_from_disk(
     summary = etl(f"s3://{bucket_name}/sparkify/raw", str(from_s3), aws_credentials="moto-s3")
 
     assert snapshot(from_s3) == snapshot(from_disk)
-    assert summary["event_files"] == 6 and summary["song_files"] == 60
+    assert summary["event_files"] == 6
+    assert summary["song_files"] == 60
     assert any(cache_dir.rglob("*-events.json"))
 
     # The same prefix named by a saved prefect-aws S3Bucket block.

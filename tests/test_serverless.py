@@ -284,7 +284,7 @@ class FakeServerless:
         )
 
 
-@pytest.fixture()
+@pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeServerless:
     """A recording redshift-serverless client that the project's client factory hands out in
     place of boto3's (every other service still goes to boto3, and so to moto)."""
@@ -318,15 +318,23 @@ def test_serverless_settings_default_to_the_smallest_capacity_and_the_workgroup_
     assert settings.base_capacity == 4
     assert (settings.workgroup, settings.namespace_name) == ("sparkify-serverless",) * 2
     assert settings.warehouse_block == "sparkify-serverless"
-    assert settings.password_sign_in is False and settings.ingress_cidr is None
+    assert settings.password_sign_in is False
+    assert settings.ingress_cidr is None
     assert ServerlessSettings(namespace="ns1", block_name="b").namespace_name == "ns1"
     assert ServerlessSettings(ttl_hours=2).time_to_live == timedelta(hours=2)
-    with pytest.raises(ValueError):
+    with pytest.raises(
+        ValueError, match="'everywhere' does not appear to be an IPv4 or IPv6 network"
+    ):
         ServerlessSettings(ingress_cidr="everywhere")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"node_type\s+Extra inputs are not permitted"):
         ServerlessSettings(node_type="dc2.large")  # a cluster's setting is refused
-    for name in ("wg", "Upper-Case", "under_score", "x" * 65):
-        with pytest.raises(ValueError):
+    for name, problem in (
+        ("wg", "String should have at least 3 characters"),
+        ("Upper-Case", "String should match pattern"),
+        ("under_score", "String should match pattern"),
+        ("x" * 65, "String should have at most 64 characters"),
+    ):
+        with pytest.raises(ValueError, match=rf"workgroup\s+{problem}"):
             ServerlessSettings(workgroup=name)
 
 
@@ -357,7 +365,8 @@ def test_create_arguments_carry_the_tags_the_role_and_no_opening_by_default() ->
     }
     opened = ServerlessSettings(workgroup="wg1", ingress_cidr="198.51.100.7/32", base_capacity=8)
     workgroup = create_workgroup_arguments(opened, NOW, "sg-1")
-    assert workgroup["publiclyAccessible"] is True and workgroup["securityGroupIds"] == ["sg-1"]
+    assert workgroup["publiclyAccessible"] is True
+    assert workgroup["securityGroupIds"] == ["sg-1"]
     assert workgroup["baseCapacity"] == 8
     model = botocore.session.get_session().get_service_model("redshift-serverless")
     validate_parameters(namespace, model.operation_model("CreateNamespace").input_shape)
@@ -428,15 +437,29 @@ def test_expiry_report_and_cost() -> None:
 
 def test_the_command_line_builds_the_serverless_settings() -> None:
     args = parse_args(
-        "serverless create --source s3://b/p --workgroup wg1 --base-capacity 8 --ttl-hours 2 "
-        "--password-sign-in --poll-seconds .5".split()
+        [
+            "serverless",
+            "create",
+            "--source",
+            "s3://b/p",
+            "--workgroup",
+            "wg1",
+            "--base-capacity",
+            "8",
+            "--ttl-hours",
+            "2",
+            "--password-sign-in",
+            "--poll-seconds",
+            ".5",
+        ]
     )
     assert (args.command, args.serverless_command) == ("serverless", "create")
     assert serverless_settings_from_args(args) == ServerlessSettings(
         workgroup="wg1", base_capacity=8, ttl_hours=2, password_sign_in=True, poll_seconds=0.5
     )
     args = parse_args(["serverless", "delete", "--namespace", "ns1", "--final-snapshot"])
-    assert args.final_snapshot == "" and serverless_settings_from_args(args).namespace == "ns1"
+    assert args.final_snapshot == ""
+    assert serverless_settings_from_args(args).namespace == "ns1"
     assert serverless_settings_from_args(parse_args(["serverless", "status"])) == (
         ServerlessSettings()
     )
@@ -456,7 +479,7 @@ def test_a_bad_base_capacity_on_the_command_line_is_one_line_and_exit_2(
 # --- the flows: the recording client for Redshift Serverless, moto for IAM and EC2 ---------
 
 
-@pytest.fixture()
+@pytest.fixture
 def names(bucket_name: str) -> dict[str, str]:
     """Unique workgroup, role and secret names for one test."""
     return {
@@ -502,7 +525,8 @@ def test_create_makes_the_role_namespace_workgroup_and_an_iam_block(
     assert namespace_call["adminUserPassword"] == password
     assert namespace_call["iamRoles"] == [role["Arn"]] == [namespace_call["defaultIamRoleArn"]]
     ((_, workgroup_call),) = fake.called("CreateWorkgroup")
-    assert workgroup_call["baseCapacity"] == 4 and workgroup_call["publiclyAccessible"] is False
+    assert workgroup_call["baseCapacity"] == 4
+    assert workgroup_call["publiclyAccessible"] is False
     assert "securityGroupIds" not in workgroup_call
     for call in (namespace_call, workgroup_call):
         tags = tag_map(call["tags"])
@@ -521,8 +545,10 @@ def test_create_makes_the_role_namespace_workgroup_and_an_iam_block(
     host = f"{workgroup}.{ACCOUNT}.us-east-1.redshift-serverless.amazonaws.com"
     assert (block.host, block.port, block.database) == (host, 5439, "dev")
     assert (block.sign_in, block.workgroup, block.cluster_identifier) == ("iam", workgroup, None)
-    assert block.password is None and block.user is None
-    assert block.iam_role_arn == role["Arn"] and block.region == "us-east-1"
+    assert block.password is None
+    assert block.user is None
+    assert block.iam_role_arn == role["Arn"]
+    assert block.region == "us-east-1"
     assert result == {
         "workgroup": workgroup,
         "namespace": workgroup,
@@ -533,7 +559,8 @@ def test_create_makes_the_role_namespace_workgroup_and_an_iam_block(
         "expires_at": tag_map(workgroup_call["tags"])["expires-at"],
         "cost": describe_serverless_cost(4, "us-east-1"),
     }
-    assert "generated an admin password" in caplog.text and password not in caplog.text
+    assert "generated an admin password" in caplog.text
+    assert password not in caplog.text
     assert "waiting for workgroup" in caplog.text
 
 
@@ -602,8 +629,10 @@ def test_status_reports_the_workgroup_and_its_namespace(
     create(names, credentials_block)
     report = serverless_status(names["workgroup"], aws_credentials=credentials_block)
     assert (report["status"], report["namespace_status"]) == ("AVAILABLE", "AVAILABLE")
-    assert report["base_capacity_rpus"] == 4 and report["cost_per_busy_hour_usd"] == 1.5
-    assert report["owner"] == "ana" and report["expired"] is False
+    assert report["base_capacity_rpus"] == 4
+    assert report["cost_per_busy_hour_usd"] == 1.5
+    assert report["owner"] == "ana"
+    assert report["expired"] is False
     assert report["endpoint"].endswith(".redshift-serverless.amazonaws.com:5439")
     assert serverless_status(unique("absent"), aws_credentials=credentials_block) == {
         "status": "absent"
@@ -626,7 +655,8 @@ def test_delete_removes_workgroup_then_namespace_group_and_block_and_succeeds_ag
     )
 
     assert deleted is True
-    assert workgroup not in fake.workgroups and workgroup not in fake.namespaces
+    assert workgroup not in fake.workgroups
+    assert workgroup not in fake.namespaces
     operations = fake.operations()
     assert operations.index("DeleteWorkgroup") < operations.index("DeleteNamespace")
     # The workgroup was polled until gone before the namespace's deletion was asked for (the
@@ -674,7 +704,7 @@ def make_serverless(fake: FakeServerless, name: str, tags: list[dict[str, str]])
     fake.workgroups[name]["status"] = "AVAILABLE"
 
 
-@pytest.fixture()
+@pytest.fixture
 def janitor_serverless(fake: FakeServerless) -> dict[str, str]:
     """An expired project workgroup and namespace, an unexpired pair, an untagged pair, another
     project's expired pair, and an expired namespace that an unexpired workgroup uses."""
@@ -716,12 +746,15 @@ def test_the_janitor_deletes_only_expired_project_workgroups_and_free_namespaces
 
     assert f"workgroup/{names['expired']}" in deleted
     assert f"namespace/{names['expired']}" in deleted
-    assert names["expired"] not in fake.workgroups and names["expired"] not in fake.namespaces
+    assert names["expired"] not in fake.workgroups
+    assert names["expired"] not in fake.namespaces
     for role in ("live", "untagged", "other"):
-        assert names[role] in fake.workgroups and names[role] in fake.namespaces
+        assert names[role] in fake.workgroups
+        assert names[role] in fake.namespaces
         assert not any(names[role] in item for item in deleted)
     # An expired namespace stays while a live workgroup uses it.
-    assert names["shared"] in fake.namespaces and f"namespace/{names['shared']}" not in deleted
+    assert names["shared"] in fake.namespaces
+    assert f"namespace/{names['shared']}" not in deleted
     with pytest.raises(ValueError, match="Unable to find block document"):
         RedshiftWarehouse.load(names["expired"])
 
@@ -795,17 +828,21 @@ def test_the_command_line_creates_reports_and_deletes(
 
     assert cluster_main(["serverless", "create", *common, *waits, *create]) == 0
     out = capsys.readouterr().out
-    assert f"sparkify-redshift-warehouse/{workgroup}" in out and "$3.00/hour" in out
+    assert f"sparkify-redshift-warehouse/{workgroup}" in out
+    assert "$3.00/hour" in out
     assert fake.workgroups[workgroup]["baseCapacity"] == 8
 
     assert cluster_main(["serverless", "status", *common]) == 0
     out = capsys.readouterr().out
-    assert "AVAILABLE" in out and "redshift-serverless.amazonaws.com:5439" in out
+    assert "AVAILABLE" in out
+    assert "redshift-serverless.amazonaws.com:5439" in out
 
     assert cluster_main(["serverless", "delete", *common, *waits, "--final-snapshot"]) == 0
     out = capsys.readouterr().out
-    assert f"deleted         {workgroup}" in out and f"{workgroup}-final-" in out
-    assert workgroup not in fake.workgroups and workgroup not in fake.namespaces
+    assert f"deleted         {workgroup}" in out
+    assert f"{workgroup}-final-" in out
+    assert workgroup not in fake.workgroups
+    assert workgroup not in fake.namespaces
     ((_, delete),) = fake.called("DeleteNamespace")
     assert delete["finalSnapshotName"].startswith(f"{workgroup}-final-")
     with pytest.raises(ValueError, match="Unable to find block document"):

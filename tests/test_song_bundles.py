@@ -54,7 +54,8 @@ def song_line(n: int, padding: int = 0) -> bytes:
 
 def tagged(name: str, line: bytes) -> bytes:
     """A non-empty object's line as a combined object holds it: the file's name first."""
-    assert line.startswith(b"{") and not line.startswith(b"{}")
+    assert line.startswith(b"{")
+    assert not line.startswith(b"{}")
     return (
         b'{"__sparkify_source_file":'
         + json.dumps(name, ensure_ascii=False).encode()
@@ -87,7 +88,7 @@ def test_any_other_file_is_left_for_copy_to_read_as_itself(body: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "line, written",
+    ("line", "written"),
     [
         (b'{"a": 1}', b'{"__sparkify_source_file":"s3://b/k.json","a": 1}'),
         (b"{}", b'{"__sparkify_source_file":"s3://b/k.json"}'),
@@ -111,7 +112,8 @@ def test_a_files_name_is_escaped_as_json() -> None:
     name = "s3://b/song_data/it's \"\\é\u2028\t.json"
     written = with_source_file(b'{"a": 1}', {"a": 1}, name)
     assert orjson.loads(written) == {SOURCE_FILE_FIELD: name, "a": 1}
-    assert written.endswith(b',"a": 1}') and written.count(b"\n") == 0
+    assert written.endswith(b',"a": 1}')
+    assert written.count(b"\n") == 0
 
 
 def test_a_record_with_the_field_of_its_own_gets_the_files_name_once() -> None:
@@ -156,12 +158,14 @@ def test_objects_hold_every_line_in_order_and_stay_within_the_bounds(
     songs = {f"s3://b/song_data/TR{n:05d}.json": [song_line(n, n % 97)] for n in range(files)}
     plan = plan_of(songs)
 
-    assert plan.alone == [] and plan.combined == files
+    assert plan.alone == []
+    assert plan.combined == files
     assert 1 < len(plan.bundles) <= max(16, -(-sum(len(b.body) for b in plan.bundles) // 64_000))
     longest = max(len(tagged(name, songs[name][0])) + 1 for name in songs)
     for bundle in plan.bundles:
         assert 1_000 <= len(bundle.body) <= 64_000, len(bundle.body)
-        assert bundle.body.endswith(b"\n") and bundle.body.count(b"\n") == len(bundle.origins)
+        assert bundle.body.endswith(b"\n")
+        assert bundle.body.count(b"\n") == len(bundle.origins)
     sizes = [len(b.body) for b in plan.bundles]
     assert max(sizes) - min(sizes) <= 2 * longest  # close in size
     # Line n of an object is the line its origins name, in the files' order, with the name of
@@ -230,7 +234,7 @@ def test_rejects_of_combined_objects_name_the_song_file_and_line() -> None:
     assert traced_to_origins(rejects[2:3], {}) == rejects[2:3]
 
 
-@pytest.fixture()
+@pytest.fixture
 def song_bucket(aws_credentials, bucket_name: str, tmp_path: Path) -> S3Source:
     """A source at s3://<bucket>/raw, its bucket created and empty."""
     source = S3Source(bucket_name, "raw", aws_credentials, cache_dir=tmp_path / "cache")
@@ -238,7 +242,7 @@ def song_bucket(aws_credentials, bucket_name: str, tmp_path: Path) -> S3Source:
     return source
 
 
-@pytest.fixture()
+@pytest.fixture
 def songs_on_s3(song_bucket: S3Source, bucket_name: str) -> S3Source:
     """Seven song files under s3://<bucket>/raw/song_data/: four plain, one gzipped, one
     pretty-printed and one truncated gzip file."""
@@ -351,12 +355,13 @@ def test_copy_reads_the_combined_objects_and_its_rejects_name_the_song_files(
     analyze = statements.index("analyze staging_songs")
     assert analyze > max(i for i, s in enumerate(statements) if s.startswith("COPY"))
     kept = statements[analyze + 1 : statements.index("COMMIT")]  # one INSERT per reject here
-    assert len(kept) == 2 and all(s.startswith("INSERT INTO load_rejects") for s in kept)
+    assert len(kept) == 2
+    assert all(s.startswith("INSERT INTO load_rejects") for s in kept)
 
 
 def test_bounds_are_redshifts_advice() -> None:
     # "from 1 MB to 1 GB after compression" for files COPY cannot split, such as JSON.
-    assert (MIN_BUNDLE_BYTES, MAX_BUNDLE_BYTES) == (MiB, 64 * MiB)
+    assert (MiB, 64 * MiB) == (MIN_BUNDLE_BYTES, MAX_BUNDLE_BYTES)
 
 
 # COPY as tests/redshift_copy.py emulates it, on the embedded PostgreSQL: what staging_songs and
@@ -378,7 +383,7 @@ def read_s3(client: Any, uri: str) -> bytes:
     return client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-@pytest.fixture()
+@pytest.fixture
 def copies_seen(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, bytes]]]:
     """Each COPY statement the stand-in runs, with the bytes of each object its manifest names,
     read when the COPY runs (the combined objects are deleted after it)."""
@@ -395,7 +400,7 @@ def copies_seen(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, by
     return seen
 
 
-@pytest.fixture()
+@pytest.fixture
 def song_warehouse(postgres_database: str, aws_credentials) -> PostgresRedshiftWarehouse:
     """The PostgreSQL stand-in for Redshift, its tables created."""
     block = stand_in(postgres_database, aws_credentials)
@@ -447,9 +452,11 @@ def test_copy_loads_each_combined_record_with_its_file_and_rejects_files_left_al
     # file's own bytes after, the gzipped file's decompressed; the pretty-printed files as
     # themselves, the gzipped one by a COPY with GZIP.
     [(plain_copy, plain), (gzip_copy, zipped)] = copies_seen
-    assert "GZIP" not in plain_copy.split() and "GZIP" in gzip_copy.split()
+    assert "GZIP" not in plain_copy.split()
+    assert "GZIP" in gzip_copy.split()
     [combined, alone] = plain
-    assert plain[alone] == pretty and list(zipped) == [q]
+    assert plain[alone] == pretty
+    assert list(zipped) == [q]
     assert plain[combined] == b"".join(
         tagged(name, record) + b"\n"
         for name, record in [(a, line[0]), (a, bad_year), (b, line[1]), (b, line[2]), (c, line[3])]
@@ -485,5 +492,6 @@ def test_a_gzipped_song_file_that_does_not_decompress_goes_to_copy_as_itself(
     # what it does with it (the emulation fails the COPY: Redshift's documentation does not
     # say) is reported with the file named.
     [_, (gzip_copy, zipped)] = copies_seen
-    assert "GZIP" in gzip_copy.split() and list(zipped) == [files[1]]
+    assert "GZIP" in gzip_copy.split()
+    assert list(zipped) == [files[1]]
     assert f"{files[1]} is not gzip data" in str(failure.value)

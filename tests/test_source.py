@@ -48,7 +48,7 @@ def test_select_event_files_by_inclusive_range(start, end, expected) -> None:
 
 
 def test_local_source_lists_run_files(tmp_path: Path) -> None:
-    for name in NAMES + ["song_data/A/B/C/TRABC.json", "song_data/A/A/A/TRAAA.json"]:
+    for name in [*NAMES, "song_data/A/B/C/TRABC.json", "song_data/A/A/A/TRAAA.json"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("{}")
     files = LocalSource(tmp_path).run_files(date(2018, 11, 1), date(2018, 11, 30))
@@ -147,9 +147,11 @@ def test_a_source_without_log_data_is_a_one_line_error_naming_the_source_and_the
     with pytest.raises(SourceLayoutError) as raised:
         LocalSource(tmp_path).run_files(None, None)
     message = str(raised.value)
-    assert isinstance(raised.value, ValueError) and "\n" not in message
+    assert isinstance(raised.value, ValueError)
+    assert "\n" not in message
     assert message.startswith(f"{tmp_path} has no log_data/ folder: ")
-    assert "--source" in message and "song_data/" in message
+    assert "--source" in message
+    assert "song_data/" in message
     # An empty log_data/ is the layout, with no event yet: not an error.
     (tmp_path / "log_data").mkdir()
     assert LocalSource(tmp_path).run_files(None, None).event_files == []

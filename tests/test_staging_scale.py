@@ -93,7 +93,7 @@ def test_invalid_utf8_is_a_reject_of_its_line_only(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "content, reason",
+    ("content", "reason"),
     [
         (bytes(range(256)) * 4, "binary file: NUL bytes, not JSON text"),
         (
@@ -114,7 +114,7 @@ def test_a_binary_file_is_one_reject_and_the_others_load(
 
 
 def test_gzipped_events_and_songs_load_like_plain_ones(tmp_path: Path) -> None:
-    events = text(day_lines(1, 5) + ["not json"])
+    events = text([*day_lines(1, 5), "not json"])
     song = json.dumps(SONG).encode()
     plain = stage(
         tmp_path / "plain",
@@ -126,10 +126,12 @@ def test_gzipped_events_and_songs_load_like_plain_ones(tmp_path: Path) -> None:
         [write(tmp_path / "z" / "2018-11-01-events.json.gz", gzip.compress(events))],
         [write(tmp_path / "z" / "TRA.json.GZ", gzip.compress(song))],
     )
-    assert zipped["rows"] == plain["rows"] and len(plain["rows"]) == 5
+    assert zipped["rows"] == plain["rows"]
+    assert len(plain["rows"]) == 5
     # The same song, from its own file (the last column).
     assert [r[:-1] for r in zipped["songs"]] == [r[:-1] for r in plain["songs"]]
-    assert len(plain["songs"]) == 1 and zipped["songs"][0][-1].endswith("TRA.json.GZ")
+    assert len(plain["songs"]) == 1
+    assert zipped["songs"][0][-1].endswith("TRA.json.GZ")
     assert [r[1:] for r in zipped["rejects"]] == [r[1:] for r in plain["rejects"]]
     assert zipped["rejects"][0][:2] == ("2018-11-01-events.json.gz", 6)
 
@@ -196,7 +198,7 @@ def test_song_files_with_byte_faults_are_rejects(tmp_path: Path) -> None:
     assert rejects["TRF.json.gz"][1].startswith("corrupt gzip data: ")
 
 
-@pytest.fixture()
+@pytest.fixture
 def many_files(tmp_path: Path) -> list[Path]:
     """Days of good lines and every kind of bad one, a duplicated day among them, and a
     last line without its line break."""

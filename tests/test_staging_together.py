@@ -25,7 +25,7 @@ from tests.test_staging_scale import day_lines, text, write
 AT = datetime(2024, 1, 1)
 
 
-@pytest.fixture()
+@pytest.fixture
 def source(tmp_path: Path) -> LocalSource:
     """Two days of events (one with a malformed line) and three song files (one malformed)."""
     root = tmp_path / "source"
@@ -92,7 +92,8 @@ def test_song_files_are_parsed_while_the_events_stage(
     monkeypatch.setattr(duckdb_staging, "read_stored", read_song)
     monkeypatch.setattr(duckdb_staging, "stage_events_duckdb", stage_events_when_songs_are_read)
     together = staged(tmp_path, source, "together", together=True)
-    assert len(together["staging_events"]) == 8 and len(together["staging_songs"]) == 2
+    assert len(together["staging_events"]) == 8
+    assert len(together["staging_songs"]) == 2
     assert len(readers) == 3
     assert all(name.startswith("parse-songs") for name in readers)
 
@@ -104,5 +105,5 @@ def test_a_failure_parsing_the_songs_fails_the_staging(
         raise PermissionError(f"cannot read {path}")
 
     monkeypatch.setattr(duckdb_staging, "read_stored", unreadable)
-    with pytest.raises(PermissionError, match="cannot read .*TR"):
+    with pytest.raises(PermissionError, match=r"cannot read .*TR"):
         staged(tmp_path, source, "together", together=True)

@@ -46,7 +46,8 @@ def test_staged_plays_are_the_nextsong_events_of_identified_users(conn) -> None:
     changes = run_transforms(conn)
 
     plays = conn.execute(text("select songplay_id, user_id from staged_plays")).all()
-    assert len(plays) == 1 and plays[0].user_id == 7
+    assert len(plays) == 1
+    assert plays[0].user_id == 7
     # Golden key, computed here from the event's raw fields alone: md5 of sessionId, itemInSession,
     # userId and ts as the log's integer of epoch milliseconds, joined by '|' (no engine's
     # timestamp text, which depends on the engine and DATESTYLE).

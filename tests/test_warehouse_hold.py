@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
+from sqlalchemy.exc import OperationalError
 
 from tasks.errors import WarehouseBusy
 from tasks.run import pipeline
@@ -32,7 +33,7 @@ HOLD_FILE = (
 )
 
 
-@pytest.fixture()
+@pytest.fixture
 def held_file(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen]]:
     """A DuckDB file another process holds open (read-write) until the test ends."""
     db = tmp_path / "held.duckdb"
@@ -76,7 +77,7 @@ def test_a_file_that_is_no_database_is_not_waited_for(
     attempts: list[None] = []
     connect = engine.connect
     monkeypatch.setattr(engine, "connect", lambda: attempts.append(None) or connect())
-    with pytest.raises(Exception) as error:
+    with pytest.raises(OperationalError, match="is not a valid DuckDB database file") as error:
         connect_when_free(engine, 30, "duckdb:junk")
     assert not isinstance(error.value, WarehouseBusy)
     assert len(attempts) == 1  # the first refusal was final: no second try
@@ -116,7 +117,8 @@ def test_a_process_opening_the_file_mid_run_cannot_break_it(
     etl = _etl_flow()
     etl(str(month_source), str(db))
 
-    assert len(intruders) == 1 and intruders[0].returncode != 0
+    assert len(intruders) == 1
+    assert intruders[0].returncode != 0
     assert "Could not set lock on file" in intruders[0].stderr
     assert table_counts(db) == expected_from_json(month_source).counts
 
@@ -163,7 +165,8 @@ def test_two_processes_loading_one_file_both_succeed_in_turn(
 
 def test_each_warehouse_has_a_limit_of_its_own_created_on_demand(prefect_server) -> None:
     a, b = "duckdb:/data/a.duckdb", "redshift://etl@cluster:5439/dev"
-    assert limit_name(a) != limit_name(b) and limit_name(a) == limit_name(a)
+    assert limit_name(a) != limit_name(b)
+    assert limit_name(a) == limit_name(a)
     assert limit_name(a).startswith("sparkify-warehouse-")
 
     @flow

@@ -31,7 +31,7 @@ def test_the_sample_fits_the_model_with_its_widths_measured(prefect_server) -> N
     assert ("staging_songs", model.SOURCE_FILE_FIELD) not in rows
 
 
-@pytest.fixture()
+@pytest.fixture
 def wide_agent(tmp_path: Path) -> tuple[Path, Path]:
     """The sample with one event's user agent a byte wider than the model allows."""
     root = tmp_path / "source"
@@ -52,7 +52,8 @@ def test_a_value_wider_than_its_column_is_reported_and_rejected(
     assert main(["--source", str(root)]) == 1
     printed = capsys.readouterr().out
     line = next(line for line in printed.splitlines() if "userAgent" in line)
-    assert line.split()[2:5] == ["1,024", "1,025", "1"] and str(day) in line
+    assert line.split()[2:5] == ["1,024", "1,025", "1"]
+    assert str(day) in line
 
     db = tmp_path / "wh.duckdb"
     summary = etl(str(root), str(db))

@@ -227,10 +227,7 @@ def build_play_pools(
         other_length.append(_play(song.title, song.artist_name, length, known))
     unknown = []
     for index in range(max(20, len(songs) // 2)):
-        if index % 2:
-            artist = rng.choice(strangers)
-        else:
-            artist = rng.choice(artists).name
+        artist = rng.choice(strangers) if index % 2 else rng.choice(artists).name
         title = _title(rng)
         while (title, artist) in known_pairs:
             title = f"{title} (Remix)"

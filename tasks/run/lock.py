@@ -17,7 +17,7 @@ import hashlib
 import re
 import time as clock
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
@@ -49,10 +49,8 @@ def ensure_limit(name: str) -> None:
             return
         except ObjectNotFound:
             pass
-        try:
+        with suppress(ObjectAlreadyExists):  # another run created it meanwhile
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-        except ObjectAlreadyExists:  # another run created it meanwhile
-            pass
 
 
 @contextmanager

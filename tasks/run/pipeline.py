@@ -31,7 +31,7 @@ from tasks.run.quality import (
     default_checks,
     reads_staged,
 )
-from tasks.run.retry import is_transient
+from tasks.run.retry import is_transient, scaled_delays
 from tasks.run.schedule import run_dates
 from tasks.run.transform import TableChange, transform
 from tasks.source.files import RunFiles, Source, list_run_files
@@ -190,7 +190,7 @@ LOAD_RETRY_DELAYS = (5.0, 30.0)
 
 def retry_transient(attempt: Callable[[], T], what: str) -> T:
     """attempt()'s result, trying again after LOAD_RETRY_DELAYS when it fails transiently."""
-    for delay in (*LOAD_RETRY_DELAYS, None):
+    for delay in (*scaled_delays(LOAD_RETRY_DELAYS), None):
         try:
             return attempt()
         except Exception as error:

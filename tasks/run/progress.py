@@ -257,7 +257,7 @@ class Progress:
             self._artifact_id = create_progress_artifact(
                 progress=0.0, key=self.key, description=description
             )
-        except Exception as error:  # noqa: BLE001 - reporting never fails the work
+        except Exception as error:
             self._give_up_artifact(error)
 
     def _write_artifact(self, percent: float, description: str) -> None:
@@ -265,7 +265,7 @@ class Progress:
             return
         try:
             update_progress_artifact(self._artifact_id, progress=percent, description=description)
-        except Exception as error:  # noqa: BLE001 - reporting never fails the work
+        except Exception as error:
             self._give_up_artifact(error)
 
     def _give_up_artifact(self, error: Exception) -> None:

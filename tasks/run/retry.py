@@ -31,7 +31,8 @@ RETRY_TRANSIENT is for tasks that call AWS or open their own warehouse connectio
 listing and S3 tasks, the cluster, IAM and network tasks, row counts, digests); a whole load is
 retried by tasks/run/pipeline.py with the same `is_transient`. Work inside the caller's
 transaction (transform, checks) is never retried alone. The delays, about 2, 10 and 30 s
-(jittered, at most +50%), about 40 s in all, outlast throttling and a dropped connection; a DuckDB
+(jittered, at most +50%), about 40 s in all, outlast throttling and a dropped connection
+(SPARKIFY_RETRY_DELAY_SCALE multiplies them: the test suite sets it near 0); a DuckDB
 file another run holds is waited for by the DuckDB warehouse itself (then WarehouseBusy, a
 UserError). Waits of minutes (a cluster starting) belong to the cluster waits in
 tasks/cluster/lifecycle.py, not to retries.
@@ -39,7 +40,9 @@ tasks/cluster/lifecycle.py, not to retries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,7 +257,7 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect retry_condition_fn: retry only when the failure is transient, saying why."""
     try:
         state.result()
-    except Exception as error:  # noqa: BLE001 - the state's own exception, re-raised by result()
+    except Exception as error:
         rule = classify(error)
         if rule is not None:
             verdict = "retrying" if rule.retry else "not retried"
@@ -263,11 +266,33 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
+DELAY_SCALE_VARIABLE = "SPARKIFY_RETRY_DELAY_SCALE"
+TRANSIENT_RETRY_DELAYS = (2.0, 10.0, 30.0)
+
+
+def scaled_delays(delays: Sequence[float]) -> list[float]:
+    """The retry delays times SPARKIFY_RETRY_DELAY_SCALE (a factor >= 0, default 1): a test
+    suite or an impatient operator can shorten every wait between tries without removing one."""
+    text = os.environ.get(DELAY_SCALE_VARIABLE, "").strip()
+    try:
+        scale = float(text) if text else 1.0
+    except ValueError:
+        scale = -1.0
+    if not 0 <= scale < float("inf"):
+        logging.getLogger("prefect.sparkify").warning(
+            "%s=%r is not a factor >= 0: the retry delays stay as they are",
+            DELAY_SCALE_VARIABLE,
+            text,
+        )
+        scale = 1.0
+    return [delay * scale for delay in delays]
+
+
 # Task options for work that may meet a transient failure: three tries more, with backoff and
 # jitter, only when a retry can succeed.
 RETRY_TRANSIENT: dict[str, Any] = {
     "retries": 3,
-    "retry_delay_seconds": [2, 10, 30],
+    "retry_delay_seconds": scaled_delays(TRANSIENT_RETRY_DELAYS),
     "retry_jitter_factor": 0.5,
     "retry_condition_fn": retry_if_transient,
 }

@@ -160,9 +160,8 @@ def lock_wait_seconds(configured: float) -> float:
 def held_transaction(conn: Connection) -> Iterator[Connection]:
     """The connection's transaction for the block: committed when it ends normally, rolled
     back on any exception; the connection is closed either way."""
-    with conn:
-        with conn.begin():
-            yield conn
+    with conn, conn.begin():
+        yield conn
 
 
 @contextmanager

@@ -14,6 +14,7 @@ gzip stream), the raw bytes kept escaped; a binary file is one fault at line 0.
 from __future__ import annotations
 
 import gzip
+import itertools
 import mmap
 import queue
 import threading
@@ -133,7 +134,7 @@ def read_ahead(items: Iterator[T]) -> Iterator[T]:
                 if stop.is_set():
                     return
             handoff.put((done, None))
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
+        except BaseException as error:
             handoff.put((done, error))
 
     producer = threading.Thread(target=produce, name="read-ahead", daemon=True)
@@ -188,11 +189,10 @@ def _file_lines(file: FileToRead) -> Iterator[pa.RecordBatch]:
     blocks = _blocks(file)
     try:
         for block in blocks:
-            if not reader.read:
-                if reason := binary_reason(file.name, block):
-                    yield _faults(file.index, [(0, reason, escaped(block[:64]))])
-                    blocks.close()
-                    return
+            if not reader.read and (reason := binary_reason(file.name, block)):
+                yield _faults(file.index, [(0, reason, escaped(block[:64]))])
+                blocks.close()
+                return
             yield from reader.take(block)
     except GZIP_ERRORS as error:
         if not is_gzipped(file.name):
@@ -284,7 +284,7 @@ def _checked_lines(index: int, first: int, data: bytes, offsets: array[int]) -> 
     """Lines checked one by one (a block where Arrow found a fault): each good line's text, and
     each bad line's fault and escaped bytes."""
     texts, faults = [], []
-    for start, end in zip(offsets, offsets[1:], strict=False):
+    for start, end in itertools.pairwise(offsets):
         line = data[start:end]
         fault = _too_long() if len(line.rstrip(b"\n")) > MAX_LINE_BYTES else utf8_fault(line)
         texts.append(line.decode() if fault is None else escaped(line))

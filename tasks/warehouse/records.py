@@ -327,7 +327,7 @@ def _plainly_valid(rule: FieldRule, values: list[Any]) -> bool:
     low, high = TIMESTAMP_MS if rule.kind == "timestamp" else (None, None)
     lowest, highest = min(present, default=0), max(present, default=0)
     in_bits = _in_bits(_BITS[rule.kind], lowest, highest)
-    return in_bits and (low is None or low <= lowest and highest <= high)
+    return in_bits and (low is None or (low <= lowest and highest <= high))
 
 
 def _checked_columns(
