@@ -68,8 +68,8 @@ def measure_floor(data: Path) -> dict[str, float]:
     import orjson
 
     from sql import model
-    from tasks.warehouse.duckdb_sql import DUCKDB_TYPES
-    from tasks.warehouse.records import column_kind
+    from tasks.warehouse.duckdb.records import column_kind
+    from tasks.warehouse.duckdb.sql import DUCKDB_TYPES
 
     events, songs = data_files(data)
     for name in events + songs:  # a warm page cache, as the ETL run after it gets

@@ -11,14 +11,14 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.cli import add_debug_argument, command
-from tasks.errors import fails_in_one_line
-from tasks.local_server import start_temporary_server
+from tasks.common.cli import add_debug_argument, command
+from tasks.common.errors import fails_in_one_line
+from tasks.common.local_server import start_temporary_server
 from tasks.run.analytics import QUERIES, run_query
 from tasks.run.artifacts import publish_analytics
 from tasks.run.report import format_table
 from tasks.warehouse.base import table_counts
-from tasks.warehouse.duckdb import DEFAULT_DUCKDB_FILE
+from tasks.warehouse.duckdb.warehouse import DEFAULT_DUCKDB_FILE
 from tasks.warehouse.resolve import check_warehouse, resolve_warehouse
 
 

@@ -18,8 +18,6 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from tasks.aws import aws_region, load_credentials
-from tasks.cli import add_debug_argument, command
 from tasks.cluster.info import serverless_report, status_report
 from tasks.cluster.lifecycle import (
     describe_cluster,
@@ -46,8 +44,10 @@ from tasks.cluster.settings import (
     cluster_settings_from_args,
     serverless_settings_from_args,
 )
-from tasks.errors import fails_in_one_line
-from tasks.local_server import start_temporary_server
+from tasks.common.aws import aws_region, load_credentials
+from tasks.common.cli import add_debug_argument, command
+from tasks.common.errors import fails_in_one_line
+from tasks.common.local_server import start_temporary_server
 from tasks.run.report import format_table
 from tasks.source.resolve import check_s3_source
 

@@ -18,13 +18,13 @@ from prefect import flow, runtime
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import State
 
-from tasks.aws import load_credentials
 from tasks.cluster.blocks import delete_warehouse_block
 from tasks.cluster.lifecycle import delete_cluster, wait_until_deleted
 from tasks.cluster.provision import provision_cluster, remove_cluster
 from tasks.cluster.settings import EPHEMERAL_TTL_HOURS, ClusterSettings
-from tasks.errors import fails_in_one_line
-from tasks.logs import run_logger
+from tasks.common.aws import load_credentials
+from tasks.common.errors import fails_in_one_line
+from tasks.common.logs import run_logger
 from tasks.run.pipeline import run_etl
 
 

@@ -13,16 +13,16 @@ from pathlib import Path
 from prefect import flow
 from prefect.flows import load_flow_from_entrypoint
 
-from tasks.cli import add_debug_argument, command
 from tasks.cluster.settings import add_cluster_arguments, cluster_settings_from_args
-from tasks.errors import fails_in_one_line
-from tasks.local_server import start_temporary_server
+from tasks.common.cli import add_debug_argument, command
+from tasks.common.errors import fails_in_one_line
+from tasks.common.local_server import start_temporary_server
 from tasks.run.pipeline import run_etl
 from tasks.run.quality import QualityCheckFailed
 from tasks.run.report import count_of, format_table
 from tasks.run.schedule import check_date_order
 from tasks.source.resolve import check_s3_source, check_source
-from tasks.warehouse.duckdb import DEFAULT_DUCKDB_FILE
+from tasks.warehouse.duckdb.warehouse import DEFAULT_DUCKDB_FILE
 from tasks.warehouse.resolve import check_warehouse
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

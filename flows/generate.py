@@ -13,8 +13,8 @@ from datetime import date
 from pathlib import Path
 
 from data.generator import DEFAULT_START_DATE, generate_dataset
-from tasks.cli import add_debug_argument, command
-from tasks.errors import BadArgument
+from tasks.common.cli import add_debug_argument, command
+from tasks.common.errors import BadArgument
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 
-from tasks.aws import load_credentials
-from tasks.cli import add_debug_argument, command
 from tasks.cluster.blocks import forget_warehouse_block
 from tasks.cluster.info import expired_clusters
 from tasks.cluster.lifecycle import (
@@ -30,8 +28,10 @@ from tasks.cluster.lifecycle import (
 )
 from tasks.cluster.provision import SweepOptions, sweep_expired_serverless
 from tasks.cluster.settings import OWNER_TAG, POLL_SECONDS, TIMEOUT_MINUTES, format_expiry
-from tasks.errors import fails_in_one_line
-from tasks.local_server import start_temporary_server
+from tasks.common.aws import load_credentials
+from tasks.common.cli import add_debug_argument, command
+from tasks.common.errors import fails_in_one_line
+from tasks.common.local_server import start_temporary_server
 
 
 @flow(name="sparkify-cluster-janitor")

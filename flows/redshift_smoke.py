@@ -27,8 +27,6 @@ from prefect import flow, runtime
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import State
 
-from tasks.aws import aws_region, load_credentials
-from tasks.cli import add_debug_argument, command
 from tasks.cluster.blocks import delete_warehouse_block
 from tasks.cluster.cost import PRICES_TAKEN, hourly_cost
 from tasks.cluster.lifecycle import delete_cluster, wait_until_deleted
@@ -39,9 +37,11 @@ from tasks.cluster.settings import (
     add_cluster_arguments,
     cluster_settings_from_args,
 )
-from tasks.errors import BadArgument, fails_in_one_line
-from tasks.local_server import start_temporary_server
-from tasks.logs import run_logger
+from tasks.common.aws import aws_region, load_credentials
+from tasks.common.cli import add_debug_argument, command
+from tasks.common.errors import BadArgument, fails_in_one_line
+from tasks.common.local_server import start_temporary_server
+from tasks.common.logs import run_logger
 from tasks.run.digest import (
     TableComparison,
     compare_digests,

@@ -14,9 +14,9 @@ from datetime import date
 
 from prefect import flow
 
-from tasks.cli import add_debug_argument, command
-from tasks.errors import fails_in_one_line
-from tasks.local_server import start_temporary_server
+from tasks.common.cli import add_debug_argument, command
+from tasks.common.errors import fails_in_one_line
+from tasks.common.local_server import start_temporary_server
 from tasks.run.report import format_table
 from tasks.source.files import list_run_files
 from tasks.source.resolve import check_source, resolve_source

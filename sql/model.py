@@ -60,7 +60,7 @@ TEXT = 65535
 FILE_NAME = 5 + 63 + 1 + 1024
 # The JSON field that carries a song record's file into staging_songs: DuckDB's staging fills
 # it from the file it reads, and Redshift's COPY reads it from the combined objects, whose
-# lines are written with it (tasks/warehouse/song_bundles.py). No Sparkify record has it.
+# lines are written with it (tasks/warehouse/redshift/song_bundles.py). No Sparkify record has it.
 SOURCE_FILE_FIELD = "__sparkify_source_file"
 
 

@@ -20,8 +20,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url, selec
 from sqlalchemy.pool import NullPool
 
 from sql import model
-from tasks.aws import aws_client
-from tasks.warehouse.redshift import RedshiftWarehouse
+from tasks.common.aws import aws_client
+from tasks.warehouse.redshift.warehouse import RedshiftWarehouse
 from tests.redshift_copy import emulate_copy
 
 ROLE = "arn:aws:iam::123456789012:role/sparkify-redshift-s3-read"

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tasks.errors import (
+from tasks.common.errors import (
     BadArgument,
     DatesReversed,
     NotADuckDBFile,
@@ -31,7 +31,7 @@ from tasks.errors import (
     WarehouseBusy,
     set_debug,
 )
-from tasks.run.retry import is_transient
+from tasks.common.retry import is_transient
 from tasks.source.files import SourceLayoutError
 from tasks.warehouse.resolve import check_warehouse, warehouse_block_types, warehouse_kind
 from tests.conftest import PROJECT_ROOT
@@ -275,7 +275,7 @@ def test_debug_shows_the_traceback_above_the_line(
     said = command_line("etl.py", *args)
     assert said.status == 2
     assert "Traceback (most recent call last)" in said.err
-    assert "tasks.errors.SourceNotFound" in said.err
+    assert "tasks.common.errors.SourceNotFound" in said.err
     assert last_line(said.err) == f"etl: source {tmp_path}/nope does not exist: {SOURCE_FIX}"
 
 
@@ -373,7 +373,7 @@ def test_an_aws_credentials_block_that_does_not_exist_is_one_line(
 def test_a_saved_block_naming_a_file_that_is_not_duckdb_fails_at_once(
     cli_env: dict[str, str], not_duckdb: Path
 ) -> None:
-    from tasks.warehouse.duckdb import DuckDBWarehouse
+    from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 
     name = block_name()
     DuckDBWarehouse(path=str(not_duckdb)).save(name)
@@ -401,8 +401,8 @@ sys.path.insert(0, {root!r})
 
 from prefect import flow, task
 
-from tasks.errors import BadArgument
-from tasks.run.retry import RETRY_TRANSIENT
+from tasks.common.errors import BadArgument
+from tasks.common.retry import RETRY_TRANSIENT
 
 
 @task(**RETRY_TRANSIENT)

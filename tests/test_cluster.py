@@ -24,7 +24,6 @@ from flows.cluster import (
     parse_args,
 )
 from flows.cluster import main as cluster_main
-from tasks.aws import aws_client
 from tasks.cluster.cost import hourly_cost
 from tasks.cluster.iam import s3_read_policy, trust_policy
 from tasks.cluster.info import ClusterInfo, expired_clusters
@@ -45,9 +44,10 @@ from tasks.cluster.settings import (
     tag_map,
     validate_cidr,
 )
-from tasks.errors import BadSource
+from tasks.common.aws import aws_client
+from tasks.common.errors import BadSource
 from tasks.source.resolve import REDSHIFT_FIX
-from tasks.warehouse.redshift import RedshiftWarehouse
+from tasks.warehouse.redshift.warehouse import RedshiftWarehouse
 from tests.test_cli_errors import logs_of
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

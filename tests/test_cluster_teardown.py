@@ -24,9 +24,9 @@ import flows.ephemeral as ephemeral
 from flows.cluster import cluster_create
 from flows.ephemeral import ephemeral_etl, ephemeral_identifier, ephemeral_settings, tear_down
 from flows.janitor import cluster_janitor
-from tasks.aws import aws_client
 from tasks.cluster.settings import ClusterSettings, cluster_tags
-from tasks.warehouse.redshift import RedshiftWarehouse
+from tasks.common.aws import aws_client
+from tasks.warehouse.redshift.warehouse import RedshiftWarehouse
 from tests.conftest import PROJECT_ROOT
 from tests.test_cli import run
 from tests.test_cluster import FAST, describe, unique

@@ -23,7 +23,7 @@ import yaml
 
 from tasks.run.lock import limit_name
 from tasks.run.schedule import run_dates
-from tasks.warehouse.duckdb import DuckDBWarehouse
+from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 from tests.conftest import PROJECT_ROOT, _free_port
 from tests.helpers import expected_from_json, query, table_counts
 

@@ -175,7 +175,7 @@ def test_a_failing_run_leaves_the_tables_as_they_were(
 
 
 def test_a_saved_duckdb_block_names_the_warehouse(week_source: Path, tmp_path: Path) -> None:
-    from tasks.warehouse.duckdb import DuckDBWarehouse
+    from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 
     db = tmp_path / "from-block.duckdb"
     DuckDBWarehouse(path=str(db)).save("laptop-test", overwrite=True)

@@ -1,10 +1,13 @@
-"""The layout's rules, checked on the source: no module of flows/, tasks/ or sql/ over 400 lines
-(the generator's word lists aside), flows never import flows, and no import cycle."""
+"""The layout's rules, checked on the source: no module of flows/, tasks/ or sql/ over 400 lines,
+flows never import flows, no import cycle between modules, no two packages of tasks/ importing
+each other, tasks/common importing none of them, and each warehouse's driver in its own package."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import PROJECT_ROOT
 
@@ -72,3 +75,82 @@ def test_there_is_no_import_cycle() -> None:
         if name not in state:
             visit(name, [])
     assert cycles == []
+
+
+# tasks/'s packages; a warehouse backend's package counts as part of tasks.warehouse here, and
+# the backends are held apart by the test after.
+TOP_PACKAGES = ("tasks.common", "tasks.source", "tasks.warehouse", "tasks.run", "tasks.cluster")
+BACKENDS = ("tasks.warehouse.duckdb", "tasks.warehouse.redshift")
+
+
+def package_of(module: str, packages: tuple[str, ...]) -> str | None:
+    """The package (of those given) a module belongs to, or None."""
+    found = [p for p in packages if module == p or module.startswith(p + ".")]
+    return max(found, key=len) if found else None
+
+
+def package_imports(packages: tuple[str, ...]) -> dict[str, set[str]]:
+    """Which of the packages each package imports, from its modules' imports."""
+    modules = project_modules()
+    graph: dict[str, set[str]] = {p: set() for p in packages}
+    for name, path in modules.items():
+        source = package_of(name, packages)
+        if source is None:
+            continue
+        for imported in imports_of(path, modules):
+            target = package_of(imported, packages)
+            if target is not None and target != source:
+                graph[source].add(target)
+    return graph
+
+
+def test_no_two_packages_import_each_other_and_common_imports_none() -> None:
+    graph = package_imports(TOP_PACKAGES)
+    assert graph["tasks.common"] == set()
+    both_ways = sorted(
+        (a, b) for a in graph for b in graph[a] if a in graph.get(b, set()) and a < b
+    )
+    assert both_ways == []
+    # No longer circle either: a package never reaches itself through others.
+    for start in graph:
+        reached, frontier = set(), set(graph[start])
+        while frontier:
+            package = frontier.pop()
+            if package not in reached:
+                reached.add(package)
+                frontier |= graph[package]
+        assert start not in reached, (start, graph)
+
+
+def test_a_warehouse_backend_never_imports_another() -> None:
+    graph = package_imports(BACKENDS)
+    assert graph == {backend: set() for backend in BACKENDS}
+
+
+def third_party_imports(path: Path) -> set[str]:
+    """The top-level names of every module a file imports."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+    return found
+
+
+@pytest.mark.parametrize(
+    ("drivers", "home"),
+    [
+        ({"duckdb", "duckdb_engine"}, "tasks.warehouse.duckdb"),
+        ({"redshift_connector", "sqlalchemy_redshift"}, "tasks.warehouse.redshift"),
+    ],
+)
+def test_each_warehouse_driver_is_imported_in_its_package_only(
+    drivers: set[str], home: str
+) -> None:
+    outside = sorted(
+        name
+        for name, path in project_modules().items()
+        if third_party_imports(path) & drivers and package_of(name, (home,)) is None
+    )
+    assert outside == []

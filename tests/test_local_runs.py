@@ -1,6 +1,7 @@
 """Plain local runs started at the same moment (no PREFECT_API_URL, one PREFECT_HOME) all succeed
 with no traceback on a fresh Prefect database: each starts its temporary Prefect server in turn
-(tasks/local_server.py), with time to start on a busy machine, then the runs go on side by side."""
+(tasks/common/local_server.py), with time to start on a busy machine, then the runs go on side
+by side."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from prefect.settings import (
     temporary_settings,
 )
 
-from tasks.local_server import (
+from tasks.common.local_server import (
     LOCAL_STARTUP_TIMEOUT_SECONDS,
     local_startup_timeout,
     server_start_lock,
@@ -161,7 +162,7 @@ def test_only_a_run_without_prefect_api_url_starts_a_temporary_server(tmp_path: 
         """
         import sys
         from prefect.settings import PREFECT_API_URL, temporary_settings
-        from tasks.local_server import start_temporary_server
+        from tasks.common.local_server import start_temporary_server
 
         with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
             start_temporary_server()

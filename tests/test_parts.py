@@ -14,11 +14,11 @@ import pytest
 import tasks.run.pipeline
 import tasks.run.transform
 from flows.etl import etl
+from tasks.common.progress import Progress, in_part
 from tasks.run.parts import split_run
-from tasks.run.progress import Progress, in_part
 from tasks.run.quality import QualityCheckFailed, default_checks, reads_staged
 from tasks.source.files import FileVersion, RunFiles
-from tasks.warehouse.duckdb import DuckDBWarehouse, size_in_bytes
+from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse, size_in_bytes
 from tests.helpers import snapshot
 
 LOG = "/data/log_data/2018/11"

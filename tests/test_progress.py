@@ -16,10 +16,10 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import create_engine
 
-import tasks.run.progress as progress_module
-from tasks.aws import aws_client
+import tasks.common.progress as progress_module
 from tasks.cluster.lifecycle import ClusterWaitTimeout, wait_until_available
-from tasks.run.progress import Progress, in_prefect_run, progress_key
+from tasks.common.aws import aws_client
+from tasks.common.progress import Progress, in_prefect_run, progress_key
 from tasks.run.transform import transform, transform_files
 from tasks.warehouse.base import create_tables
 

@@ -13,7 +13,7 @@ from sql import model
 from tasks.run.quality import compile_checks, default_checks, run_checks
 from tasks.run.transform import TRANSFORM_DIR, run_transform_file
 from tasks.warehouse.base import create_tables, transaction
-from tasks.warehouse.duckdb import DuckDBWarehouse
+from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 
 T0 = datetime(2018, 11, 1, 10, 0)
 

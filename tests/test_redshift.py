@@ -20,8 +20,8 @@ from sql import model
 from tasks.run.quality import default_checks
 from tasks.source.s3 import S3Source
 from tasks.warehouse.base import Reject
-from tasks.warehouse.load_errors import LoadFailed, load_errors_query, parse_load_errors
-from tasks.warehouse.redshift import RedshiftWarehouse, copy_statement, manifest
+from tasks.warehouse.redshift.load_errors import LoadFailed, load_errors_query, parse_load_errors
+from tasks.warehouse.redshift.warehouse import RedshiftWarehouse, copy_statement, manifest
 from tests import fake_redshift
 
 ROLE = "arn:aws:iam::123456789012:role/sparkify-redshift-s3-read"
@@ -196,7 +196,8 @@ def test_engine_sets_no_socket_timeout_that_would_cut_long_statements(
 ) -> None:
     seen: dict[str, Any] = {}
     monkeypatch.setattr(
-        "tasks.warehouse.redshift.create_engine", lambda url, **kwargs: seen.update(kwargs)
+        "tasks.warehouse.redshift.warehouse.create_engine",
+        lambda url, **kwargs: seen.update(kwargs),
     )
     warehouse().get_engine()
     assert "timeout" not in seen["connect_args"]

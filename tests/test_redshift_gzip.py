@@ -16,7 +16,7 @@ import pytest
 
 from sql.model import SOURCE_FILE_FIELD
 from tasks.source.s3 import S3Source
-from tasks.warehouse.load_errors import LoadFailed
+from tasks.warehouse.redshift.load_errors import LoadFailed
 from tests import fake_redshift
 from tests.test_redshift import recorder, warehouse  # noqa: F401 - the fixture
 

@@ -16,15 +16,15 @@ from prefect.blocks.system import Secret
 from prefect_aws import AwsCredentials
 
 from flows.cluster import cluster_create, parse_args
-from tasks.aws import aws_client
 from tasks.cluster.settings import ClusterSettings, cluster_settings_from_args
-from tasks.cluster.sign_in import (
+from tasks.common.aws import aws_client
+from tasks.warehouse.redshift.sign_in import (
     CREDENTIALS_SECONDS,
     endpoint_region,
     sign_in_credentials,
     temporary_credentials,
 )
-from tasks.warehouse.redshift import RedshiftWarehouse
+from tasks.warehouse.redshift.warehouse import RedshiftWarehouse
 from tests import fake_redshift
 from tests.test_cluster import FAST, unique
 from tests.test_cluster import credentials_block as saved_credentials_block

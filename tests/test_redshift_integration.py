@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from flows.etl import etl
-from tasks.warehouse.redshift import RedshiftWarehouse
+from tasks.warehouse.redshift.warehouse import RedshiftWarehouse
 
 REQUIRED = (
     "REDSHIFT_HOST",

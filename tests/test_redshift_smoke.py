@@ -27,8 +27,8 @@ from flows.redshift_smoke import (
     smoke_plan,
     tear_down,
 )
-from tasks.aws import aws_client
 from tasks.cluster.settings import ClusterSettings
+from tasks.common.aws import aws_client
 from tasks.run.digest import TableComparison, TableDigest, compare_digests, format_comparison
 from tasks.source.s3 import upload_tree
 from tests.test_cli import run
@@ -263,7 +263,7 @@ def duckdb_for_redshift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict
     """Redshift's part played by DuckDB: the load into the cluster's block loads the uploaded S3
     objects into a DuckDB file instead, and the block's digests are read from that file, so a
     whole run (cluster made and deleted on moto) can succeed. `drop_a_user` makes them differ."""
-    from tasks.warehouse.duckdb import DuckDBWarehouse
+    from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 
     stand_in = str(tmp_path / "redshift-stand-in.duckdb")
     control: dict[str, Any] = {"drop_a_user": False, "loaded": []}

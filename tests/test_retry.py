@@ -27,10 +27,10 @@ from redshift_connector.error import InterfaceError as RedshiftInterfaceError
 from redshift_connector.error import ProgrammingError as RedshiftProgrammingError
 from sqlalchemy import create_engine, make_url, text
 
-import tasks.run.retry as retry
+import tasks.common.retry as retry
 from tasks.cluster.lifecycle import ClusterWaitTimeout
-from tasks.errors import UserError, WarehouseBusy
-from tasks.run.retry import (
+from tasks.common.errors import UserError, WarehouseBusy
+from tasks.common.retry import (
     DELAY_SCALE_VARIABLE,
     RETRY_TRANSIENT,
     RULES,

@@ -19,11 +19,10 @@ from prefect.blocks.system import Secret
 
 import flows.janitor as janitor_module
 import tasks.cluster.serverless as serverless_module
-import tasks.cluster.sign_in as sign_in_module
+import tasks.warehouse.redshift.sign_in as sign_in_module
 from flows.cluster import main as cluster_main
 from flows.cluster import parse_args, serverless_create, serverless_delete, serverless_status
 from flows.janitor import cluster_janitor
-from tasks.aws import aws_client
 from tasks.cluster.cost import busy_hourly_cost, describe_serverless_cost
 from tasks.cluster.iam import REDSHIFT_SERVICES, s3_read_policy, trust_policy
 from tasks.cluster.info import (
@@ -46,8 +45,9 @@ from tasks.cluster.settings import (
     tag_map,
     validate_base_capacity,
 )
-from tasks.errors import BadArgument, BadSource
-from tasks.warehouse.redshift import RedshiftWarehouse
+from tasks.common.aws import aws_client
+from tasks.common.errors import BadArgument, BadSource
+from tasks.warehouse.redshift.warehouse import RedshiftWarehouse
 from tests.test_cluster import assert_failed_in_one_line, unique
 from tests.test_cluster import credentials_block as saved_credentials_block
 

@@ -1,10 +1,10 @@
 """The run's song files combined into a few objects before Redshift's COPY
-(tasks/warehouse/song_bundles.py): which files are combined (gzipped ones decompressed), each
-line written with its file's name and otherwise byte for byte, the objects' sizes, where each
-of their lines came from, the objects in S3 (moto over HTTP) and gone after their COPY, and
-COPY's rejects traced back to the song file and line: through the recording DB-API of
-tests/fake_redshift.py, and through COPY as tests/redshift_copy.py emulates it on the embedded
-PostgreSQL, which loads the field into staging_songs.source_file."""
+(tasks/warehouse/redshift/song_bundles.py): which files are combined (gzipped ones
+decompressed), each line written with its file's name and otherwise byte for byte, the
+objects' sizes, where each of their lines came from, the objects in S3 (moto over HTTP) and
+gone after their COPY, and COPY's rejects traced back to the song file and line: through the
+recording DB-API of tests/fake_redshift.py, and through COPY as tests/redshift_copy.py
+emulates it on the embedded PostgreSQL, which loads the field into staging_songs.source_file."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from sqlalchemy import select
 
 from sql import model
 from sql.model import SOURCE_FILE_FIELD
-from tasks.aws import aws_client
+from tasks.common.aws import aws_client
 from tasks.source.s3 import S3Source, parse_s3_uri
-from tasks.warehouse import song_bundles
 from tasks.warehouse.base import Reject
-from tasks.warehouse.load_errors import LoadFailed, traced_to_origins
-from tasks.warehouse.song_bundles import (
+from tasks.warehouse.redshift import song_bundles
+from tasks.warehouse.redshift.load_errors import LoadFailed, traced_to_origins
+from tasks.warehouse.redshift.song_bundles import (
     MAX_BUNDLE_BYTES,
     MIN_BUNDLE_BYTES,
     CopyFiles,
@@ -131,7 +131,9 @@ def test_gzipped_content_is_read_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) 
     assert gunzipped(compressed[: len(compressed) // 2]) is None  # truncated
     assert gunzipped(compressed[:-4] + b"\0\0\0\0") is None  # wrong length
     assert gunzipped(body) is None  # not gzip at all
-    assert gunzipped(b"") == b""  # an empty file is caught before (tasks/warehouse/records.py)
+    assert (
+        gunzipped(b"") == b""
+    )  # an empty file is caught before (tasks/warehouse/duckdb/records.py)
     monkeypatch.setattr(song_bundles, "LARGEST_SONG_FILE", len(body) - 1)
     assert gunzipped(compressed) is None  # no song file holds this much
 

@@ -16,9 +16,9 @@ from sql import model
 from sql.model import json_fields
 from tasks.source.local import LocalSource
 from tasks.warehouse.base import create_tables, transaction
-from tasks.warehouse.duckdb import DuckDBWarehouse
-from tasks.warehouse.duckdb_sql import events_staging_sql
-from tasks.warehouse.records import FieldRule, parse_json_records
+from tasks.warehouse.duckdb.records import FieldRule, parse_json_records
+from tasks.warehouse.duckdb.sql import events_staging_sql
+from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 from tests.helpers import query
 
 GOOD_EVENT = {

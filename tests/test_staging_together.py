@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from sql import model
 from tasks.source.local import LocalSource
-from tasks.warehouse import duckdb_staging
 from tasks.warehouse.base import StageResult, create_tables, stage_in_turn, transaction
-from tasks.warehouse.duckdb import DuckDBWarehouse
+from tasks.warehouse.duckdb import staging as duckdb_staging
+from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 from tests.test_staging import SONG, event
 from tests.test_staging_scale import day_lines, text, write
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from sql import model
-from tasks.warehouse import duckdb_staging, lines
+from tasks.warehouse.duckdb import lines
+from tasks.warehouse.duckdb import staging as duckdb_staging
 from tests.test_staging import GOOD_EVENT, event
 from tests.test_staging_scale import day_lines, stage, text, write
 

@@ -18,11 +18,11 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from sqlalchemy.exc import OperationalError
 
-from tasks.errors import WarehouseBusy
+from tasks.common.errors import WarehouseBusy
 from tasks.run import pipeline
 from tasks.run.lock import limit_name, warehouse_lock
 from tasks.warehouse.base import WAIT_VARIABLE, WarehouseWaitInvalid, lock_wait_seconds
-from tasks.warehouse.duckdb import DuckDBWarehouse, connect_when_free
+from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse, connect_when_free
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import expected_from_json, table_counts
 
@@ -194,7 +194,7 @@ def test_a_run_on_a_temporary_server_takes_no_limit(tmp_path: Path) -> None:
     script = (
         "from prefect import flow\n"
         "from prefect.client.orchestration import get_client\n"
-        "from tasks.local_server import start_temporary_server\n"
+        "from tasks.common.local_server import start_temporary_server\n"
         "from tasks.run.lock import warehouse_lock, limit_name\n"
         "start_temporary_server()\n"
         "@flow\n"

@@ -13,11 +13,11 @@ from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 from prefect_aws import AwsCredentials
 
-from tasks.aws import DEFAULT_REGION
 from tasks.cluster.info import ClusterInfo, NamespaceInfo, WorkgroupInfo
 from tasks.cluster.settings import REDSHIFT_PORT
-from tasks.logs import run_logger
-from tasks.warehouse.redshift import RedshiftWarehouse
+from tasks.common.aws import DEFAULT_REGION
+from tasks.common.logs import run_logger
+from tasks.warehouse.redshift.warehouse import RedshiftWarehouse
 
 WAREHOUSE_BLOCK_SLUG = RedshiftWarehouse.get_block_type_slug()
 

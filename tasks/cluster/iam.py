@@ -11,10 +11,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect_aws import AwsCredentials
 
-from tasks.aws import aws_client, error_code
 from tasks.cluster.settings import OWNER_TAG, PROJECT, PROJECT_TAG
-from tasks.logs import run_logger
-from tasks.run.retry import RETRY_TRANSIENT
+from tasks.common.aws import aws_client, error_code
+from tasks.common.logs import run_logger
+from tasks.common.retry import RETRY_TRANSIENT
 from tasks.source.resolve import check_s3_source, resolve_source
 from tasks.source.s3 import S3Source
 

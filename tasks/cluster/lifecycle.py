@@ -16,7 +16,6 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect_aws import AwsCredentials
 
-from tasks.aws import aws_client, aws_region, error_code
 from tasks.cluster.cost import describe_cost
 from tasks.cluster.info import ClusterInfo
 from tasks.cluster.network import delete_security_group, security_group_name
@@ -27,10 +26,11 @@ from tasks.cluster.settings import (
     cluster_tags,
     format_expiry,
 )
-from tasks.errors import UserError
-from tasks.logs import run_logger
-from tasks.run.progress import Progress
-from tasks.run.retry import RETRY_TRANSIENT
+from tasks.common.aws import aws_client, aws_region, error_code
+from tasks.common.errors import UserError
+from tasks.common.logs import run_logger
+from tasks.common.progress import Progress
+from tasks.common.retry import RETRY_TRANSIENT
 
 
 class ClusterWaitTimeout(Exception):

@@ -10,10 +10,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect_aws import AwsCredentials
 
-from tasks.aws import aws_client, error_code
 from tasks.cluster.settings import PROJECT, PROJECT_TAG, REDSHIFT_PORT, validate_cidr
-from tasks.logs import run_logger
-from tasks.run.retry import RETRY_TRANSIENT
+from tasks.common.aws import aws_client, error_code
+from tasks.common.logs import run_logger
+from tasks.common.retry import RETRY_TRANSIENT
 
 
 def security_group_name(identifier: str) -> str:

@@ -10,7 +10,6 @@ from typing import Any
 
 from prefect_aws import AwsCredentials
 
-from tasks.aws import aws_region, load_credentials
 from tasks.cluster.blocks import (
     BlockAccess,
     delete_warehouse_block,
@@ -47,7 +46,8 @@ from tasks.cluster.settings import (
     RedshiftSettings,
     ServerlessSettings,
 )
-from tasks.logs import run_logger
+from tasks.common.aws import aws_region, load_credentials
+from tasks.common.logs import run_logger
 
 
 @dataclass(frozen=True)

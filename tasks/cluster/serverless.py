@@ -21,7 +21,6 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect_aws import AwsCredentials
 
-from tasks.aws import aws_client, aws_region, error_code
 from tasks.cluster.cost import describe_serverless_cost
 from tasks.cluster.info import NamespaceInfo, WorkgroupInfo
 from tasks.cluster.lifecycle import wait_for
@@ -37,8 +36,9 @@ from tasks.cluster.settings import (
     format_expiry,
     serverless_tags,
 )
-from tasks.logs import run_logger
-from tasks.run.retry import RETRY_TRANSIENT
+from tasks.common.aws import aws_client, aws_region, error_code
+from tasks.common.logs import run_logger
+from tasks.common.retry import RETRY_TRANSIENT
 
 SERVICE = "redshift-serverless"
 NOT_FOUND = "ResourceNotFoundException"

@@ -20,8 +20,8 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Connection, select
 
 from sql import model
+from tasks.common.retry import RETRY_TRANSIENT
 from tasks.run.report import format_table
-from tasks.run.retry import RETRY_TRANSIENT
 from tasks.warehouse.resolve import resolve_warehouse
 
 

@@ -17,12 +17,13 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 from sqlalchemy import Connection
 
-from tasks.errors import DatesReversed
+from tasks.common.errors import DatesReversed
+from tasks.common.progress import in_part
+from tasks.common.retry import is_transient, scaled_delays
 from tasks.run.artifacts import publish_load, publish_quality, publish_rejects
 from tasks.run.ledger import StagePlan, choose_files, record_staged_files
 from tasks.run.lock import warehouse_lock
 from tasks.run.parts import merge_changes, merge_staged, split_run
-from tasks.run.progress import in_part
 from tasks.run.quality import (
     CheckResult,
     QualityCheckFailed,
@@ -31,7 +32,6 @@ from tasks.run.quality import (
     default_checks,
     reads_staged,
 )
-from tasks.run.retry import is_transient, scaled_delays
 from tasks.run.schedule import run_dates
 from tasks.run.transform import TableChange, transform
 from tasks.source.files import RunFiles, Source, list_run_files

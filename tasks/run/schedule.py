@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from tasks.errors import BadArgument, DatesReversed
+from tasks.common.errors import BadArgument, DatesReversed
 
 
 def run_dates(

@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 import sql
 from sql import model
-from tasks.run.progress import Progress
+from tasks.common.progress import Progress
 
 TRANSFORM_DIR = Path(sql.__file__).resolve().parent / "transform"
 _TABLE_OF_FILE = re.compile(r"^\d+_(?P<table>\w+)\.sql$")

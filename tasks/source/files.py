@@ -13,8 +13,8 @@ from typing import Protocol
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.errors import UserError
-from tasks.run.retry import RETRY_TRANSIENT
+from tasks.common.errors import UserError
+from tasks.common.retry import RETRY_TRANSIENT
 
 EVENTS_PREFIX = "log_data"
 SONGS_PREFIX = "song_data"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from prefect_aws import S3Bucket
 
-from tasks.aws import load_credentials
-from tasks.errors import SOURCE_FIX, BadSource, SourceNotFound, UnreadableFile
+from tasks.common.aws import load_credentials
+from tasks.common.errors import SOURCE_FIX, BadSource, SourceNotFound, UnreadableFile
 from tasks.source.files import EVENTS_PREFIX, Source, no_events_folder
 from tasks.source.local import LocalSource
 from tasks.source.s3 import S3Source

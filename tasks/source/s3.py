@@ -15,9 +15,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect_aws import AwsCredentials
 
-from tasks.aws import aws_client
-from tasks.logs import run_logger
-from tasks.run.retry import RETRY_TRANSIENT
+from tasks.common.aws import aws_client
+from tasks.common.logs import run_logger
+from tasks.common.retry import RETRY_TRANSIENT
 from tasks.source.files import (
     EVENTS_PREFIX,
     SONGS_PREFIX,

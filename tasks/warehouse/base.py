@@ -30,8 +30,8 @@ from sqlalchemy import (
 from sqlalchemy import table as table_clause
 
 from sql import model
-from tasks.errors import UserError
-from tasks.run.retry import RETRY_TRANSIENT
+from tasks.common.errors import UserError
+from tasks.common.retry import RETRY_TRANSIENT
 from tasks.source.files import RunFiles, Source
 
 # Characters of a rejected line kept in load_rejects.raw_line.

@@ -18,9 +18,9 @@ from typing import Literal
 from prefect.blocks.core import Block
 from prefect.exceptions import ObjectNotFound
 
-from tasks.errors import BadArgument, NotADuckDBFile, UnknownWarehouse, UnreadableFile
+from tasks.common.errors import BadArgument, NotADuckDBFile, UnknownWarehouse, UnreadableFile
 from tasks.warehouse.base import Warehouse
-from tasks.warehouse.duckdb import DuckDBWarehouse
+from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 # A DuckDB database file says so in its header: "DUCK" at bytes 8 to 12.

@@ -17,7 +17,7 @@ from sqlalchemy import Table
 from sql import model
 from sql.model import SOURCE_FILE_FIELD
 from tasks.source.files import Source
-from tasks.warehouse.records import column_kind, read_stored, stored_content, text_width
+from tasks.warehouse.duckdb.records import column_kind, read_stored, stored_content, text_width
 
 
 @dataclass

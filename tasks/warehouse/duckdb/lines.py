@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.source.files import is_gzipped
-from tasks.warehouse.records import (
+from tasks.warehouse.duckdb.records import (
     GZIP_ERRORS,
     SNIFF_BYTES,
     binary_reason,

@@ -12,7 +12,7 @@ written with the name of its file, as the run knows it (the s3:// URI), in a fir
 `__sparkify_source_file` (model.SOURCE_FILE_FIELD) inserted after the line's opening brace, and
 the rest of the line byte for byte as the file has it. Each combined object keeps the file and
 line of each of its lines, so that a record COPY rejects is reported against the song file and
-line it came from (`tasks/warehouse/load_errors.py`, `traced_to_origins`). The objects are
+line it came from (`tasks/warehouse/redshift/load_errors.py`, `traced_to_origins`). The objects are
 deleted once their COPY has run: each is a copy of the catalog, written again by every run.
 
 A file that is anything else (an object spread over lines, malformed JSON, binary, not UTF-8,
@@ -36,10 +36,10 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sql.model import SOURCE_FILE_FIELD
-from tasks.logs import run_logger
+from tasks.common.logs import run_logger
 from tasks.source.files import is_gzipped
 from tasks.source.s3 import DELETE_BATCH, S3Source, parse_s3_uri
-from tasks.warehouse.load_errors import Origins
+from tasks.warehouse.redshift.load_errors import Origins
 
 # Redshift's advice: files of at least 1 MB (and at most 1 GB; 64 MiB keeps well inside it
 # and keeps the objects many enough to spread over the slices).

@@ -2,7 +2,7 @@
 
 Counted work: say how much there is, then advance as parts finish.
 
-    from tasks.run.progress import Progress
+    from tasks.common.progress import Progress
 
     with Progress("staging events", total=len(files), unit="files") as progress:
         for batch in batches:
@@ -21,7 +21,7 @@ What it shows:
   `sparkify-progress-staging-events`), with the last line as its description; updated at most
   once a second and when the block ends, at 100% when it ends without an exception. A wait shows
   the fraction of its timeout spent.
-- Everywhere, outside any run too, lines through the run logger (tasks/logs.py):
+- Everywhere, outside any run too, lines through the run logger (tasks/common/logs.py):
   `staging events: 120/600 files (20%), 14.2s - <note>` when the work starts, at each further 10%,
   at least 5 s after the previous line, and at the end; a wait's lines,
   `waiting for cluster c1 to be available: creating, 35.0s (timeout 1800s)`, come when the state
@@ -52,7 +52,7 @@ from uuid import UUID
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import FlowRunContext, TaskRunContext
 
-from tasks.logs import run_logger
+from tasks.common.logs import run_logger
 
 KEY_PREFIX = "sparkify-progress"
 # A log line at each step of this fraction, or after this many seconds, whichever comes first.

@@ -4,7 +4,7 @@ main's own argument checks find it, before any Prefect server starts, or the flo
 Argparse's own mistakes (an unknown option, a malformed date) stay argparse's: usage, exit 2.
 A command line calls `start_temporary_server()` once its checks pass: a plain local run (no
 PREFECT_API_URL) then starts its temporary Prefect server in turn with other local runs
-(tasks/local_server.py)."""
+(tasks/common/local_server.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from tasks.errors import UserError, debug_enabled, set_debug
+from tasks.common.errors import UserError, debug_enabled, set_debug
 
 USER_ERROR_STATUS = 2
 DEBUG_FLAG = "--debug"

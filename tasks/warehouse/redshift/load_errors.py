@@ -64,8 +64,8 @@ def parse_load_errors(view: str, rows: list[Any]) -> list[Reject]:
     return rejects
 
 
-# Where the lines of combined objects came from (tasks/warehouse/song_bundles.py): an object's
-# URI → the (file, line number) of each of its lines, line 1 first.
+# Where the lines of combined objects came from (song_bundles.py beside this module): an
+# object's URI → the (file, line number) of each of its lines, line 1 first.
 Origins = Mapping[str, Sequence[tuple[str, int]]]
 
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from prefect_aws import AwsCredentials
 from sqlalchemy import Engine, event
 
-from tasks.aws import aws_client
+from tasks.common.aws import aws_client
 
 SIGN_IN_MODES = ("password", "iam")
 CREDENTIALS_SECONDS = 900

@@ -3,7 +3,7 @@
 Event files of plain JSON text are staged whole by DuckDB's read_json, its fields read as text
 and typed and checked by rules drawn from the table model; a file where a line does not load
 is staged again, like gzipped and binary files, a batch of lines at a time
-(tasks/warehouse/lines.py: bounded memory, gzip by name, byte-level faults kept as the lines'
+(tasks/warehouse/duckdb/lines.py: bounded memory, gzip by name, byte-level faults kept as the lines'
 reasons), each batch parsed, validated and typed by DuckDB in bulk by the same rules: a
 malformed line, a missing field, a wrong type or a value out of range becomes a row in
 load_rejects with its file, line number and reason, while every good line loads.
@@ -33,7 +33,7 @@ from sqlalchemy import column as column_clause
 from sqlalchemy import table as table_clause
 
 from sql import model
-from tasks.run.progress import Progress
+from tasks.common.progress import Progress
 from tasks.source.files import RunFiles, Source
 from tasks.warehouse.base import (
     Reject,
@@ -43,25 +43,25 @@ from tasks.warehouse.base import (
     reject_samples,
     reset_staging,
 )
-from tasks.warehouse.duckdb_sql import (
-    WHOLE_FILE_COLUMNS,
-    events_read_json_sql,
-    events_staging_sql,
-    whole_file_checks_sql,
-)
-from tasks.warehouse.lines import (
+from tasks.warehouse.duckdb.lines import (
     BATCH_LINES,
     FileToRead,
     line_batches,
     read_ahead,
     readable_whole,
 )
-from tasks.warehouse.records import (
+from tasks.warehouse.duckdb.records import (
     file_digests,
-    file_rejects,
     parse_json_records,
     read_stored,
 )
+from tasks.warehouse.duckdb.sql import (
+    WHOLE_FILE_COLUMNS,
+    events_read_json_sql,
+    events_staging_sql,
+    whole_file_checks_sql,
+)
+from tasks.warehouse.rejects import file_rejects
 
 
 def insert_arrow(conn: Connection, table: Table, data: pa.Table) -> None:

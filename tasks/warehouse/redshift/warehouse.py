@@ -1,7 +1,7 @@
 """Amazon Redshift as the warehouse: a block that hands out engines, and staging by COPY.
 
 Each run writes a manifest naming exactly its files (the song files combined into a few
-objects first, each record written with its file's name: tasks/warehouse/song_bundles.py), and
+objects first, each record written with its file's name: song_bundles.py beside this), and
 the JSONPaths document generated from the staging table's model, beside the data in S3; COPY
 loads through the manifest with the block's IAM role, then ANALYZE updates the staging table's
 statistics. The rows Redshift rejected are read back from its load-error log, traced to their
@@ -37,9 +37,8 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
 from sql import model
 from sql.model import jsonpaths
-from tasks.aws import DEFAULT_REGION
-from tasks.cluster.sign_in import sign_in_per_connection, sign_in_problem
-from tasks.run.progress import Progress
+from tasks.common.aws import DEFAULT_REGION
+from tasks.common.progress import Progress
 from tasks.source.files import RunFiles, Source
 from tasks.source.s3 import S3Source
 from tasks.warehouse.base import (
@@ -55,7 +54,7 @@ from tasks.warehouse.base import (
     reset_staging,
     stage_in_turn,
 )
-from tasks.warehouse.load_errors import (
+from tasks.warehouse.redshift.load_errors import (
     LoadFailed,
     copy_errors,
     failed_copy_errors,
@@ -64,14 +63,15 @@ from tasks.warehouse.load_errors import (
     last_copy_id,
     traced_to_origins,
 )
-from tasks.warehouse.records import file_rejects
-from tasks.warehouse.run_lock import ensure_lock_table, take_run_lock
-from tasks.warehouse.song_bundles import (
+from tasks.warehouse.redshift.lock_table import ensure_lock_table, take_run_lock
+from tasks.warehouse.redshift.sign_in import sign_in_per_connection, sign_in_problem
+from tasks.warehouse.redshift.song_bundles import (
     CopyFiles,
     by_compression,
     combine_song_files,
     delete_combined,
 )
+from tasks.warehouse.rejects import file_rejects
 
 # Redshift's upper limit of COPY's MAXERROR.
 MAX_COPY_ERRORS = 100_000
@@ -178,7 +178,7 @@ class RedshiftWarehouse(Block):
     @contextmanager
     def hold(self) -> Iterator[Connection]:
         """One connection and one transaction for the whole run, begun by locking the run lock
-        table (tasks/warehouse/run_lock.py): runs from any Prefect server take turns."""
+        table (tasks/warehouse/redshift/lock_table.py): runs from any Prefect server take turns."""
         wait = lock_wait_seconds(self.lock_wait_seconds)
         engine = self.get_engine()
         ensure_lock_table(engine)

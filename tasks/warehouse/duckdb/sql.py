@@ -12,7 +12,7 @@ from sqlalchemy import Table
 
 from sql.model import JsonField, json_fields
 from tasks.warehouse.base import MAX_RAW_LINE
-from tasks.warehouse.records import (
+from tasks.warehouse.duckdb.records import (
     EXPECTED,
     INTEGER_KINDS,
     INTEGER_TEXT,

@@ -7,7 +7,7 @@ matches decides; a failure no rule matches is not retried.
 
 retry  reason                                     what it matches
 -----  -----------------------------------------  -----------------------------------------------
-no     a user's mistake                           tasks.errors.UserError (any class so named)
+no     a user's mistake                           tasks.common.errors.UserError (any class so named)
 no     credentials refused                        SQLSTATE 28xxx; "password authentication failed"
 no     not a DuckDB file                          DuckDB "not a valid DuckDB database file"
 yes    AWS throttling                             Throttling, SlowDown, RequestLimitExceeded, ...
@@ -48,7 +48,7 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from tasks.logs import run_logger
+from tasks.common.logs import run_logger
 
 AWS_THROTTLING_CODES = frozenset(
     {
@@ -141,8 +141,8 @@ def _aws_status(error: BaseException) -> int | None:
 
 
 def _is_user_error(error: BaseException) -> bool:
-    # Imported when first needed, so tasks.errors stays free to import anything.
-    from tasks.errors import UserError
+    # Imported when first needed, so tasks.common.errors stays free to import anything.
+    from tasks.common.errors import UserError
 
     return isinstance(error, UserError) or any(
         cls.__name__ == "UserError" for cls in type(error).__mro__

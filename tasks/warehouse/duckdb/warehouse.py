@@ -1,7 +1,7 @@
 """The embedded warehouse: a DuckDB file, held by one connection for a run.
 
 Staging reads the raw JSON inside DuckDB (event files) and in Python (song files), the two side
-by side: tasks/warehouse/duckdb_staging.py.
+by side: tasks/warehouse/duckdb/staging.py.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from tasks.errors import WarehouseBusy
-from tasks.logs import run_logger
+from tasks.common.errors import WarehouseBusy
+from tasks.common.logs import run_logger
 from tasks.source.files import RunFiles, Source
 from tasks.warehouse.base import (
     DEFAULT_LOCK_WAIT_SECONDS,
@@ -32,7 +32,7 @@ from tasks.warehouse.base import (
     held_transaction,
     lock_wait_seconds,
 )
-from tasks.warehouse.duckdb_staging import (
+from tasks.warehouse.duckdb.staging import (
     insert_arrow,
     parse_songs,
     stage_events_duckdb,

@@ -16,7 +16,7 @@ import time as clock
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from tasks.errors import WarehouseBusy
+from tasks.common.errors import WarehouseBusy
 
 # Outside the table model: no run writes to it, analysts never see it in the schema's tables.
 RUN_LOCK = Table(

@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from prefect_aws import AwsCredentials
 
-from tasks.errors import BadArgument
+from tasks.common.errors import BadArgument
 
 # Where the project's resources live when nothing says otherwise.
 DEFAULT_REGION = "us-west-2"

@@ -1,6 +1,6 @@
 """A user's mistake: one line naming the problem and the fix, exit status 2, no traceback.
 
-A UserError is never retried (tasks/run/retry.py) and never logged with a traceback: importing
+A UserError is never retried (tasks/common/retry.py) and never logged with a traceback: importing
 this module installs a filter on Prefect's run loggers that logs a UserError as its one line,
 unless debugging is on (`--debug` on a command line, or SPARKIFY_DEBUG=1), when the traceback
 is shown as for any other error.

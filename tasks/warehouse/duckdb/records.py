@@ -2,8 +2,8 @@
 are not UTF-8, and JSON records that cannot fill their staging columns, checked against the table
 model's JSON fields.
 
-The same rules, as SQL, validate event lines inside DuckDB (`tasks/warehouse/duckdb_sql.py`,
-run by `tasks/warehouse/duckdb_staging.py`).
+The same rules, as SQL, validate event lines inside DuckDB (`tasks/warehouse/duckdb/sql.py`,
+run by `tasks/warehouse/duckdb/staging.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import re
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +28,7 @@ from sqlalchemy.types import TypeEngine
 from sql.model import SOURCE_FILE_FIELD, JsonField, json_fields
 from tasks.source.files import is_gzipped
 from tasks.warehouse.base import MAX_RAW_LINE, Reject
+from tasks.warehouse.rejects import file_rejects
 
 EXPECTED = {
     "integer": "an integer",
@@ -60,24 +61,6 @@ def column_kind(sql_type: TypeEngine) -> str:
     if isinstance(sql_type, DateTime):
         return "timestamp"
     return "text"
-
-
-def file_rejects(files: list[str], digests: Mapping[str, str | bytes | None]) -> list[Reject]:
-    """Whole-file problems: empty files (digest None: no bytes at all, what an S3 listing shows
-    as size 0; a file of blank lines holds no record and no reject, as blank lines anywhere),
-    and files with the same content (the same digest, or the same bytes) as an earlier one;
-    their records are not staged (a duplicate's would be loaded twice)."""
-    rejects = []
-    seen: dict[str | bytes, str] = {}
-    for name in files:
-        digest = digests.get(name)
-        if digest is None:
-            rejects.append(Reject(name, 0, "empty file"))
-            continue
-        first = seen.setdefault(digest, name)
-        if first != name:
-            rejects.append(Reject(name, 0, f"duplicate file: same content as {first}"))
-    return rejects
 
 
 def file_digests(files: list[str], paths: dict[str, str]) -> dict[str, str | None]:
