@@ -22,6 +22,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # subprocesses of the tests inherit it).
 os.environ.setdefault("SPARKIFY_RETRY_DELAY_SCALE", "0.01")
 
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
 from data.generator import generate_dataset
@@ -32,8 +33,13 @@ MONTH_START = date(2018, 11, 1)
 
 @pytest.fixture(scope="session")
 def prefect_server():
-    """A temporary Prefect server and database for the whole session."""
-    with prefect_test_harness(server_startup_timeout=120):
+    """A temporary Prefect server and database for the whole session. The session's own flow
+    runs send no heartbeats: Prefect's heartbeat thread holds up the end of every run by up to a
+    second, and no test is about a crashed run's missing heartbeat."""
+    with (
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        prefect_test_harness(server_startup_timeout=120),
+    ):
         yield
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import pickle
 from datetime import date
 from pathlib import Path
 
@@ -116,3 +117,12 @@ def test_local_copies_of_gzipped_objects_keep_the_gz_suffix(
         "2018-11-06-events.JSON.GZ",
     ]
     assert all(Path(path).read_bytes() == content for path in local.values())
+
+
+def test_a_source_makes_its_client_once_and_a_copy_makes_its_own(aws_env: str) -> None:
+    source = S3Source("any-bucket", "raw")
+    client = source.client()
+    assert source.client() is client
+    copied = pickle.loads(pickle.dumps(source))
+    assert copied == source
+    assert copied.client() is not client

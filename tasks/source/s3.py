@@ -58,6 +58,8 @@ class S3Source:
     etags: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     # Sizes seen when listing, so that an empty object is known without reading it.
     sizes: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # Clients made so far, shared with the sources `replace` derives from this one.
+    _clients: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_uri(cls, uri: str, credentials: AwsCredentials | None = None) -> S3Source:
@@ -66,8 +68,16 @@ class S3Source:
         return cls(bucket, prefix.strip("/"), credentials or AwsCredentials())
 
     def client(self) -> Any:
-        """A new boto3 S3 client with the source's credentials."""
-        return aws_client(self.credentials, "s3")
+        """The source's boto3 S3 client, made on first use and kept: a client is thread-safe,
+        and making one (its session, its service model) costs a good part of a second."""
+        client = self._clients.get("s3")
+        if client is None:
+            client = self._clients.setdefault("s3", aws_client(self.credentials, "s3"))
+        return client
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a copy of the source keeps: everything but its client, which is made again."""
+        return {**self.__dict__, "_clients": {}}
 
     def key(self, *parts: str) -> str:
         """A key under the source's prefix."""
