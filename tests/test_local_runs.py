@@ -156,8 +156,8 @@ def test_a_local_server_gets_at_least_the_local_start_up_limit() -> None:
 
 def test_only_a_run_without_prefect_api_url_starts_a_temporary_server(tmp_path: Path) -> None:
     """With PREFECT_API_URL set, starting the temporary server does nothing (not even Prefect's
-    server module is imported); without it, the server is up once the call returns, and its
-    database is set up."""
+    server module is imported); without it, the server is up once the call returns, its
+    database is set up, and the run on it holds its warehouse without a concurrency limit."""
     script = textwrap.dedent(
         """
         import sys
@@ -170,6 +170,18 @@ def test_only_a_run_without_prefect_api_url_starts_a_temporary_server(tmp_path: 
         start_temporary_server()
         from prefect.server.api.server import SubprocessASGIServer
         print(SubprocessASGIServer().running)
+
+        from prefect import flow
+        from prefect.client.orchestration import get_client
+        from tasks.run.lock import warehouse_lock
+
+        @flow
+        def held():
+            with warehouse_lock("duckdb:/x.duckdb"):
+                with get_client(sync_client=True) as client:
+                    return [limit.name for limit in client.read_global_concurrency_limits()]
+
+        print("LIMITS", held())
         """
     )
     done = subprocess.run(
@@ -181,5 +193,9 @@ def test_only_a_run_without_prefect_api_url_starts_a_temporary_server(tmp_path: 
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["False", "True"]
+    assert done.stdout.splitlines()[:2] == ["False", "True"]
     assert (tmp_path / "home" / "prefect.db").exists()
+    # A run on the temporary server takes no concurrency limit, so a killed run cannot leave a
+    # slot taken in the shared local database; the warehouse hold guards it instead.
+    assert "LIMITS []" in done.stdout
+    assert "no concurrency limit; the warehouse hold guards" in done.stdout + done.stderr

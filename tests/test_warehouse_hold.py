@@ -186,29 +186,3 @@ def _etl_flow():
     from prefect.flows import load_flow_from_entrypoint
 
     return load_flow_from_entrypoint(f"{PROJECT_ROOT}/flows/etl.py:etl")
-
-
-def test_a_run_on_a_temporary_server_takes_no_limit(tmp_path: Path) -> None:
-    """A plain local run (no PREFECT_API_URL): no concurrency limit is created or held, so a
-    killed run cannot leave a slot taken in the shared local database."""
-    script = (
-        "from prefect import flow\n"
-        "from prefect.client.orchestration import get_client\n"
-        "from tasks.common.local_server import start_temporary_server\n"
-        "from tasks.run.lock import warehouse_lock, limit_name\n"
-        "start_temporary_server()\n"
-        "@flow\n"
-        "def held():\n"
-        "    with warehouse_lock('duckdb:/x.duckdb'):\n"
-        "        with get_client(sync_client=True) as client:\n"
-        "            return [l.name for l in client.read_global_concurrency_limits()]\n"
-        "print('LIMITS', held())\n"
-    )
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
-    env.pop("PREFECT_API_URL", None)
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert "LIMITS []" in done.stdout
-    assert "no concurrency limit; the warehouse hold guards" in done.stdout + done.stderr
