@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python flows/etl.py
 
+# One part: make test TESTS=tests/test_etl.py (or TESTS='-k postgres', any pytest arguments).
+TESTS ?=
+
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

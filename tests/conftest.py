@@ -24,7 +24,6 @@ os.environ.setdefault("SPARKIFY_RETRY_DELAY_SCALE", "0.01")
 
 from prefect.settings import (
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-    PREFECT_LOGGING_TO_API_ENABLED,
     PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED,
     PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED,
     temporary_settings,
@@ -41,12 +40,11 @@ MONTH_START = date(2018, 11, 1)
 def prefect_server():
     """A temporary Prefect server and database for the whole session, doing only what the tests
     read back: the session's own flow runs send no heartbeats (Prefect's heartbeat thread holds
-    up the end of every run by up to a second) and no logs (a test that reads logs turns them on
-    for its run); the server keeps no event feed and runs no automation triggers. The server
-    still records flow runs, task runs, artifacts, blocks and concurrency limits."""
+    up the end of every run by up to a second); the server keeps no event feed and runs no
+    automation triggers. It still records flow runs, task runs, logs, artifacts, blocks and
+    concurrency limits."""
     quiet = {
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
-        PREFECT_LOGGING_TO_API_ENABLED: False,
         PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED: False,
         PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED: False,
     }

@@ -12,7 +12,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 
 import tasks.run.quality
 from flows.analytics import analytics
@@ -234,9 +233,7 @@ def test_skipped_files_and_missing_days_are_in_the_log_and_the_load_artifact(
     (source / "song_data" / ".DS_Store").write_bytes(b"\0")
     db = tmp_path / "wh.duckdb"
 
-    # The session's runs send no logs to the API; this one's are read back from it.
-    with temporary_settings(updates={PREFECT_LOGGING_TO_API_ENABLED: True}):
-        state = etl(str(source), str(db), date(2018, 11, 6), date(2018, 11, 7), return_state=True)
+    state = etl(str(source), str(db), date(2018, 11, 6), date(2018, 11, 7), return_state=True)
     summary = state.result()
     flow_run_id = state.state_details.flow_run_id
     load = _table(_artifacts(flow_run_id)[LOAD_KEY])
