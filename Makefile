@@ -64,7 +64,7 @@ deploy: $(STAMP)
 worker: $(STAMP)
 	$(BIN)/prefect worker start --pool $(WORK_POOL)
 
-# Issue 9's smoke test on a real, throwaway Redshift cluster: costs money, never run by CI.
+# The smoke test on a real, throwaway Redshift cluster: costs money, never run by CI.
 # make redshift-smoke SOURCE=s3://bucket/prefix [AWS_CREDENTIALS=BLOCK] [INGRESS_CIDR=CIDR]
 redshift-smoke: $(STAMP)
 	$(BIN)/python flows/redshift_smoke.py --source "$(SOURCE)" \

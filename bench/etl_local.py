@@ -43,7 +43,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# The issue's targets (issue 10).
+# The issue's targets.
 FLOOR_RATIO = 3.0  # ETL time / floor time, at 1M events
 LINEAR_RATIO = 3.6  # 3M events' time / 1M events' time
 PEAK_RSS_MB = 1536  # at 1M and 10M events

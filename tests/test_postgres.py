@@ -1,7 +1,7 @@
 """The Redshift warehouse's SQL on a real engine: an embedded PostgreSQL stands in for Redshift
 (tests/postgres_redshift.py, COPY emulated by tests/redshift_copy.py) and the sparkify-etl flow
 loads the same S3 files into it and into a DuckDB file. The star tables must be identical row
-for row, songplay_id included, with the same reject counts, edge cases included (issue 9).
+for row, songplay_id included, with the same reject counts, edge cases included.
 README ("Same input, same answer") lists what still differs by nature."""
 
 from __future__ import annotations
@@ -229,9 +229,9 @@ EDGE_CASES = [
         ["not json", event(ts="yesterday"), event(userId="abc"), event(sessionId="x1")],
         rejects=(4, 0),
     ),
-    # NULL sorts first in DESC on Redshift and PostgreSQL, last on DuckDB (issue 9, item 6).
+    # NULL sorts first in DESC on Redshift and PostgreSQL, last on DuckDB.
     case("null_level", [event(userId="9003", level=None), event(userId="9003", level="free")]),
-    # Required fields: COPY rejects them only if staging says NOT NULL (issue 9, item 4).
+    # Required fields: COPY rejects them only if staging says NOT NULL.
     case(
         "missing_event_fields",
         [without(play("x", "y", 1.0, userId="9004"), f) for f in ("ts", "sessionId")]
@@ -286,14 +286,14 @@ def test_edge_cases_give_identical_star_tables(
 
 
 # Redshift ignores trailing blanks when comparing VARCHAR, so the play matches its song there;
-# PostgreSQL and DuckDB agree with it only because the SQL trims keys (issue 9, item 8).
+# PostgreSQL and DuckDB agree with it only because the SQL trims keys.
 def test_trailing_blanks_match_as_redshift_compares(load_both, edge_source) -> None:
     loaded = load_both(edge_source([play("Blank Title", "Blank Artist", 201.5)], BLANKS))
     for rows in (loaded.postgres, loaded.duckdb):
         assert [p[4] for p in rows["songplays"] if p[2] == 9001] == ["SOBLANK0001"]
 
 
-# A formatted timestamp follows DATESTYLE; the key hashes epoch milliseconds (issue 9, item 7).
+# A formatted timestamp follows DATESTYLE; the key hashes epoch milliseconds.
 def test_songplay_ids_do_not_depend_on_datestyle(load_both, week_source: Path) -> None:
     loaded = load_both(week_source, datestyle="SQL, DMY")
     assert loaded.postgres["songplays"] == loaded.duckdb["songplays"]
@@ -374,7 +374,7 @@ def test_gzipped_files_give_identical_star_tables(
     assert loaded.rejects["postgres"] == loaded.rejects["duckdb"] == (0, 0)
 
 
-# Issue 12: the run's song files go to COPY combined into few objects; a record COPY rejects
+# The run's song files go to COPY combined into few objects; a record COPY rejects
 # in one of them is still named by its song file and line, as DuckDB names it. Small objects
 # here (2 KB instead of 1 MB), so the week's songs make several of them.
 def test_rejected_song_records_name_their_song_file_and_line(
@@ -426,7 +426,7 @@ def test_rejected_song_records_name_their_song_file_and_line(
     )
 
 
-# Issue 12: COPY runs with STATUPDATE OFF, so the run analyzes each staging table itself, in its
+# COPY runs with STATUPDATE OFF, so the run analyzes each staging table itself, in its
 # transaction (where ANALYZE may run, and does here on PostgreSQL too).
 def test_staging_tables_are_analyzed_in_the_runs_transaction(
     postgres_database: str, aws_credentials, s3_week: S3Source
@@ -472,7 +472,7 @@ def stored_play(songplay_id: str, user_id: int, at: datetime) -> dict[str, Any]:
     }
 
 
-# Issue 12: the songplays and time deletes look only within the run's time range, and delete
+# The songplays and time deletes look only within the run's time range, and delete
 # the same rows as before on both warehouses: the plays of a staged key or of a staged (user,
 # session, start time), and nothing outside the range or unmatched inside it.
 def test_bounded_deletes_remove_the_same_rows_on_both_warehouses(

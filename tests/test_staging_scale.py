@@ -1,6 +1,6 @@
 """Staging on DuckDB at any size and with any bytes: event lines staged a batch at a time (the
 same rows and rejects however the files are cut), gzipped files read by their .gz name, and
-every byte-level fault a reject with file, line and reason, never a failed run (issue 10)."""
+every byte-level fault a reject with file, line and reason, never a failed run."""
 
 from __future__ import annotations
 

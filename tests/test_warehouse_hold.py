@@ -1,4 +1,4 @@
-"""A run holds its warehouse from its first write to its commit (issue 11): on DuckDB the file
+"""A run holds its warehouse from its first write to its commit: on DuckDB the file
 stays open for the whole run, on Redshift (its SQL on the PostgreSQL stand-in) the run's one
 transaction begins with LOCK on the run lock table; another holder is waited for a bounded time;
 among one Prefect server's runs the concurrency limit is the warehouse's own."""

@@ -2,8 +2,7 @@
 its one transaction, so that what one part stages fits in the warehouse's memory.
 
 DuckDB keeps a run's staged rows in memory up to its memory_limit and spills the rest to disk,
-where reading them back costs many times more: at 10M events, the plays read from the staged
-events in one go took 8.5 s, where each of ten parts of 1M takes about 0.4 s. Loads are
+where reading them back costs many times more (README's benchmark has the figures). Loads are
 incremental and order-free (the design's contract), so staging and transforming the days part
 after part gives the tables that staging them all at once gives, as runs of those days one
 after another would. A part holds whole days (every event file of a day in the same part: the

@@ -75,7 +75,9 @@ def run_etl(
     with timer("warehouse lock"):  # taking it, and below releasing it
         lock.enter_context(warehouse_lock(target.describe()))
     try:
-        loaded = retry_transient(lambda: load(target, raw_data, files, timer, reload), "the load")
+        loaded = run_again_if_transient(
+            lambda: load(target, raw_data, files, timer, reload), "the load"
+        )
     finally:
         with timer("warehouse lock"):
             lock.close()
@@ -188,7 +190,7 @@ def say_parts(parts: list[RunFiles]) -> None:
 LOAD_RETRY_DELAYS = (5.0, 30.0)
 
 
-def retry_transient(attempt: Callable[[], T], what: str) -> T:
+def run_again_if_transient(attempt: Callable[[], T], what: str) -> T:
     """attempt()'s result, trying again after LOAD_RETRY_DELAYS when it fails transiently."""
     for delay in (*scaled_delays(LOAD_RETRY_DELAYS), None):
         try:

@@ -41,7 +41,7 @@ from tasks.warehouse.duckdb.staging import (
 )
 
 DEFAULT_DUCKDB_FILE = "sparkify.duckdb"
-# With DuckDB's memory bounded, a run's peak memory stays flat whatever its size (issue 10).
+# With DuckDB's memory bounded, a run's peak memory stays flat whatever its size.
 DEFAULT_MEMORY_LIMIT = "768MB"
 
 
