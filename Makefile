@@ -1,5 +1,6 @@
-# Each target sets up what it needs: the first `make run` or `make test` creates .venv and
-# installs the project (editable) with its dev tools; later runs reuse it until pyproject changes.
+# Each target sets up what it needs: the first `make run` or `make test` creates .venv, installs
+# the locked dependencies (requirements.lock) and the project (editable) with its dev tools; later
+# runs reuse it until pyproject.toml or the lock changes. `make lock` updates the lock.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,15 +9,22 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= INFO
 
-.PHONY: run test lint format bench venv clean blocks deploy server worker redshift-smoke
+.PHONY: run test lint format bench venv clean blocks deploy server worker redshift-smoke lock
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e '.[dev]'
 	touch $(STAMP)
+
+# Resolve pyproject.toml's dependencies (dev tools included) anew into requirements.lock.
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --extra dev --strip-extras --no-emit-find-links \
+	    --no-emit-index-url --output-file requirements.lock pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/python flows/etl.py
@@ -41,7 +49,7 @@ blocks: $(STAMP)
 	$(BIN)/prefect block register -m tasks.warehouse.duckdb
 	$(BIN)/prefect block register -m tasks.warehouse.redshift
 
-# Deployments (deployments/prefect.yaml) on the Prefect server named by PREFECT_API_URL:
+# Deployments (prefect.yaml) on the Prefect server named by PREFECT_API_URL:
 # `make server` in one terminal, `make deploy`, `make worker` in another.
 WORK_POOL ?= sparkify-process
 
@@ -49,8 +57,8 @@ server: $(STAMP)
 	$(BIN)/prefect server start
 
 # The process work pool, the block types, the project's path (the deployments' pull step changes
-# into it), then every deployment. Safe to rerun. (Each warehouse's one-slot concurrency limit
-# is created by the first run into it: tasks/run/lock.py.)
+# into it), then `prefect deploy --all` (prefect.yaml at the root). Safe to rerun. Each
+# warehouse's one-slot concurrency limit is created by the first run into it (tasks/run/lock.py).
 deploy: $(STAMP)
 	@$(BIN)/python -c "from prefect.settings import get_current_settings as s; \
 	    raise SystemExit(0 if s().api.url else 'set PREFECT_API_URL first, e.g. ' \
@@ -59,7 +67,7 @@ deploy: $(STAMP)
 	    $(BIN)/prefect work-pool create $(WORK_POOL) --type process
 	$(MAKE) --no-print-directory -o $(STAMP) blocks
 	$(BIN)/prefect variable set sparkify_project_dir "$(CURDIR)" --overwrite
-	$(BIN)/prefect --no-prompt deploy --prefect-file deployments/prefect.yaml --all
+	$(BIN)/prefect --no-prompt deploy --all
 
 worker: $(STAMP)
 	$(BIN)/prefect worker start --pool $(WORK_POOL)

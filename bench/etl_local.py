@@ -139,7 +139,7 @@ def in_child(what: str, *args: str, env: dict[str, str]) -> dict:
 
 def ensure_data(root: Path, events: int, songs: int) -> Path:
     """The data set of that many events (generated once under root)."""
-    from data.generator import generate_dataset
+    from tasks.generator import generate_dataset
 
     out = root / f"events-{events}"
     if not (out / "log_data").exists():

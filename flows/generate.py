@@ -12,9 +12,9 @@ import time
 from datetime import date
 from pathlib import Path
 
-from data.generator import DEFAULT_START_DATE, generate_dataset
 from tasks.common.cli import add_debug_argument, command
 from tasks.common.errors import BadArgument
+from tasks.generator import DEFAULT_START_DATE, generate_dataset
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -4,7 +4,7 @@ same for Redshift Serverless workgroups, and the namespaces no other workgroup u
 
 Only resources tagged project=sparkify-etl with an expires-at in the past are touched; one
 without the tags, or with an expiry that cannot be read, is never deleted. Deployed on an hourly
-schedule (deployments/prefect.yaml), it bounds what a forgotten cluster or workgroup can cost.
+schedule (prefect.yaml), it bounds what a forgotten cluster or workgroup can cost.
 
 python flows/janitor.py [--aws-credentials BLOCK] [--dry-run] [--final-snapshot] [--no-serverless]
 """
@@ -28,7 +28,7 @@ from tasks.cluster.lifecycle import (
 )
 from tasks.cluster.provision import SweepOptions, sweep_expired_serverless
 from tasks.cluster.settings import OWNER_TAG, POLL_SECONDS, TIMEOUT_MINUTES, format_expiry
-from tasks.common.aws import load_credentials
+from tasks.common.aws import load_credentials, require_aws
 from tasks.common.cli import add_debug_argument, command
 from tasks.common.errors import fails_in_one_line
 from tasks.common.local_server import start_temporary_server
@@ -48,6 +48,7 @@ def cluster_janitor(
     are gone; then, with serverless, its expired Serverless workgroups and namespaces. Returns
     the cluster identifiers, then `workgroup/NAME` and `namespace/NAME`. dry_run only lists."""
     credentials = load_credentials(aws_credentials)
+    require_aws(credentials, "nothing to sweep")
     now = datetime.now(UTC)
     options = SweepOptions(
         dry_run=dry_run,

@@ -30,7 +30,7 @@ from prefect.settings import (
 )
 from prefect.testing.utilities import prefect_test_harness
 
-from data.generator import generate_dataset
+from tasks.generator import generate_dataset
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MONTH_START = date(2018, 11, 1)

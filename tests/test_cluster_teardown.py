@@ -337,3 +337,38 @@ def test_etl_cli_ephemeral_cluster_is_deleted_when_the_etl_fails(
     assert re.search(r"cluster sparkify-eph-[0-9a-f]{12} is deleted", done.stderr)  # teardown ran
     clusters = aws_client(aws_credentials, "redshift").describe_clusters()["Clusters"]
     assert [c for c in clusters if c["ClusterIdentifier"].startswith("sparkify-eph-")] == []
+
+
+@pytest.fixture
+def no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """A machine where boto3's chain finds neither a region nor keys."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+NO_AWS = (
+    "janitor: no AWS region/credentials configured: nothing to sweep; set AWS_DEFAULT_REGION "
+    "and credentials (environment, profile or instance role), or give --aws-credentials a "
+    "saved AwsCredentials block"
+)
+
+
+@pytest.mark.usefixtures("prefect_server", "no_aws")
+def test_a_janitor_run_without_aws_ends_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flows.janitor as janitor
+
+    monkeypatch.setattr(janitor, "start_temporary_server", lambda: None)  # the session's server
+    assert janitor.main([]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == NO_AWS
+    assert "Traceback" not in err
+    state = cluster_janitor(return_state=True)
+    assert state.is_failed()
+    assert state.message == NO_AWS.removeprefix("janitor: ")

@@ -72,14 +72,14 @@ def test_days_back_with_dates_or_negative_is_refused() -> None:
 
 
 def test_prefect_yaml_declares_the_deployments_on_the_process_pool() -> None:
-    config = yaml.safe_load((PROJECT_ROOT / "deployments" / "prefect.yaml").read_text())
+    config = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
     deployments = {(d["entrypoint"], d["name"]): d for d in config["deployments"]}
     daily = deployments[("flows/etl.py:etl", "daily")]
     assert daily["parameters"]["days_back"] == 1
     assert daily["schedules"][0]["cron"] == "0 2 * * *"
     assert "days_back" not in deployments[("flows/etl.py:etl", "backfill")]["parameters"]
-    for entrypoint in ("flows/create_tables.py:create_all_tables", "flows/analytics.py:analytics"):
-        assert (entrypoint, "default") in deployments
+    assert ("flows/create_tables.py:create_all_tables", "drop-and-create") in deployments
+    assert ("flows/analytics.py:analytics", "standing-queries") in deployments
     assert {d["work_pool"]["name"] for d in config["deployments"]} == {"sparkify-process"}
     step = config["pull"][0]["prefect.deployments.steps.set_working_directory"]
     assert step["directory"] == "{{ prefect.variables.sparkify_project_dir }}"
@@ -435,3 +435,21 @@ def test_two_runs_on_one_warehouse_take_turns(deployed: Deployed, tmp_path: Path
     assert table_counts(db) == expected_from_json(SAMPLE).counts
     limit = deployed.get(f"/v2/concurrency_limits/{name}")
     assert (limit["limit"], limit["active_slots"]) == (1, 0)
+
+
+def test_deploy_all_from_the_root_creates_every_deployment_by_a_name_that_says_what(
+    deployed: Deployed,
+) -> None:
+    config = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
+    found = deployed.post("/deployments/filter", {"limit": 200})
+    flows = {f["id"]: f["name"] for f in deployed.post("/flows/filter", {"limit": 200})}
+    names = sorted(f"{flows[d['flow_id']]}/{d['name']}" for d in found)
+
+    assert len(names) == len(config["deployments"]) == len(set(names))
+    assert not [name for name in names if name.endswith("/default")]
+    schedules = {
+        f"{flows[d['flow_id']]}/{d['name']}": [s["active"] for s in d["schedules"]] for d in found
+    }
+    # The janitor needs AWS: its schedule ships inactive; the daily load's is on.
+    assert schedules["sparkify-cluster-janitor/hourly"] == [False]
+    assert schedules["sparkify-etl/daily"] == [True]

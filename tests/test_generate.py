@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from data.generator import (
+from tasks.generator import (
     EVENT_KEYS,
     LOGGED_OUT_PAGES,
     MAX_USERS,

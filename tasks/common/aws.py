@@ -39,6 +39,20 @@ def aws_client(credentials: AwsCredentials, service: str) -> Any:
     return credentials.get_boto3_session().client(service, **overrides)
 
 
+def require_aws(credentials: AwsCredentials, otherwise: str) -> None:
+    """A user's mistake, in one line, when the credentials find no region or no keys (boto3
+    would fail later with NoRegionError or NoCredentialsError); `otherwise` says what is
+    not done then."""
+    session = credentials.get_boto3_session()
+    if (credentials.region_name or session.region_name) and session.get_credentials():
+        return
+    raise BadArgument(
+        f"no AWS region/credentials configured: {otherwise}; set AWS_DEFAULT_REGION and "
+        "credentials (environment, profile or instance role), or give --aws-credentials a "
+        "saved AwsCredentials block"
+    )
+
+
 def aws_region(credentials: AwsCredentials) -> str | None:
     """The region the credentials' clients talk to."""
     return credentials.region_name or credentials.get_boto3_session().region_name

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-import sql
 from tasks.warehouse.base import Warehouse
 
-ANALYTICS_DIR = Path(sql.__file__).resolve().parent / "analytics"
+# Package data, found wherever the project is installed.
+ANALYTICS_DIR: Traversable = resources.files("sql") / "analytics"
 QUERIES = ("most_played_songs", "plays_by_hour", "plays_by_level")
 
 

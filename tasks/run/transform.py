@@ -8,17 +8,18 @@ from __future__ import annotations
 import re
 import time as clock
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Connection
 
-import sql
 from sql import model
 from tasks.common.progress import Progress
 
-TRANSFORM_DIR = Path(sql.__file__).resolve().parent / "transform"
+# Package data, found wherever the project is installed (a wheel, an image, a checkout).
+TRANSFORM_DIR: Traversable = resources.files("sql") / "transform"
 _TABLE_OF_FILE = re.compile(r"^\d+_(?P<table>\w+)\.sql$")
 _COMMENT = re.compile(r"--[^\n]*")
 _STAR_TABLES = frozenset(t.name for t in model.STAR_TABLES)
@@ -45,13 +46,13 @@ def split_statements(text: str) -> list[str]:
     return [s.strip() for s in re.split(r";\s*(?:\n|$)", body) if s.strip()]
 
 
-def transform_files(directory: Path | None = None) -> list[Path]:
+def transform_files(directory: Traversable | None = None) -> list[Traversable]:
     """The transform files in the order they run (artists and songs before the plays they match)."""
     folder = directory or TRANSFORM_DIR
-    return sorted(p for p in folder.glob("*.sql") if _TABLE_OF_FILE.match(p.name))
+    return sorted((p for p in folder.iterdir() if _TABLE_OF_FILE.match(p.name)), key=str)
 
 
-def run_transform_file(conn: Connection, path: Path) -> TableChange:
+def run_transform_file(conn: Connection, path: Traversable) -> TableChange:
     """Run one transform file's statements and count the rows it deleted and inserted."""
     started = clock.perf_counter()
     deleted = inserted = 0
@@ -67,7 +68,7 @@ def run_transform_file(conn: Connection, path: Path) -> TableChange:
 
 
 def run_transforms(
-    conn: Connection, directory: Path | None = None, progress: Progress | None = None
+    conn: Connection, directory: Traversable | None = None, progress: Progress | None = None
 ) -> list[TableChange]:
     """Run every transform file in order on one connection (the caller owns the transaction),
     advancing progress by one table after each file; the changes of the star tables, not of

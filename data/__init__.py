@@ -1,1 +1,0 @@
-"""Data the pipeline reads: the committed sample and the generator that makes it."""
