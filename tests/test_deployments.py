@@ -453,3 +453,20 @@ def test_deploy_all_from_the_root_creates_every_deployment_by_a_name_that_says_w
     # The janitor needs AWS: its schedule ships inactive; the daily load's is on.
     assert schedules["sparkify-cluster-janitor/hourly"] == [False]
     assert schedules["sparkify-etl/daily"] == [True]
+
+
+def test_the_ecs_pool_s_job_variables_fit_prefect_aws_s_ecs_job_template() -> None:
+    import jsonschema
+    from prefect_aws.workers.ecs_worker import ECSWorker
+
+    config = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
+    pool = config["definitions"]["work_pools"]["ecs"]
+    schema = ECSWorker.get_default_base_job_template()["variables"]
+    variables = pool["job_variables"]
+    assert set(variables) <= set(schema["properties"])
+    # A block reference is filled in by Prefect when the flow run starts: not checked here.
+    plain = {k: v for k, v in variables.items() if not str(v).startswith("{{")}
+    jsonschema.validate(plain, {**schema, "required": []})
+    dockerfile = (PROJECT_ROOT / "deployments" / "Dockerfile").read_text()
+    assert "--constraint /tmp/requirements.lock" in dockerfile
+    assert "WORKDIR /opt/sparkify" in dockerfile
