@@ -4,6 +4,7 @@ bundled sample into the same tables as the checkout does; its console commands a
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -107,3 +108,17 @@ def test_every_flow_command_line_is_a_console_command() -> None:
         if "\ndef main(" in p.read_text()
     )
     assert sorted(scripts.values()) == with_main
+
+
+def test_make_installs_the_locked_versions_of_every_dependency() -> None:
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    lock = (PROJECT_ROOT / "requirements.lock").read_text()
+    pinned = dict(
+        line.split("==", 1) for line in lock.splitlines() if "==" in line and line[0].isalpha()
+    )
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    names = {re.split(r"[<>=\[ ]", spec, maxsplit=1)[0].lower() for spec in wanted}
+    assert sorted(names - set(pinned)) == []
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    assert "pip install --quiet -r requirements.lock" in makefile
+    assert "$(STAMP): pyproject.toml requirements.lock" in makefile
