@@ -1,6 +1,7 @@
 """The project as others install it: a wheel holding every SQL file of the model and none of the
-checkout's other folders, installed (not editable) and run from outside the checkout, loads the
-bundled sample into the same tables as the checkout does; its console commands are declared."""
+checkout's other folders; installed by the image's own steps in a fresh virtualenv and run from
+outside the checkout, it loads the bundled sample into the same tables as the checkout does;
+every flow's command line is a console command; make installs the locked versions."""
 
 from __future__ import annotations
 
@@ -53,36 +54,52 @@ def test_the_wheel_holds_every_sql_file_and_no_other_top_level_folder(wheel: Pat
     assert {t for t in tops if not t.endswith(".dist-info")} == {"flows", "sql", "tasks"}
 
 
-def test_the_installed_wheel_loads_the_sample_as_the_checkout_does(
-    wheel: Path, cli_env: dict[str, str], tmp_path: Path
+def image_install_steps() -> list[str]:
+    """The install steps of deployments/Dockerfile, as shell commands."""
+    dockerfile = (PROJECT_ROOT / "deployments" / "Dockerfile").read_text()
+    steps = [
+        line.removeprefix("RUN ") for line in dockerfile.splitlines() if line.startswith("RUN ")
+    ]
+    assert len(steps) == 2, steps  # build the wheel, install it under the lock
+    return steps
+
+
+def test_the_image_s_install_steps_give_a_package_that_loads_as_the_checkout_does(
+    cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    target = tmp_path / "site"
-    subprocess.run(
-        [*PIP, "install", "--no-deps", "--target", str(target), str(wheel)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    """The image's install steps, run as they are in a fresh virtualenv outside the checkout
+    (its /dist and /tmp/requirements.lock here under tmp_path), give console commands that
+    load the bundled sample into the same tables as the checkout does."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    shutil.copy(PROJECT_ROOT / "requirements.lock", tmp_path / "requirements.lock")
+    for step in image_install_steps():
+        command = (
+            step.replace("python -m pip", f"{venv}/bin/python -m pip --quiet")
+            .replace("/tmp/requirements.lock", str(tmp_path / "requirements.lock"))
+            .replace("/dist", str(tmp_path / "dist"))
+        )
+        done = subprocess.run(
+            command, shell=True, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900
+        )
+        assert done.returncode == 0, command + "\n" + done.stderr[-3000:]
+
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     source = shutil.copytree(SAMPLE, elsewhere / "sample")
-    env = {**cli_env, "PYTHONPATH": str(target)}
+    installed = elsewhere / "installed.duckdb"
+    env = {k: v for k, v in cli_env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     where = subprocess.run(
-        [sys.executable, "-c", "import flows, sql, tasks; print(flows.__file__, sql.__file__)"],
+        [venv / "bin" / "python", "-c", "import flows, sql; print(flows.__file__, sql.__file__)"],
         cwd=elsewhere,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert where.stdout.split() == [
-        str(target / "flows/__init__.py"),
-        str(target / "sql/__init__.py"),
-    ]
-
-    installed = elsewhere / "installed.duckdb"
+    assert all(path.startswith(str(venv)) for path in where.stdout.split()), where.stdout
     done = subprocess.run(
-        [sys.executable, "-m", "flows.etl", "--source", str(source), "--warehouse", str(installed)],
+        [venv / "bin" / "sparkify-etl", "--source", str(source), "--warehouse", str(installed)],
         cwd=elsewhere,
         env=env,
         capture_output=True,
