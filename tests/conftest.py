@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,37 +21,47 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # subprocesses of the tests inherit it).
 os.environ.setdefault("SPARKIFY_RETRY_DELAY_SCALE", "0.01")
 
+from prefect.logging.handlers import APILogHandler
 from prefect.settings import (
+    PREFECT_API_URL,
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-    PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED,
-    PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED,
     temporary_settings,
 )
-from prefect.testing.utilities import prefect_test_harness
 
 from tasks.generator import generate_dataset
+from tests.prefect_server import begin_session, end_session, free_port, session_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MONTH_START = date(2018, 11, 1)
+SHARED = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller (or the only process of a run without workers) names the session's shared
+    directory, for the one Prefect server of the session (tests/prefect_server.py)."""
+    if not hasattr(config, "workerinput"):
+        config.stash[SHARED] = begin_session()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shared = config.stash.get(SHARED, None)
+    if shared is not None:
+        end_session(shared)
 
 
 @pytest.fixture(scope="session")
-def prefect_server():
-    """A temporary Prefect server and database for the whole session, doing only what the tests
-    read back: the session's own flow runs send no heartbeats (Prefect's heartbeat thread holds
-    up the end of every run by up to a second); the server keeps no event feed and runs no
-    automation triggers. It still records flow runs, task runs, logs, artifacts, blocks and
+def prefect_server() -> Iterator[str]:
+    """The session's Prefect server, shared by every worker; its API URL. The session's own flow
+    runs send no heartbeats (Prefect's heartbeat thread holds up the end of every run by up to a
+    second). The server keeps no event feed and runs no automation triggers or schedules; it
+    records flow runs, task runs, logs, artifacts, blocks, variables, deployments and
     concurrency limits."""
-    quiet = {
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
-        PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED: False,
-        PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED: False,
-    }
-    with (
-        temporary_settings(updates=quiet),
-        prefect_test_harness(server_startup_timeout=120),
+    api, _ = session_server()
+    with temporary_settings(
+        updates={PREFECT_API_URL: api, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     ):
-        yield
+        yield api
+        APILogHandler.flush()  # the logs still queued, sent while the server is up
 
 
 @pytest.fixture(scope="session")
@@ -82,25 +91,17 @@ def small_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def cli_env(prefect_server) -> dict[str, str]:
     """Environment for running the project's scripts against the session's Prefect server."""
-    from prefect.settings import get_current_settings
-
     return {
         **os.environ,
-        "PREFECT_API_URL": str(get_current_settings().api.url),
+        "PREFECT_API_URL": prefect_server,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """A moto server on 127.0.0.1 (real HTTP), started once for the session."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "false"}
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],

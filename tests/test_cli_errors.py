@@ -36,6 +36,7 @@ from tasks.source.files import SourceLayoutError
 from tasks.warehouse.resolve import check_warehouse, warehouse_block_types, warehouse_kind
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import run
+from tests.prefect_server import migrated_home
 
 SOURCE_FIX = "give --source a directory holding log_data/ and song_data/, or s3://bucket/prefix"
 
@@ -450,10 +451,13 @@ def test_a_user_error_in_a_task_is_one_line_and_never_retried(
         assert not any("Traceback" in message for message in logs), logs
 
 
-def test_without_a_server_the_line_still_comes_last(offline_env: dict[str, str]) -> None:
-    """A flow run's mistake with Prefect's temporary server: the server's "Stopping temporary
-    server" line comes before the user's line, not after it."""
-    done = run("etl.py", "--warehouse", "sparkify-duckdb-warehouse/nope", env=offline_env)
+def test_without_a_server_the_line_still_comes_last(
+    offline_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A flow run's mistake with Prefect's temporary server (on a database migrated already):
+    the server's "Stopping temporary server" line comes before the user's line, not after it."""
+    env = {**offline_env, "PREFECT_HOME": str(migrated_home(tmp_path / "migrated-home"))}
+    done = run("etl.py", "--warehouse", "sparkify-duckdb-warehouse/nope", env=env)
     assert done.returncode == 2, done.stderr
     assert "Starting temporary server" in done.stderr
     assert "Stopping temporary server" in done.stderr

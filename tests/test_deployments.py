@@ -24,8 +24,9 @@ import yaml
 from tasks.run.lock import limit_name
 from tasks.run.schedule import run_dates
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
-from tests.conftest import PROJECT_ROOT, _free_port
+from tests.conftest import PROJECT_ROOT
 from tests.helpers import expected_from_json, query, table_counts
+from tests.prefect_server import session_server
 
 SAMPLE = PROJECT_ROOT / "data" / "sample"
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -99,7 +100,8 @@ class Deployed:
 
     api: str
     env: dict[str, str]
-    logs: Path
+    server_log: Path
+    worker_log: Path
 
     def run(self, deployment: str, parameters: dict[str, Any], *options: str) -> str:
         """Trigger a deployment with `prefect deployment run`; the flow run's id."""
@@ -184,26 +186,20 @@ class Deployed:
     def tail(self) -> str:
         """The end of the server's and worker's output, for failure messages."""
         parts = []
-        for name in ("server.log", "worker.log"):
-            text = (self.logs / name).read_text(errors="replace")
-            parts.append(f"\n--- {name}\n{text[-4000:]}")
+        for log in (self.server_log, self.worker_log):
+            text = log.read_text(errors="replace")
+            parts.append(f"\n--- {log.name}\n{text[-4000:]}")
         return "".join(parts)
 
 
-def _server_env(home: Path, api: str) -> dict[str, str]:
-    """The environment of the server, `make deploy`, the worker and the CLI: nothing inherited
-    from the session's own Prefect settings, a private PREFECT_HOME."""
+def _cli_env(home: Path, api: str) -> dict[str, str]:
+    """The environment of `make deploy`, the worker and the CLI: nothing inherited from the
+    session's own Prefect settings, a private PREFECT_HOME, the session's server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
         PREFECT_HOME=str(home),
         PREFECT_API_URL=api,
-        PREFECT_SERVER_UI_API_URL=api,
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_UI_ENABLED="false",
-        # The deployments' schedules must not create runs of their own during the test.
-        PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
-        # A run waiting for the warehouse lock retries every second, not up to 30 s.
-        PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS="1",
         PREFECT_WORKER_QUERY_SECONDS="1",
         PREFECT_LOGGING_LEVEL="INFO",
     )
@@ -234,39 +230,18 @@ def _stop(process: subprocess.Popen | None) -> None:
             continue
 
 
-def _wait_healthy(api: str, server: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"prefect server exited:\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"prefect server not healthy after {timeout}s:\n{log.read_text()[-4000:]}")
-
-
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    """`prefect server start` on a free port, `make deploy`, `prefect worker start` elsewhere than
-    the repository (the deployments' pull step must find it); stopped whatever happens."""
+def deployed(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    """`make deploy` onto the session's Prefect server (tests/prefect_server.py: no schedules
+    run, a lock's waiter asks again every second), `prefect worker start` elsewhere than the
+    repository (the deployments' pull step must find it); the worker stopped whatever happens."""
     root = tmp_path_factory.mktemp("deployed")
     (root / "home").mkdir()
     (root / "elsewhere").mkdir()
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = _server_env(root / "home", api)
-    server = worker = None
+    env = _cli_env(root / "home", prefect_server)
+    _, server_log = session_server()
+    worker = None
     try:
-        server = _start(
-            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env,
-            root,
-            root / "server.log",
-        )
-        _wait_healthy(api, server, root / "server.log")
         # -o: never reinstall the virtualenv from here, whatever pyproject's timestamp says.
         make = subprocess.run(
             ["make", "--no-print-directory", "-o", ".venv/.installed", "deploy"],
@@ -283,10 +258,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
             root / "elsewhere",
             root / "worker.log",
         )
-        yield Deployed(api, env, root)
+        yield Deployed(prefect_server, env, server_log, root / "worker.log")
     finally:
-        _stop(worker)  # before the server, so it can say goodbye
-        _stop(server)
+        _stop(worker)
 
 
 def _sample_with_a_bad_line(tmp_path: Path) -> tuple[Path, Path, int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -30,6 +31,7 @@ from tasks.common.local_server import (
 )
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import table_counts
+from tests.prefect_server import migrated_home
 
 # data/sample, the default source, loaded into an empty warehouse.
 SAMPLE_COUNTS = {"artists": 52, "songplays": 3729, "songs": 150, "time": 3729, "users": 83}
@@ -156,8 +158,9 @@ def test_a_local_server_gets_at_least_the_local_start_up_limit() -> None:
 
 def test_only_a_run_without_prefect_api_url_starts_a_temporary_server(tmp_path: Path) -> None:
     """With PREFECT_API_URL set, starting the temporary server does nothing (not even Prefect's
-    server module is imported); without it, the server is up once the call returns, its
-    database is set up, and the run on it holds its warehouse without a concurrency limit."""
+    server module is imported); without it, the server is up once the call returns, on the
+    home's database, and the run on it holds its warehouse without a concurrency limit."""
+    home = migrated_home(tmp_path / "home")
     script = textwrap.dedent(
         """
         import sys
@@ -187,14 +190,15 @@ def test_only_a_run_without_prefect_api_url_starts_a_temporary_server(tmp_path: 
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=PROJECT_ROOT,
-        env=local_env(tmp_path / "home"),
+        env=local_env(home),
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[:2] == ["False", "True"]
-    assert (tmp_path / "home" / "prefect.db").exists()
+    with sqlite3.connect(home / "prefect.db") as db:
+        assert db.execute("select name from flow").fetchall() == [("held",)]
     # A run on the temporary server takes no concurrency limit, so a killed run cannot leave a
     # slot taken in the shared local database; the warehouse hold guards it instead.
     assert "LIMITS []" in done.stdout

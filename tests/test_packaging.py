@@ -5,6 +5,7 @@ every flow's command line is a console command; make installs the locked version
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -19,26 +20,38 @@ from tests.conftest import PROJECT_ROOT
 from tests.helpers import snapshot
 
 SAMPLE = PROJECT_ROOT / "data" / "sample"
-PIP = [sys.executable, "-m", "pip", "--quiet", "--disable-pip-version-check"]
+BIN = Path(sys.executable).parent  # the dev tools: uv is pinned to the image's version
+
+
+def uv_env(**extra: str) -> dict[str, str]:
+    """The environment of uv run as the image runs it, with the dev tools' uv on PATH."""
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV" and not k.startswith("UV_")}
+    return {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}", **extra}
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's wheel, built from the checkout as `pip wheel .` builds it."""
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            *PIP,
-            "wheel",
-            "--no-deps",
-            "--wheel-dir",
-            str(out),
-            str(PROJECT_ROOT),
-        ],
-        check=True,
+    """The project's wheel, built from a copy of what the image copies, as its first stage
+    builds it."""
+    (build_step, _) = image_steps()
+    src = tmp_path_factory.mktemp("src")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(PROJECT_ROOT / name, src / name)
+    for name in ("flows", "sql", "tasks"):
+        shutil.copytree(
+            PROJECT_ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run(
+        build_step.replace("/dist", str(out)),
+        shell=True,
+        cwd=src,
+        env=uv_env(),
         capture_output=True,
+        text=True,
         timeout=300,
     )
+    assert done.returncode == 0, done.stderr[-3000:]
     (built,) = out.glob("sparkify_etl-*.whl")
     return built
 
@@ -54,8 +67,8 @@ def test_the_wheel_holds_every_sql_file_and_no_other_top_level_folder(wheel: Pat
     assert {t for t in tops if not t.endswith(".dist-info")} == {"flows", "sql", "tasks"}
 
 
-def image_install_steps() -> list[str]:
-    """The install steps of deployments/Dockerfile, as shell commands."""
+def image_steps() -> list[str]:
+    """The RUN steps of deployments/Dockerfile, as shell commands."""
     dockerfile = (PROJECT_ROOT / "deployments" / "Dockerfile").read_text()
     steps = [
         line.removeprefix("RUN ") for line in dockerfile.splitlines() if line.startswith("RUN ")
@@ -64,25 +77,38 @@ def image_install_steps() -> list[str]:
     return steps
 
 
+def test_the_image_copies_the_uv_the_dev_tools_pin() -> None:
+    dockerfile = (PROJECT_ROOT / "deployments" / "Dockerfile").read_text()
+    (image,) = re.findall(r"^FROM ghcr.io/astral-sh/uv:(\S+)", dockerfile, re.MULTILINE)
+    version = subprocess.run(
+        [BIN / "uv", "--version"], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
+    assert image == version
+
+
 def test_the_image_s_install_steps_give_a_package_that_loads_as_the_checkout_does(
-    cli_env: dict[str, str], tmp_path: Path
+    wheel: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """The image's install steps, run as they are in a fresh virtualenv outside the checkout
-    (its /dist and /tmp/requirements.lock here under tmp_path), give console commands that
-    load the bundled sample into the same tables as the checkout does."""
+    """The image's install step, run as it is into a fresh virtualenv outside the checkout (its
+    /dist and /tmp/requirements.lock here under tmp_path), gives console commands that load the
+    bundled sample into the same tables as the checkout does."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     shutil.copy(PROJECT_ROOT / "requirements.lock", tmp_path / "requirements.lock")
-    for step in image_install_steps():
-        command = (
-            step.replace("python -m pip", f"{venv}/bin/python -m pip --quiet")
-            .replace("/tmp/requirements.lock", str(tmp_path / "requirements.lock"))
-            .replace("/dist", str(tmp_path / "dist"))
-        )
-        done = subprocess.run(
-            command, shell=True, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900
-        )
-        assert done.returncode == 0, command + "\n" + done.stderr[-3000:]
+    (tmp_path / "dist").mkdir()
+    shutil.copy(wheel, tmp_path / "dist")
+    (_, install_step) = image_steps()
+    command = install_step.replace("/tmp/requirements.lock", str(tmp_path / "requirements.lock"))
+    done = subprocess.run(
+        command.replace("/dist", str(tmp_path / "dist")),
+        shell=True,
+        cwd=tmp_path,
+        env=uv_env(VIRTUAL_ENV=str(venv)),  # the image's UV_SYSTEM_PYTHON, for this virtualenv
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, command + "\n" + done.stderr[-3000:]
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

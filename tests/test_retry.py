@@ -40,7 +40,7 @@ from tasks.common.retry import (
     retry_if_transient,
     scaled_delays,
 )
-from tests.conftest import _free_port
+from tests.prefect_server import free_port
 
 
 @dataclass
@@ -88,7 +88,7 @@ def locked_duckdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def closed_port() -> int:
     """A port of 127.0.0.1 nothing listens on."""
-    return _free_port()
+    return free_port()
 
 
 def hanging_up_server() -> int:

@@ -25,6 +25,7 @@ from tasks.warehouse.base import WAIT_VARIABLE, WarehouseWaitInvalid, lock_wait_
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse, connect_when_free
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import expected_from_json, table_counts
+from tests.prefect_server import migrated_home
 
 # A process that opens a DuckDB file read-write and keeps it open until its stdin closes.
 HOLD_FILE = (
@@ -134,7 +135,7 @@ def test_two_processes_loading_one_file_both_succeed_in_turn(
         log = tmp_path / f"run{n}.log"
         env = {
             **os.environ,
-            "PREFECT_HOME": str(tmp_path / f"prefect{n}"),
+            "PREFECT_HOME": str(migrated_home(tmp_path / f"prefect{n}")),
             WAIT_VARIABLE: "300",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }

@@ -1,0 +1,226 @@
+"""One Prefect server for a whole test session, shared by every pytest-xdist worker, and a migrated
+Prefect database that tests of temporary servers copy instead of migrating one of their own.
+
+The session's controller (the process that starts the workers, or the only process of a run
+without them) names a directory the workers inherit through the environment; the first worker
+that needs the server starts it there, under a file lock, and the controller stops it at the end.
+The server runs under a small supervisor (`python -m tests.prefect_server PID -- COMMAND`) that
+stops it if the controller dies without stopping it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+SHARED_DIR = "SPARKIFY_TEST_SHARED_DIR"
+CONTROLLER_PID = "SPARKIFY_TEST_CONTROLLER_PID"
+START_TIMEOUT = 300.0
+DATABASE = "prefect.db"
+
+
+def begin_session() -> Path:
+    """In the controller: the session's shared directory, named in the environment the workers
+    inherit."""
+    shared = Path(tempfile.mkdtemp(prefix="sparkify-tests-"))
+    os.environ[SHARED_DIR] = str(shared)
+    os.environ[CONTROLLER_PID] = str(os.getpid())
+    return shared
+
+
+def end_session(shared: Path) -> None:
+    """In the controller: stop the session's server, if one was started, and remove its files."""
+    pid_file = shared / "server.pid"
+    if pid_file.exists():
+        stop_group(int(pid_file.read_text()))
+    shutil.rmtree(shared, ignore_errors=True)
+
+
+def shared_dir() -> Path:
+    """The directory of this session (made here for a process started outside pytest)."""
+    if SHARED_DIR not in os.environ:
+        begin_session()
+    return Path(os.environ[SHARED_DIR])
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on a file, across the session's processes."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def prefect_env(home: Path) -> dict[str, str]:
+    """An environment with no Prefect setting of the caller's but a PREFECT_HOME of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.pop("SPARKIFY_DEBUG", None)
+    return {**env, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def migrated_database() -> Path:
+    """A Prefect database at the installed Prefect's newest schema, its built-in block types
+    registered and nothing else in it: made once per session by starting and stopping a
+    temporary server on an empty PREFECT_HOME, as a first local run does."""
+    shared = shared_dir()
+    template = shared / "template" / DATABASE
+    with locked(shared / "template.lock"):
+        if not template.exists():
+            home = shared / "template-home"
+            home.mkdir(exist_ok=True)
+            start_and_stop = (
+                "from prefect.server.api.server import SubprocessASGIServer\n"
+                f"server = SubprocessASGIServer()\nserver.start(timeout={START_TIMEOUT})\n"
+                "server.stop()\n"
+            )
+            subprocess.run(
+                [sys.executable, "-c", start_and_stop],
+                env=prefect_env(home),
+                check=True,
+                capture_output=True,
+                timeout=START_TIMEOUT + 60,
+            )
+            template.parent.mkdir(exist_ok=True)
+            copy_database(home / DATABASE, template)
+    return template
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """Copy a SQLite database no process has open, with its write-ahead log if one is left."""
+    shutil.copyfile(source, target)
+    for suffix in ("-wal",):
+        side = source.with_name(source.name + suffix)
+        if side.exists():
+            shutil.copyfile(side, target.with_name(target.name + suffix))
+
+
+def migrated_home(home: Path) -> Path:
+    """A PREFECT_HOME holding a copy of the migrated database: a temporary server started on it
+    skips the migrations a fresh home runs."""
+    home.mkdir(parents=True, exist_ok=True)
+    copy_database(migrated_database(), home / DATABASE)
+    return home
+
+
+# Server settings of the session: the deployments' schedules must not create runs of their own;
+# a run waiting for the warehouse lock asks again every second, not up to 30 s; no event feed
+# and no automation triggers (no test reads them).
+SERVER_SETTINGS = {
+    "PREFECT_UI_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+    "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+}
+
+
+def session_server() -> tuple[str, Path]:
+    """The session's Prefect server, started by the first caller: its API URL and its log."""
+    shared = shared_dir()
+    url_file, log = shared / "server.url", shared / "server.log"
+    with locked(shared / "server.lock"):
+        if url_file.exists():
+            return url_file.read_text(), log
+        home = migrated_home(shared / "server-home")
+        port = free_port()
+        api = f"http://127.0.0.1:{port}/api"
+        prefect = str(Path(sys.executable).parent / "prefect")
+        command = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+        controller = os.environ.get(CONTROLLER_PID, str(os.getpid()))
+        with log.open("wb") as out:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "tests.prefect_server", controller, "--", *command],
+                env={**prefect_env(home), **SERVER_SETTINGS, "PREFECT_API_URL": api},
+                cwd=Path(__file__).resolve().parent.parent,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        (shared / "server.pid").write_text(str(server.pid))
+        wait_healthy(api, server, log)
+        url_file.write_text(api)
+        return api, log
+
+
+def wait_healthy(api: str, server: subprocess.Popen, log: Path) -> None:
+    """Return once the server answers its health check; fail with its log if it never does."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"prefect server exited:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"prefect server not healthy after {START_TIMEOUT}s:\n{log.read_text()}")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_group(pid: int) -> None:
+    """Stop a process group: SIGTERM, then SIGKILL if it is still there after a while."""
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def supervise(controller: int, command: list[str]) -> int:
+    """Run the command until it ends, or stop it once the controller process is gone."""
+    server = subprocess.Popen(command)
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
+    while server.poll() is None:
+        if not alive(controller):
+            server.terminate()
+            try:
+                return server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                return server.wait()
+        time.sleep(1)
+    return server.returncode
+
+
+if __name__ == "__main__":
+    pid, separator, *rest = sys.argv[1:]
+    assert separator == "--", sys.argv
+    sys.exit(supervise(int(pid), rest))
