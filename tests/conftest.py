@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -29,7 +25,7 @@ from prefect.settings import (
 )
 
 from tasks.generator import generate_dataset
-from tests.prefect_server import begin_session, end_session, free_port, session_server
+from tests.shared_servers import begin_session, end_session, session_moto, session_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MONTH_START = date(2018, 11, 1)
@@ -38,7 +34,7 @@ SHARED = pytest.StashKey[Path]()
 
 def pytest_configure(config: pytest.Config) -> None:
     """The controller (or the only process of a run without workers) names the session's shared
-    directory, for the one Prefect server of the session (tests/prefect_server.py)."""
+    directory, for the one Prefect server of the session (tests.shared_servers.py)."""
     if not hasattr(config, "workerinput"):
         config.stash[SHARED] = begin_session()
 
@@ -61,7 +57,7 @@ def prefect_server() -> Iterator[str]:
         updates={PREFECT_API_URL: api, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     ):
         yield api
-        APILogHandler.flush()  # the logs still queued, sent while the server is up
+        APILogHandler().flush()  # the logs still queued, sent while the server is up
 
 
 @pytest.fixture(scope="session")
@@ -99,30 +95,9 @@ def cli_env(prefect_server) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """A moto server on 127.0.0.1 (real HTTP), started once for the session."""
-    port = free_port()
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "false"}
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError("moto_server did not start") from None
-            time.sleep(0.2)
-    yield url
-    server.terminate()
-    server.wait(timeout=10)
+def moto_endpoint() -> str:
+    """The session's moto server on 127.0.0.1 (real HTTP), shared by every worker."""
+    return session_moto()
 
 
 @pytest.fixture

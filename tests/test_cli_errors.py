@@ -36,7 +36,7 @@ from tasks.source.files import SourceLayoutError
 from tasks.warehouse.resolve import check_warehouse, warehouse_block_types, warehouse_kind
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import run
-from tests.prefect_server import migrated_home
+from tests.shared_servers import migrated_home
 
 SOURCE_FIX = "give --source a directory holding log_data/ and song_data/, or s3://bucket/prefix"
 

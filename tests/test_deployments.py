@@ -26,7 +26,7 @@ from tasks.run.schedule import run_dates
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import expected_from_json, query, table_counts
-from tests.prefect_server import session_server
+from tests.shared_servers import session_server
 
 SAMPLE = PROJECT_ROOT / "data" / "sample"
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -232,7 +232,7 @@ def _stop(process: subprocess.Popen | None) -> None:
 
 @pytest.fixture(scope="module")
 def deployed(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    """`make deploy` onto the session's Prefect server (tests/prefect_server.py: no schedules
+    """`make deploy` onto the session's Prefect server (tests.shared_servers.py: no schedules
     run, a lock's waiter asks again every second), `prefect worker start` elsewhere than the
     repository (the deployments' pull step must find it); the worker stopped whatever happens."""
     root = tmp_path_factory.mktemp("deployed")

@@ -31,7 +31,7 @@ from tasks.common.local_server import (
 )
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import table_counts
-from tests.prefect_server import migrated_home
+from tests.shared_servers import migrated_home
 
 # data/sample, the default source, loaded into an empty warehouse.
 SAMPLE_COUNTS = {"artists": 52, "songplays": 3729, "songs": 150, "time": 3729, "users": 83}

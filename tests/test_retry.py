@@ -40,7 +40,7 @@ from tasks.common.retry import (
     retry_if_transient,
     scaled_delays,
 )
-from tests.prefect_server import free_port
+from tests.shared_servers import free_port
 
 
 @dataclass

@@ -25,7 +25,7 @@ from tasks.warehouse.base import WAIT_VARIABLE, WarehouseWaitInvalid, lock_wait_
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse, connect_when_free
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import expected_from_json, table_counts
-from tests.prefect_server import migrated_home
+from tests.shared_servers import migrated_home
 
 # A process that opens a DuckDB file read-write and keeps it open until its stdin closes.
 HOLD_FILE = (

@@ -1,10 +1,11 @@
-"""One Prefect server for a whole test session, shared by every pytest-xdist worker, and a migrated
-Prefect database that tests of temporary servers copy instead of migrating one of their own.
+"""The servers of a whole test session, shared by every pytest-xdist worker: one Prefect server, one
+moto server; and a migrated Prefect database that tests of temporary servers copy instead of
+migrating one of their own.
 
 The session's controller (the process that starts the workers, or the only process of a run
 without them) names a directory the workers inherit through the environment; the first worker
-that needs the server starts it there, under a file lock, and the controller stops it at the end.
-The server runs under a small supervisor (`python -m tests.prefect_server PID -- COMMAND`) that
+that needs a server starts it there, under a file lock, and the controller stops it at the end.
+Each server runs under a small supervisor (`python -m tests.shared_servers PID -- COMMAND`) that
 stops it if the controller dies without stopping it.
 """
 
@@ -41,9 +42,8 @@ def begin_session() -> Path:
 
 
 def end_session(shared: Path) -> None:
-    """In the controller: stop the session's server, if one was started, and remove its files."""
-    pid_file = shared / "server.pid"
-    if pid_file.exists():
+    """In the controller: stop the session's servers that were started, and remove their files."""
+    for pid_file in shared.glob("*.pid"):
         stop_group(int(pid_file.read_text()))
     shutil.rmtree(shared, ignore_errors=True)
 
@@ -132,45 +132,68 @@ SERVER_SETTINGS = {
 
 def session_server() -> tuple[str, Path]:
     """The session's Prefect server, started by the first caller: its API URL and its log."""
-    shared = shared_dir()
-    url_file, log = shared / "server.url", shared / "server.log"
-    with locked(shared / "server.lock"):
-        if url_file.exists():
-            return url_file.read_text(), log
-        home = migrated_home(shared / "server-home")
-        port = free_port()
+
+    def start(port: int) -> tuple[list[str], dict[str, str], str]:
+        home = migrated_home(shared_dir() / "prefect-home")
         api = f"http://127.0.0.1:{port}/api"
         prefect = str(Path(sys.executable).parent / "prefect")
         command = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+        env = {**prefect_env(home), **SERVER_SETTINGS, "PREFECT_API_URL": api}
+        return command, env, api
+
+    return shared_server("prefect", start, health="/health")
+
+
+def session_moto() -> str:
+    """The session's moto server (real HTTP on 127.0.0.1), started by the first caller: its URL."""
+
+    def start(port: int) -> tuple[list[str], dict[str, str], str]:
+        moto = str(Path(sys.executable).parent / "moto_server")
+        env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "false"}
+        return [moto, "-H", "127.0.0.1", "-p", str(port)], env, f"http://127.0.0.1:{port}"
+
+    url, _ = shared_server("moto", start, health="/moto-api/")
+    return url
+
+
+def shared_server(name: str, start, health: str) -> tuple[str, Path]:
+    """A server of the session, started once by whichever process asks first: `start(port)`
+    gives its command, environment and URL; it is up once `URL + health` answers 200."""
+    shared = shared_dir()
+    url_file, log = shared / f"{name}.url", shared / f"{name}.log"
+    with locked(shared / f"{name}.lock"):
+        if url_file.exists():
+            return url_file.read_text(), log
+        command, env, url = start(free_port())
         controller = os.environ.get(CONTROLLER_PID, str(os.getpid()))
         with log.open("wb") as out:
             server = subprocess.Popen(
-                [sys.executable, "-m", "tests.prefect_server", controller, "--", *command],
-                env={**prefect_env(home), **SERVER_SETTINGS, "PREFECT_API_URL": api},
+                [sys.executable, "-m", "tests.shared_servers", controller, "--", *command],
+                env=env,
                 cwd=Path(__file__).resolve().parent.parent,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        (shared / "server.pid").write_text(str(server.pid))
-        wait_healthy(api, server, log)
-        url_file.write_text(api)
-        return api, log
+        (shared / f"{name}.pid").write_text(str(server.pid))
+        wait_healthy(url + health, server, log)
+        url_file.write_text(url)
+        return url, log
 
 
-def wait_healthy(api: str, server: subprocess.Popen, log: Path) -> None:
+def wait_healthy(health: str, server: subprocess.Popen, log: Path) -> None:
     """Return once the server answers its health check; fail with its log if it never does."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"prefect server exited:\n{log.read_text()[-4000:]}")
+            raise RuntimeError(f"{server.args} exited:\n{log.read_text()[-4000:]}")
         try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+            if httpx.get(health, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise RuntimeError(f"prefect server not healthy after {START_TIMEOUT}s:\n{log.read_text()}")
+    raise RuntimeError(f"{health} not healthy after {START_TIMEOUT}s:\n{log.read_text()}")
 
 
 def free_port() -> int:
