@@ -17,9 +17,9 @@ from tasks.common.local_server import start_temporary_server
 from tasks.run.analytics import QUERIES, run_query
 from tasks.run.artifacts import publish_analytics
 from tasks.run.report import format_table
-from tasks.warehouse.base import table_counts
 from tasks.warehouse.duckdb.warehouse import DEFAULT_DUCKDB_FILE
 from tasks.warehouse.resolve import check_warehouse, resolve_warehouse
+from tasks.warehouse.tables import table_counts
 
 
 @flow(name="sparkify-analytics")

@@ -13,9 +13,9 @@ from prefect import flow, get_run_logger
 from tasks.common.cli import add_debug_argument, command
 from tasks.common.errors import fails_in_one_line
 from tasks.common.local_server import start_temporary_server
-from tasks.warehouse.base import RefusedToDrop, recreate_tables
 from tasks.warehouse.duckdb.warehouse import DEFAULT_DUCKDB_FILE
 from tasks.warehouse.resolve import check_warehouse, resolve_warehouse
+from tasks.warehouse.tables import RefusedToDrop, recreate_tables
 
 
 @flow(name="sparkify-create-tables")

@@ -18,6 +18,7 @@ from prefect import flow, runtime
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import State
 
+from flows.etl import etl
 from tasks.cluster.blocks import delete_warehouse_block
 from tasks.cluster.lifecycle import delete_cluster, wait_until_deleted
 from tasks.cluster.provision import provision_cluster, remove_cluster
@@ -25,7 +26,6 @@ from tasks.cluster.settings import EPHEMERAL_TTL_HOURS, ClusterSettings
 from tasks.common.aws import load_credentials
 from tasks.common.errors import fails_in_one_line
 from tasks.common.logs import run_logger
-from tasks.run.pipeline import run_etl
 
 
 def ephemeral_identifier(flow_run_id: UUID | str) -> str:
@@ -74,7 +74,7 @@ def ephemeral_etl(
     settings = ephemeral_settings(cluster, runtime.flow_run.id)
     try:
         created = provision_cluster(source, settings, aws_credentials)
-        return run_etl(source, created["warehouse"], start_date, end_date, aws_credentials)
+        return etl(source, created["warehouse"], start_date, end_date, aws_credentials)
     finally:
         remove_cluster(
             settings.identifier,

@@ -7,23 +7,40 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.flows import load_flow_from_entrypoint
+from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 
 from tasks.cluster.settings import add_cluster_arguments, cluster_settings_from_args
-from tasks.common.cli import add_debug_argument, command
+from tasks.common.cli import add_debug_argument, add_flow_parameters, command
 from tasks.common.errors import fails_in_one_line
 from tasks.common.local_server import start_temporary_server
-from tasks.run.pipeline import run_etl
+from tasks.run.artifacts import publish_load, publish_rejects
+from tasks.run.ledger import choose_files
+from tasks.run.pipeline import (
+    EtlSummary,
+    RunChecks,
+    RunInParts,
+    StageTimer,
+    attempts_of,
+    one_run_at_a_time,
+    stage_part,
+    the_runs_transaction,
+)
 from tasks.run.quality import QualityCheckFailed
 from tasks.run.report import count_of, format_table
-from tasks.run.schedule import check_date_order
-from tasks.source.resolve import check_s3_source, check_source
+from tasks.run.schedule import check_date_order, days_of_the_run
+from tasks.run.transform import transform
+from tasks.source.files import list_run_files
+from tasks.source.resolve import check_s3_source, check_source, resolve_source
 from tasks.warehouse.duckdb.warehouse import DEFAULT_DUCKDB_FILE
-from tasks.warehouse.resolve import check_warehouse
+from tasks.warehouse.resolve import check_warehouse, resolve_warehouse
+from tasks.warehouse.tables import count_rows, ensure_tables
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = str(PROJECT_ROOT / "data" / "sample")
@@ -40,36 +57,75 @@ def etl(
     days_back: int | None = None,
     reload: bool = False,
 ) -> dict:
-    """Load the source's events of [start_date, end_date] (all days when open) and all songs,
-    the files new or changed since the warehouse loaded them.
-    source: a directory, s3://bucket/prefix or s3-bucket/BLOCK; warehouse: a DuckDB path or a
-    warehouse block; aws_credentials: an AwsCredentials block for an s3:// source; days_back:
-    load only the day that many days before the run's scheduled start (UTC), for schedules;
-    reload: stage every file of the run again, loaded before or not."""
-    return run_etl(source, warehouse, start_date, end_date, aws_credentials, days_back, reload)
+    """Load the source's events of [start_date, end_date] (every day when open) and its songs
+    into the star schema: the files new or changed since the warehouse loaded them.
+
+    Args:
+        source: a directory holding log_data/ and song_data/, s3://bucket/prefix, or an
+            s3-bucket block's name
+        warehouse: a DuckDB file path ending in .duckdb, or a saved warehouse block TYPE/NAME
+        start_date: the first day of events to load (inclusive); every day when empty
+        end_date: the last day of events to load (inclusive); every day when empty
+        aws_credentials: an AwsCredentials block for an s3:// source (default: boto3's chain)
+        days_back: load only the day that many days before the run's scheduled start (UTC),
+            for schedules: 1 loads yesterday
+        reload: stage every file of the run again, also those loaded before and unchanged since
+    """
+    start_date, end_date = days_of_the_run(
+        start_date, end_date, days_back, flow_run.scheduled_start_time
+    )
+    target = resolve_warehouse(warehouse)
+    raw_data = resolve_source(source, aws_credentials)
+    timer = StageTimer()
+    with timer("list files"):
+        files = list_run_files(raw_data, start_date, end_date)
+
+    with one_run_at_a_time(target, timer):
+        for attempt in attempts_of("the load"):
+            with attempt, the_runs_transaction(target, timer) as conn:
+                with timer("create tables"):
+                    ensure_tables(conn)
+                with timer("stage"):
+                    # quote(): Prefect would visit every file name of this task parameter (some
+                    # 21k of them, seconds in all), for no dependency to track.
+                    plan = choose_files(conn, quote(files), reload)
+                parts = RunInParts(target, plan.files)
+                checks = RunChecks(len(parts))
+                for part in parts:
+                    with timer("stage"):
+                        parts.staged.append(stage_part(target, conn, raw_data, part))
+                    if parts.all_staged():  # published whatever the transforms find
+                        with timer("publish"):
+                            publish_rejects(parts.total_staged().reports(), target.describe())
+                    with timer("transform + check"):
+                        parts.changes.append(transform(conn))
+                        checks.after_part(conn)
+                with timer("transform + check"):
+                    checked = checks.at_end(conn)
+                with timer("count rows"):
+                    counts = count_rows(conn)
+
+    summary = EtlSummary.build(target, plan, parts, checked, counts, timer.seconds)
+    with timer("publish"):
+        publish_load(
+            parts.total_staged().reports(),
+            parts.total_changes(),
+            counts,
+            summary.warehouse,
+            timer.seconds,
+            files,
+            summary.unchanged_files,
+        )
+    get_run_logger().info("published to %s: %s", summary.warehouse, counts)
+    return asdict(summary)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line of `python flows/etl.py`."""
+    """The command line of `python flows/etl.py`: the flow's parameters, as its form in the
+    Prefect UI shows them (but days_back, which only a schedule gives meaning), and the
+    ephemeral cluster's."""
     parser = argparse.ArgumentParser(description="Load Sparkify's JSON into the star schema.")
-    parser.add_argument(
-        "--source", default=DEFAULT_SOURCE, help="directory with log_data/ and song_data/"
-    )
-    parser.add_argument(
-        "--warehouse", default=DEFAULT_DUCKDB_FILE, help="DuckDB file path or warehouse block name"
-    )
-    parser.add_argument("--start-date", type=date.fromisoformat, help="first day (inclusive)")
-    parser.add_argument("--end-date", type=date.fromisoformat, help="last day (inclusive)")
-    parser.add_argument(
-        "--aws-credentials",
-        help="AwsCredentials block for an s3:// source (default: boto3's chain)",
-    )
-    parser.add_argument(
-        "--reload",
-        action="store_true",
-        help="stage every file of the run again, also those the warehouse loaded before and "
-        "that are unchanged since (by default only new and changed files are staged)",
-    )
+    add_flow_parameters(parser, etl, leave_out=("days_back",))
     cluster = parser.add_argument_group("ephemeral Redshift cluster (flows/ephemeral.py)")
     cluster.add_argument(
         "--ephemeral-cluster",

@@ -27,6 +27,7 @@ from prefect import flow, runtime
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import State
 
+from flows.etl import etl
 from tasks.cluster.blocks import delete_warehouse_block
 from tasks.cluster.cost import PRICES_TAKEN, hourly_cost
 from tasks.cluster.lifecycle import delete_cluster, wait_until_deleted
@@ -48,7 +49,6 @@ from tasks.run.digest import (
     format_comparison,
     warehouse_digests,
 )
-from tasks.run.pipeline import run_etl
 from tasks.source.s3 import S3Source, delete_prefix, parse_s3_uri, upload_tree
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -199,7 +199,7 @@ def redshift_smoke(
     try:
         with step("loading the sample into DuckDB"), TemporaryDirectory() as folder:
             duckdb = str(Path(folder) / "smoke.duckdb")
-            run_etl(sample, duckdb)
+            etl(sample, duckdb)
             expected = warehouse_digests(duckdb)
         with step(f"uploading the sample to {plan.run_source}/"):
             upload_tree(sample, plan.run_objects(aws_credentials))
@@ -207,7 +207,7 @@ def redshift_smoke(
             created_at = clock.monotonic()
             warehouse = provision_cluster(plan.source, plan.cluster, aws_credentials)["warehouse"]
         with step("loading the sample into Redshift"):
-            run_etl(plan.run_source, warehouse, aws_credentials=aws_credentials)
+            etl(plan.run_source, warehouse, aws_credentials=aws_credentials)
             actual = warehouse_digests(warehouse)
     except BaseException as error:
         error.add_note(clean_up(plan, aws_credentials, created_at))

@@ -33,7 +33,7 @@ from tasks.run.artifacts import (
 from tasks.run.quality import CheckResult, run_checks
 from tasks.run.transform import TableChange
 from tasks.source.files import RunFiles, SkippedFile
-from tasks.warehouse.base import Reject, StageReport
+from tasks.warehouse.protocol import Reject, StageReport
 from tests.helpers import table_counts
 
 EVENTS = StageReport("staging_events", files=2, rows=100, rejects=0, seconds=0.5)

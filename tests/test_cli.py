@@ -92,3 +92,28 @@ def test_a_source_without_log_data_ends_with_one_line_and_status_2(
     assert last.startswith("etl: ")
     assert "has no log_data/ folder" in last
     assert "--source" in last
+
+
+def test_the_etl_parameters_are_declared_once_on_the_flow() -> None:
+    """Every parameter of the flow is described in its form (its docstring), and the command
+    line offers each one (but days_back, a schedule's) with the flow's default and that
+    description."""
+    import inspect
+
+    from flows.etl import etl, parse_args
+
+    form = etl.parameters.properties
+    signature = inspect.signature(inspect.unwrap(etl.fn)).parameters
+    assert set(form) == set(signature)
+    assert all(form[name].get("description") for name in form), form
+    defaults = vars(parse_args([]))
+    for name, parameter in signature.items():
+        if name != "days_back":
+            assert defaults[name] == parameter.default, name
+    assert "days_back" not in defaults
+    given = parse_args(["--start-date", "2018-11-03", "--reload", "--warehouse", "x.duckdb"])
+    assert (str(given.start_date), given.reload, given.warehouse) == (
+        "2018-11-03",
+        True,
+        "x.duckdb",
+    )

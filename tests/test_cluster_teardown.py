@@ -100,14 +100,14 @@ def test_ephemeral_etl_deletes_the_cluster_after_a_forced_failure(
     cluster_names: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    run_etl = ephemeral.run_etl
+    real_etl = ephemeral.etl
     warehouses: list[str] = []
 
-    def recording_run_etl(source: str, warehouse: str, *args: Any) -> dict:
+    def recording_etl(source: str, warehouse: str, *args: Any) -> dict:
         warehouses.append(warehouse)
-        return run_etl(source, warehouse, *args)
+        return real_etl(source, warehouse, *args)
 
-    monkeypatch.setattr(ephemeral, "run_etl", recording_run_etl)
+    monkeypatch.setattr(ephemeral, "etl", recording_etl)
     state = ephemeral_etl(
         cluster_names["source"],
         aws_credentials=credentials_block,
@@ -140,7 +140,7 @@ def slow_etl(source, warehouse, *args):
     print("ETL-STARTED", warehouse.split("/", 1)[1], flush=True)
     time.sleep(120)
 
-ephemeral.run_etl = slow_etl
+ephemeral.etl = slow_etl
 ephemeral.remove_cluster = lambda *args, **kwargs: None  # only the hook may delete
 source, credentials, role, secret = sys.argv[1:]
 cluster = ClusterSettings(role_name=role, password_secret=secret, poll_seconds=0.1,

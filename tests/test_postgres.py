@@ -25,10 +25,10 @@ from flows.etl import etl
 from sql import model
 from tasks.run.transform import run_transforms, transform_files
 from tasks.source.s3 import S3Source
-from tasks.warehouse.base import create_tables
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 from tasks.warehouse.redshift import song_bundles
 from tasks.warehouse.redshift.load_errors import LoadFailed
+from tasks.warehouse.tables import create_tables
 from tests.conftest import upload_tree
 from tests.postgres_redshift import PostgresRedshiftWarehouse, stand_in, star_rows
 

@@ -21,7 +21,7 @@ from tasks.cluster.lifecycle import ClusterWaitTimeout, wait_until_available
 from tasks.common.aws import aws_client
 from tasks.common.progress import Progress, in_prefect_run, progress_key
 from tasks.run.transform import transform, transform_files
-from tasks.warehouse.base import create_tables
+from tasks.warehouse.tables import create_tables
 
 
 class FakeClock:

@@ -12,8 +12,9 @@ from sqlalchemy import Column, Integer, MetaData, Table, Unicode, create_engine,
 from sql import model
 from tasks.run.quality import compile_checks, default_checks, run_checks
 from tasks.run.transform import TRANSFORM_DIR, run_transform_file
-from tasks.warehouse.base import create_tables, transaction
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
+from tasks.warehouse.hold import transaction
+from tasks.warehouse.tables import create_tables
 
 T0 = datetime(2018, 11, 1, 10, 0)
 

@@ -19,7 +19,7 @@ from flows.etl import etl
 from sql import model
 from tasks.run.quality import default_checks
 from tasks.source.s3 import S3Source
-from tasks.warehouse.base import Reject
+from tasks.warehouse.protocol import Reject
 from tasks.warehouse.redshift.load_errors import LoadFailed, load_errors_query, parse_load_errors
 from tasks.warehouse.redshift.warehouse import RedshiftWarehouse, copy_statement, manifest
 from tests import fake_redshift

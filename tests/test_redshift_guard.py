@@ -23,8 +23,8 @@ from sqlfluff.api.simple import APIParsingError
 from flows.etl import etl
 from sql import model
 from tasks.source.s3 import S3Source
-from tasks.warehouse.base import reset_staging
 from tasks.warehouse.redshift.warehouse import copy_statement
+from tasks.warehouse.staging import reset_staging
 from tests import fake_redshift
 from tests.test_redshift import recorder, warehouse  # noqa: F401 - the fixture
 

@@ -164,17 +164,17 @@ def test_a_failed_redshift_load_fails_the_run_and_leaves_nothing_behind(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen: dict[str, Any] = {}
-    run_etl = smoke.run_etl
+    real_etl = smoke.etl
 
-    def recording_run_etl(source: str, warehouse: str, **options: Any) -> dict:
+    def recording_etl(source: str, warehouse: str, **options: Any) -> dict:
         if source.startswith("s3://"):  # the Redshift load: what exists while it runs
             identifier = warehouse.split("/", 1)[1]
             seen.update(identifier=identifier, source=source, warehouse=warehouse)
             seen["exists"] = cluster_exists(aws_credentials, identifier), block_exists(identifier)
             seen["objects"] = len(run_objects(aws_credentials, source))
-        return run_etl(source, warehouse, **options)
+        return real_etl(source, warehouse, **options)
 
-    monkeypatch.setattr(smoke, "run_etl", recording_run_etl)
+    monkeypatch.setattr(smoke, "etl", recording_etl)
     state = redshift_smoke(
         smoke_source,
         aws_credentials=credentials_block,
@@ -269,16 +269,16 @@ def duckdb_for_redshift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict
     control: dict[str, Any] = {"drop_a_user": False, "loaded": []}
     import tasks.run.digest as digest
 
-    run_etl, resolve_warehouse = smoke.run_etl, digest.resolve_warehouse
+    real_etl, resolve_warehouse = smoke.etl, digest.resolve_warehouse
 
     def is_cluster_block(warehouse: str) -> bool:
         return warehouse.startswith("sparkify-redshift-warehouse/")
 
     def load(source: str, warehouse: str, **options: Any) -> dict:
         if not is_cluster_block(warehouse):
-            return run_etl(source, warehouse, **options)
+            return real_etl(source, warehouse, **options)
         control["loaded"].append(source)
-        summary = run_etl(source, stand_in, **options)
+        summary = real_etl(source, stand_in, **options)
         if control["drop_a_user"]:
             with duckdb.connect(stand_in) as con:
                 con.execute("delete from users where user_id = (select min(user_id) from users)")
@@ -292,7 +292,7 @@ def duckdb_for_redshift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict
         )
 
     monkeypatch.setenv("SPARKIFY_CACHE_DIR", str(tmp_path / "s3-cache"))
-    monkeypatch.setattr(smoke, "run_etl", load)
+    monkeypatch.setattr(smoke, "etl", load)
     monkeypatch.setattr(digest, "resolve_warehouse", resolve)
     return control
 

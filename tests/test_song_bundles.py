@@ -23,7 +23,7 @@ from sql import model
 from sql.model import SOURCE_FILE_FIELD
 from tasks.common.aws import aws_client
 from tasks.source.s3 import S3Source, parse_s3_uri
-from tasks.warehouse.base import Reject
+from tasks.warehouse.protocol import Reject
 from tasks.warehouse.redshift import song_bundles
 from tasks.warehouse.redshift.load_errors import LoadFailed, traced_to_origins
 from tasks.warehouse.redshift.song_bundles import (

@@ -15,10 +15,11 @@ from flows.etl import etl
 from sql import model
 from sql.model import json_fields
 from tasks.source.local import LocalSource
-from tasks.warehouse.base import create_tables, transaction
 from tasks.warehouse.duckdb.records import FieldRule, parse_json_records
 from tasks.warehouse.duckdb.sql import events_staging_sql
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
+from tasks.warehouse.hold import transaction
+from tasks.warehouse.tables import create_tables
 from tests.helpers import query
 
 GOOD_EVENT = {
@@ -275,7 +276,8 @@ def test_reset_names_files_in_batches_within_redshifts_statement_limits(tmp_path
     its 16 MB statement size, and still forgets every earlier reject of those files."""
     from sqlalchemy import event
 
-    from tasks.warehouse.base import FILES_PER_STATEMENT, Reject, insert_rejects, reset_staging
+    from tasks.warehouse.protocol import Reject
+    from tasks.warehouse.staging import FILES_PER_STATEMENT, insert_rejects, reset_staging
 
     files = [f"s3://bucket/raw/song_data/A/B/C/TR{n:06d}.json" for n in range(12_001)]
     engine = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb")).get_engine()

@@ -17,11 +17,12 @@ from sqlalchemy import select
 from flows.etl import etl
 from sql import model
 from sql.model import json_fields
-from tasks.warehouse.base import create_tables, transaction
 from tasks.warehouse.duckdb import lines
 from tasks.warehouse.duckdb.records import FieldRule
 from tasks.warehouse.duckdb.staging import parse_songs, stage_events_duckdb, stage_songs_duckdb
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
+from tasks.warehouse.hold import transaction
+from tasks.warehouse.tables import create_tables
 from tests import test_postgres as postgres_tests
 from tests.helpers import query
 from tests.test_staging import SONG, event

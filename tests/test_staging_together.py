@@ -16,9 +16,12 @@ from sqlalchemy import select
 
 from sql import model
 from tasks.source.local import LocalSource
-from tasks.warehouse.base import StageResult, create_tables, stage_in_turn, transaction
 from tasks.warehouse.duckdb import staging as duckdb_staging
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
+from tasks.warehouse.hold import transaction
+from tasks.warehouse.protocol import StageResult
+from tasks.warehouse.staging import stage_in_turn
+from tasks.warehouse.tables import create_tables
 from tests.test_staging import SONG, event
 from tests.test_staging_scale import day_lines, text, write
 

@@ -21,8 +21,8 @@ from sqlalchemy.exc import OperationalError
 from tasks.common.errors import WarehouseBusy
 from tasks.run import pipeline
 from tasks.run.lock import limit_name, warehouse_lock
-from tasks.warehouse.base import WAIT_VARIABLE, WarehouseWaitInvalid, lock_wait_seconds
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse, connect_when_free
+from tasks.warehouse.hold import WAIT_VARIABLE, WarehouseWaitInvalid, lock_wait_seconds
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import expected_from_json, table_counts
 from tests.shared_servers import migrated_home

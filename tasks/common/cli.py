@@ -11,9 +11,13 @@ from __future__ import annotations
 import argparse
 import atexit
 import functools
+import inspect
 import sys
 import traceback
+import typing
 from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
 
 from tasks.common.errors import UserError, debug_enabled, set_debug
 
@@ -98,3 +102,26 @@ def _say_last_words() -> None:
     for line in _last_words:
         print(line, file=sys.stderr, flush=True)
     _last_words.clear()
+
+
+def add_flow_parameters(
+    parser: argparse.ArgumentParser, flow: Any, leave_out: Sequence[str] = ()
+) -> None:
+    """An option for each of the flow's parameters (`--start-date` for start_date), with its
+    default and the description its docstring gives, as the flow's form in the Prefect UI shows
+    them: the parameters are declared once, on the flow. A bool is a switch; a date is read
+    as YYYY-MM-DD; an int as a number; anything else as text."""
+    function = inspect.unwrap(flow.fn)
+    hints = typing.get_type_hints(function)
+    described = flow.parameters.properties
+    for name, parameter in inspect.signature(function).parameters.items():
+        if name in leave_out:
+            continue
+        option = "--" + name.replace("_", "-")
+        kind = {t for t in typing.get_args(hints[name]) or (hints[name],) if t is not type(None)}
+        help_text = described.get(name, {}).get("description")
+        if kind == {bool}:
+            parser.add_argument(option, action="store_true", help=help_text)
+            continue
+        read = {date: date.fromisoformat, int: int}.get(next(iter(kind)), str)
+        parser.add_argument(option, type=read, default=parameter.default, help=help_text)

@@ -9,7 +9,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.warehouse.base import Warehouse
+from tasks.warehouse.protocol import Warehouse
 
 # Package data, found wherever the project is installed.
 ANALYTICS_DIR: Traversable = resources.files("sql") / "analytics"

@@ -20,7 +20,7 @@ from tasks.run.quality import CheckResult
 from tasks.run.report import count_of
 from tasks.run.transform import TableChange
 from tasks.source.files import RunFiles, file_notices
-from tasks.warehouse.base import StageReport
+from tasks.warehouse.protocol import StageReport
 
 LOAD_KEY = "sparkify-etl-load"
 QUALITY_KEY = "sparkify-etl-quality"

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, delete, select
 
 from sql import model
 from tasks.source.files import FileVersion, RunFiles
-from tasks.warehouse.base import Warehouse
+from tasks.warehouse.protocol import Warehouse
 
 EVENTS = "events"
 SONGS = "songs"

@@ -19,7 +19,7 @@ from datetime import date
 
 from tasks.run.transform import TableChange
 from tasks.source.files import RunFiles, event_file_date
-from tasks.warehouse.base import REJECT_SAMPLES, StageReport, StageResult
+from tasks.warehouse.protocol import REJECT_SAMPLES, StageReport, StageResult
 
 
 def split_run(files: RunFiles, part_bytes: int | None) -> list[RunFiles]:

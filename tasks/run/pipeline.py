@@ -1,27 +1,25 @@
-"""One ETL run, start to finish: the body of the sparkify-etl flow, which the ephemeral flow runs
-too. Each step is a Prefect task of its concern: list the source's files, stage them into the
-warehouse, transform and check in one transaction, publish, count."""
+"""The parts of an ETL run that flows/etl.py's flow names in order: the warehouse lock, the run's
+transaction, the parts of a run, the checks, the attempts after a transient failure, the timer of
+every stage and the summary."""
 
 from __future__ import annotations
 
 import time as clock
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from prefect import get_run_logger
-from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 from sqlalchemy import Connection
 
-from tasks.common.errors import DatesReversed
 from tasks.common.progress import in_part
 from tasks.common.retry import is_transient, scaled_delays
-from tasks.run.artifacts import publish_load, publish_quality, publish_rejects
-from tasks.run.ledger import StagePlan, choose_files, record_staged_files
+from tasks.run.artifacts import publish_quality
+from tasks.run.ledger import StagePlan, record_staged_files
 from tasks.run.lock import warehouse_lock
 from tasks.run.parts import merge_changes, merge_staged, split_run
 from tasks.run.quality import (
@@ -32,141 +30,117 @@ from tasks.run.quality import (
     default_checks,
     reads_staged,
 )
-from tasks.run.schedule import run_dates
-from tasks.run.transform import TableChange, transform
-from tasks.source.files import RunFiles, Source, list_run_files
-from tasks.source.resolve import resolve_source
-from tasks.warehouse.base import (
-    StageResult,
-    Warehouse,
-    count_rows,
-    ensure_tables,
-    stage,
-)
-from tasks.warehouse.resolve import resolve_warehouse
+from tasks.run.transform import TableChange
+from tasks.source.files import RunFiles, Source
+from tasks.warehouse.protocol import StageResult, Warehouse
+from tasks.warehouse.staging import stage
 
 T = TypeVar("T")
 
 
-def run_etl(
-    source: str,
-    warehouse: str,
-    start_date: date | None = None,
-    end_date: date | None = None,
-    aws_credentials: str | None = None,
-    days_back: int | None = None,
-    reload: bool = False,
-) -> dict:
-    """Load the source's events of [start_date, end_date] (all days when open) and all songs
-    into the warehouse, inside the calling flow run: the files new or changed since the
-    warehouse loaded them, or every one with `reload`; returns the run's summary as a dict."""
-    start_date, end_date = run_dates(start_date, end_date, days_back, flow_run.scheduled_start_time)
-    if start_date and end_date and start_date > end_date:
-        raise DatesReversed(start_date, end_date)
-    target = resolve_warehouse(warehouse)
-    raw_data = resolve_source(source, aws_credentials)
-    timer = StageTimer()
-    with timer("list files"):
-        files = list_run_files(raw_data, start_date, end_date)
-    # One run at a time on the warehouse, from the first DDL to the commit: a Prefect limit of
-    # the warehouse's own among this server's runs, and the warehouse held against any other
-    # process (runs of other servers, an analyst's session) for as long as the transaction.
+@contextmanager
+def one_run_at_a_time(target: Warehouse, timer: StageTimer) -> Iterator[None]:
+    """One run at a time on the warehouse, from the first DDL to the commit: a Prefect limit of
+    the warehouse's own among this server's runs (the run's transaction holds the warehouse
+    against any other process as well). Taking and releasing it are timed."""
     lock = ExitStack()
-    with timer("warehouse lock"):  # taking it, and below releasing it
+    with timer("warehouse lock"):
         lock.enter_context(warehouse_lock(target.describe()))
     try:
-        loaded = run_again_if_transient(
-            lambda: load(target, raw_data, files, timer, reload), "the load"
-        )
+        yield
     finally:
         with timer("warehouse lock"):
             lock.close()
-    plan, staged, changes, checks, counts = loaded
-    summary = EtlSummary.build(target, plan, staged, changes, checks, counts, timer.seconds)
-    with timer("publish"):
-        publish_load(
-            [staged.events, staged.songs],
-            changes,
-            counts,
-            summary.warehouse,
-            timer.seconds,
-            files,
-            summary.unchanged_files,
-        )
-    get_run_logger().info("published to %s: %s", summary.warehouse, counts)
-    return asdict(summary)
 
 
-def load(
-    target: Warehouse, raw_data: Source, files: RunFiles, timer: StageTimer, reload: bool = False
-) -> tuple[StagePlan, StageResult, list[TableChange], list[CheckResult], dict[str, int]]:
-    """Create, choose the files to stage (new and changed ones, or all on a reload), stage,
-    transform, check and count in the run's one transaction on the held warehouse
-    (write-audit-publish: a failing check rolls the whole load back, ledger included, so
-    analysts never see a half-checked load); what it chose, staged, changed, checked and
-    counted. A run larger than the warehouse's part size is staged and transformed a part at a
-    time (tasks/run/parts.py), still in the one transaction."""
+@contextmanager
+def the_runs_transaction(target: Warehouse, timer: StageTimer) -> Iterator[Connection]:
+    """The run's one connection on the held warehouse, in one transaction committed when the
+    block ends normally and rolled back otherwise (write-audit-publish: a failing check rolls
+    the whole load back, ledger included, so analysts never see a half-checked load)."""
     held = ExitStack()
     with timer("hold warehouse"):
         conn = held.enter_context(target.hold())
     with held:
-        with timer("create tables"):
-            ensure_tables(conn)
-        with timer("stage"):
-            # quote(): Prefect would visit every file name and version of these task
-            # parameters (some 21k of each, seconds in all), for no dependency to track.
-            plan = choose_files(conn, quote(files), reload)
-            parts = split_run(plan.files, target.part_bytes())
-        # In parts, the checks of what a part staged run after each part, the others at the end.
-        checks = default_checks()
-        each_part = [c for c in checks if reads_staged(c)] if len(parts) > 1 else []
-        if len(parts) > 1:
-            say_parts(parts)
-        staged_parts: list[StageResult] = []
-        changes: list[list[TableChange]] = []
-        results: list[list[CheckResult]] = []
-        for n, part in enumerate(parts):
-            with in_part(n + 1, len(parts)):
-                staged_parts.append(_stage_part(target, conn, raw_data, part, timer))
-                if n == len(parts) - 1:
-                    staged = merge_staged(staged_parts)
-                    with timer("publish"):
-                        publish_rejects([staged.events, staged.songs], target.describe())
-                with timer("transform + check"):
-                    changes.append(transform(conn))
-                    if each_part:
-                        results.append(check_quality(conn, quote(each_part)))
-                        if not all(c.passed for c in results[-1]):  # published at the end else
-                            passed_or_raise(results[-1])
-        with timer("transform + check"):
-            if each_part:
-                at_end = [c for c in checks if not reads_staged(c)]
-                results.append(check_quality(conn, quote(at_end)))
-                checked = add_up(checks, results)
-            else:
-                checked = check_quality(conn)
-            passed_or_raise(checked)
-        with timer("count rows"):
-            counts = count_rows(conn)
+        yield conn
         with timer("commit"):
             held.close()
-    return plan, staged, merge_changes(changes), checked, counts
 
 
-def _stage_part(
-    target: Warehouse, conn: Connection, raw_data: Source, part: RunFiles, timer: StageTimer
+class RunInParts:
+    """The files a run stages, in parts of at most the warehouse's part size (tasks/run/parts.py),
+    staged and transformed one after another in the run's one transaction; what they staged
+    and changed, added up."""
+
+    def __init__(self, target: Warehouse, files: RunFiles) -> None:
+        self.parts = split_run(files, target.part_bytes())
+        self.staged: list[StageResult] = []
+        self.changes: list[list[TableChange]] = []
+        if len(self.parts) > 1:
+            say_parts(self.parts)
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def __iter__(self) -> Iterator[RunFiles]:
+        """Each part, its progress shown as that part's ("part 2 of 10")."""
+        for n, part in enumerate(self.parts):
+            with in_part(n + 1, len(self.parts)):
+                yield part
+
+    def all_staged(self) -> bool:
+        return len(self.staged) == len(self.parts)
+
+    def total_staged(self) -> StageResult:
+        return merge_staged(self.staged)
+
+    def total_changes(self) -> list[TableChange]:
+        return merge_changes(self.changes)
+
+
+def stage_part(
+    target: Warehouse, conn: Connection, raw_data: Source, part: RunFiles
 ) -> StageResult:
     """Stage a run's files (or a part's), and write them to staging_files for the ledger."""
-    with timer("stage"):
-        staged = stage(target, conn, raw_data, quote(part))
-        at = datetime.now(UTC).replace(tzinfo=None)
-        record_staged_files(target, conn, part, at, staged.events.records_by_file)
+    staged = stage(target, conn, raw_data, quote(part))
+    at = datetime.now(UTC).replace(tzinfo=None)
+    record_staged_files(target, conn, part, at, staged.events.records_by_file)
     return staged
 
 
-def passed_or_raise(checks: list[CheckResult]) -> None:
-    """Publish the checks' results; QualityCheckFailed when one failed."""
-    publish_quality(checks)
+class RunChecks:
+    """The data tests of a run. In parts, those that read what a part staged run after each
+    part's transforms (a failing one stops the run at once), the others at the end; in one
+    part, all at the end."""
+
+    def __init__(self, parts: int) -> None:
+        self.checks = default_checks()
+        self.each_part = [c for c in self.checks if reads_staged(c)] if parts > 1 else []
+        self.results: list[list[CheckResult]] = []
+
+    def after_part(self, conn: Connection) -> None:
+        """Check what the part staged; QualityCheckFailed (results published) if one fails."""
+        if self.each_part:
+            self.results.append(check_quality(conn, quote(self.each_part)))
+            if not all(c.passed for c in self.results[-1]):
+                publish_quality(self.results[-1])
+                raise_if_failed(self.results[-1])
+
+    def at_end(self, conn: Connection) -> list[CheckResult]:
+        """Every check's result over the run, published; QualityCheckFailed if one failed."""
+        if self.each_part:
+            at_end = [c for c in self.checks if not reads_staged(c)]
+            self.results.append(check_quality(conn, quote(at_end)))
+            checked = add_up(self.checks, self.results)
+        else:
+            checked = check_quality(conn)
+        publish_quality(checked)
+        raise_if_failed(checked)
+        return checked
+
+
+def raise_if_failed(checks: list[CheckResult]) -> None:
+    """QualityCheckFailed when one of the checks failed."""
     failed = [c for c in checks if not c.passed]
     if failed:
         raise QualityCheckFailed(failed)
@@ -190,19 +164,38 @@ def say_parts(parts: list[RunFiles]) -> None:
 LOAD_RETRY_DELAYS = (5.0, 30.0)
 
 
-def run_again_if_transient(attempt: Callable[[], T], what: str) -> T:
-    """attempt()'s result, trying again after LOAD_RETRY_DELAYS when it fails transiently."""
+def attempts_of(what: str) -> Iterator[Attempt]:
+    """Attempts at a block of work, for `for attempt in attempts_of(...): with attempt: ...`:
+    after a transient failure the block runs again whole (its transaction was rolled back, so
+    nothing of it stays), LOAD_RETRY_DELAYS later; any other failure, or the last, is raised."""
     for delay in (*scaled_delays(LOAD_RETRY_DELAYS), None):
-        try:
-            return attempt()
-        except Exception as error:
-            if delay is None or not is_transient(error):
-                raise
-            get_run_logger().warning(
-                "%s failed transiently (%s): trying again in %.0fs", what, error, delay
-            )
-            clock.sleep(delay)
-    raise AssertionError("unreachable")
+        attempt = Attempt()
+        yield attempt
+        error = attempt.error
+        if error is None:
+            return
+        if delay is None or not is_transient(error):
+            raise error
+        get_run_logger().warning(
+            "%s failed transiently (%s): trying again in %.0fs", what, error, delay
+        )
+        clock.sleep(delay)
+
+
+class Attempt:
+    """One attempt of attempts_of: the block's exception is kept for the loop to judge."""
+
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(self, kind: type | None, error: BaseException | None, traceback: Any) -> bool:
+        if isinstance(error, Exception):
+            self.error = error
+            return True
+        return False
 
 
 class StageTimer:
@@ -244,20 +237,19 @@ class EtlSummary:
         cls,
         warehouse: Warehouse,
         plan: StagePlan,
-        staged: StageResult,
-        changes: list[TableChange],
+        parts: RunInParts,
         checks: list[CheckResult],
         counts: dict[str, int],
         seconds: dict[str, float],
     ) -> EtlSummary:
         """Assemble a summary from the tasks' results."""
-        files = plan.files
+        files, staged = plan.files, parts.total_staged()
         return cls(
             warehouse.describe(),
             len(files.event_files),
             len(files.song_files),
             {"events": asdict(staged.events), "songs": asdict(staged.songs)},
-            [asdict(c) for c in changes],
+            [asdict(c) for c in parts.total_changes()],
             [c.as_row() for c in checks],
             counts,
             seconds,

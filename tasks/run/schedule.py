@@ -41,3 +41,12 @@ def check_date_order(start_date: date | None, end_date: date | None) -> None:
     """Refuse a first day after the last day (either may be open)."""
     if start_date and end_date and start_date > end_date:
         raise DatesReversed(start_date, end_date)
+
+
+def days_of_the_run(
+    start_date: date | None, end_date: date | None, days_back: int | None, scheduled_start: datetime
+) -> tuple[date | None, date | None]:
+    """run_dates, with a first day after the last refused."""
+    start_date, end_date = run_dates(start_date, end_date, days_back, scheduled_start)
+    check_date_order(start_date, end_date)
+    return start_date, end_date

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tasks.warehouse.base import Reject
+from tasks.warehouse.protocol import Reject
 
 
 def file_rejects(files: list[str], digests: Mapping[str, str | bytes | None]) -> list[Reject]:

@@ -19,8 +19,8 @@ from prefect.blocks.core import Block
 from prefect.exceptions import ObjectNotFound
 
 from tasks.common.errors import BadArgument, NotADuckDBFile, UnknownWarehouse, UnreadableFile
-from tasks.warehouse.base import Warehouse
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
+from tasks.warehouse.protocol import Warehouse
 
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 # A DuckDB database file says so in its header: "DUCK" at bytes 8 to 12.
@@ -30,8 +30,6 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 # A saved block: TYPE/NAME, each as Prefect spells slugs and block names.
 _BLOCK_SPEC = re.compile(r"(?P<slug>[a-z0-9-]+)/(?P<name>[a-z0-9-]+)")
 WAREHOUSE_FIX = "give --warehouse a DuckDB file path ending in .duckdb or a saved block TYPE/NAME"
-# What makes a block class a warehouse (tasks/warehouse/base.py Warehouse).
-WAREHOUSE_METHODS = ("get_engine", "hold", "stage_files", "describe")
 # Saved blocks named in the message for a block that does not exist.
 BLOCKS_NAMED = 5
 
@@ -52,9 +50,7 @@ def warehouse_block_types() -> list[str]:
     while pending:
         cls = pending.pop()
         pending += cls.__subclasses__()
-        if getattr(cls, "_block_type_slug", None) and all(
-            callable(getattr(cls, name, None)) for name in WAREHOUSE_METHODS
-        ):
+        if getattr(cls, "_block_type_slug", None) and issubclass(cls, Warehouse):
             found.add(cls.get_block_type_slug())
     return sorted(found)
 

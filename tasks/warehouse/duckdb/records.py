@@ -27,7 +27,7 @@ from sqlalchemy.types import TypeEngine
 
 from sql.model import SOURCE_FILE_FIELD, JsonField, json_fields
 from tasks.source.files import is_gzipped
-from tasks.warehouse.base import MAX_RAW_LINE, Reject
+from tasks.warehouse.protocol import MAX_RAW_LINE, Reject
 from tasks.warehouse.rejects import file_rejects
 
 EXPECTED = {

@@ -11,7 +11,6 @@ import orjson
 from sqlalchemy import Table
 
 from sql.model import JsonField, json_fields
-from tasks.warehouse.base import MAX_RAW_LINE
 from tasks.warehouse.duckdb.records import (
     EXPECTED,
     INTEGER_KINDS,
@@ -23,6 +22,7 @@ from tasks.warehouse.duckdb.records import (
     text_width,
     too_long,
 )
+from tasks.warehouse.protocol import MAX_RAW_LINE
 
 # DuckDB type of each kind of staging column, as read from JSON (timestamps as epoch ms).
 DUCKDB_TYPES = {

@@ -35,14 +35,6 @@ from sqlalchemy import table as table_clause
 from sql import model
 from tasks.common.progress import Progress
 from tasks.source.files import RunFiles, Source
-from tasks.warehouse.base import (
-    Reject,
-    StageReport,
-    StageResult,
-    count_rejects,
-    reject_samples,
-    reset_staging,
-)
 from tasks.warehouse.duckdb.lines import (
     BATCH_LINES,
     FileToRead,
@@ -61,7 +53,9 @@ from tasks.warehouse.duckdb.sql import (
     events_staging_sql,
     whole_file_checks_sql,
 )
+from tasks.warehouse.protocol import Reject, StageReport, StageResult
 from tasks.warehouse.rejects import file_rejects
+from tasks.warehouse.staging import count_rejects, reject_samples, reset_staging
 
 
 def insert_arrow(conn: Connection, table: Table, data: pa.Table) -> None:

@@ -25,13 +25,6 @@ from sqlalchemy.pool import NullPool
 from tasks.common.errors import WarehouseBusy
 from tasks.common.logs import run_logger
 from tasks.source.files import RunFiles, Source
-from tasks.warehouse.base import (
-    DEFAULT_LOCK_WAIT_SECONDS,
-    StageReport,
-    StageResult,
-    held_transaction,
-    lock_wait_seconds,
-)
 from tasks.warehouse.duckdb.staging import (
     insert_arrow,
     parse_songs,
@@ -39,6 +32,8 @@ from tasks.warehouse.duckdb.staging import (
     stage_files_duckdb,
     stage_songs_duckdb,
 )
+from tasks.warehouse.hold import DEFAULT_LOCK_WAIT_SECONDS, held_transaction, lock_wait_seconds
+from tasks.warehouse.protocol import StageReport, StageResult
 
 DEFAULT_DUCKDB_FILE = "sparkify.duckdb"
 # With DuckDB's memory bounded, a run's peak memory stays flat whatever its size.

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, column, func, select, table
 from sqlalchemy.sql import Executable
 
-from tasks.warehouse.base import MAX_RAW_LINE, Reject
+from tasks.warehouse.protocol import MAX_RAW_LINE, Reject
 
 LOAD_ERROR_VIEWS = {
     # view: (file, line, column, reason, raw line or None); SYS_ works on provisioned clusters

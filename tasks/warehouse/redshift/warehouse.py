@@ -41,19 +41,8 @@ from tasks.common.aws import DEFAULT_REGION
 from tasks.common.progress import Progress
 from tasks.source.files import RunFiles, Source
 from tasks.source.s3 import S3Source
-from tasks.warehouse.base import (
-    DEFAULT_LOCK_WAIT_SECONDS,
-    REJECT_SAMPLES,
-    Reject,
-    StageReport,
-    StageResult,
-    held_transaction,
-    insert_rejects,
-    insert_values,
-    lock_wait_seconds,
-    reset_staging,
-    stage_in_turn,
-)
+from tasks.warehouse.hold import DEFAULT_LOCK_WAIT_SECONDS, held_transaction, lock_wait_seconds
+from tasks.warehouse.protocol import REJECT_SAMPLES, Reject, StageReport, StageResult
 from tasks.warehouse.redshift.load_errors import (
     LoadFailed,
     copy_errors,
@@ -72,6 +61,7 @@ from tasks.warehouse.redshift.song_bundles import (
     delete_combined,
 )
 from tasks.warehouse.rejects import file_rejects
+from tasks.warehouse.staging import insert_rejects, insert_values, reset_staging, stage_in_turn
 
 # Redshift's upper limit of COPY's MAXERROR.
 MAX_COPY_ERRORS = 100_000

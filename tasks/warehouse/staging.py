@@ -1,0 +1,129 @@
+"""Staging shared by every warehouse: emptying the staging tables and the rejects of the files a
+run stages again, the load_rejects store, bulk inserts, and the stage task."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import ColumnElement, Connection, Table, delete, func, select
+
+from sql import model
+from tasks.source.files import RunFiles, Source
+from tasks.warehouse.protocol import REJECT_SAMPLES, Reject, StageResult, Warehouse
+
+# Files named by one statement: within Redshift's 32,767 bind parameters per statement and, with
+# S3 URIs of up to 1,024 bytes, far below its 16 MB statement size.
+FILES_PER_STATEMENT = 5_000
+
+
+def batches(items: list[str], size: int = FILES_PER_STATEMENT) -> Iterator[list[str]]:
+    """Consecutive slices of at most `size` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class FileSet(Protocol):
+    """The run's files, as conditions on a column of file names."""
+
+    def conditions(self, column: ColumnElement[str]) -> list[ColumnElement[bool]]:
+        """Conditions whose union selects the rows of these files."""
+        ...
+
+
+@dataclass(frozen=True)
+class ListedFiles:
+    """Files named by bind parameters, FILES_PER_STATEMENT at a time (any warehouse)."""
+
+    files: list[str]
+
+    def conditions(self, column: ColumnElement[str]) -> list[ColumnElement[bool]]:
+        """One IN list per batch of names."""
+        return [column.in_(batch) for batch in batches(self.files)]
+
+
+def _file_set(files: list[str] | FileSet) -> FileSet:
+    return ListedFiles(files) if isinstance(files, list) else files
+
+
+def reset_staging(conn: Connection, table: Table, files: list[str] | FileSet) -> None:
+    """Empty a staging table and forget earlier rejects of the same files (reruns are clean)."""
+    conn.execute(delete(table))
+    for condition in _file_set(files).conditions(model.load_rejects.c.source_file):
+        conn.execute(delete(model.load_rejects).where(condition))
+
+
+# Rows of one multi-row INSERT: at most 8 values a row within Redshift's 32,767 bound values.
+ROWS_PER_INSERT = 4_000
+
+
+def insert_values(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows (each with every column of the table) as multi-row INSERTs of
+    ROWS_PER_INSERT rows: a warehouse's insert_rows where it has no faster way."""
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        conn.execute(table.insert().values(rows[start : start + ROWS_PER_INSERT]))
+
+
+def insert_rejects(conn: Connection, rejects: list[Reject], at: datetime) -> None:
+    """Keep rejected records in load_rejects."""
+    if rejects:
+        conn.execute(model.load_rejects.insert(), [r.row(at) for r in rejects])
+
+
+def reject_samples(conn: Connection, files: list[str] | FileSet) -> list[Reject]:
+    """The first rejects of these files, in file and line order."""
+    rejects = model.load_rejects
+    samples = []
+    for condition in _file_set(files).conditions(rejects.c.source_file):
+        query = (
+            select(rejects.c.source_file, rejects.c.line_number, rejects.c.reason)
+            .where(condition)
+            .order_by(rejects.c.source_file, rejects.c.line_number)
+            .limit(REJECT_SAMPLES)
+        )
+        samples += [Reject(**row._mapping) for row in conn.execute(query)]
+    samples.sort(key=lambda r: (r.source_file, r.line_number))
+    return samples[:REJECT_SAMPLES]
+
+
+def count_rejects(conn: Connection, files: list[str] | FileSet) -> int:
+    """How many records of these files load_rejects holds."""
+    rejects = model.load_rejects
+    return sum(
+        int(conn.execute(select(func.count()).select_from(rejects).where(c)).scalar_one())
+        for c in _file_set(files).conditions(rejects.c.source_file)
+    )
+
+
+def stage_in_turn(
+    warehouse: Warehouse, conn: Connection, source: Source, files: RunFiles, at: datetime
+) -> StageResult:
+    """Stage the event files, then the song files."""
+    return StageResult(
+        warehouse.stage_events(conn, source, files.event_files, at),
+        warehouse.stage_songs(conn, source, files.song_files, at),
+    )
+
+
+@task(name="stage", cache_policy=NO_CACHE)
+def stage(warehouse: Warehouse, conn: Connection, source: Source, files: RunFiles) -> StageResult:
+    """Load the run's files into the staging tables, in the run's transaction."""
+    logger = get_run_logger()
+    at = datetime.now(UTC).replace(tzinfo=None)
+    result = warehouse.stage_files(conn, source, files, at)
+    for report in (result.events, result.songs):
+        logger.info(
+            "staged %d rows into %s from %d files in %.2fs (%d rejected)",
+            report.rows,
+            report.table,
+            report.files,
+            report.seconds,
+            report.rejects,
+        )
+        for reject in report.reject_samples:
+            logger.warning("rejected %s", reject.describe())
+    return result

@@ -1,0 +1,111 @@
+"""The model's tables on any warehouse: create them or bring them to the model, drop and create
+them, count their rows."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Connection, Table, column, func, inspect, select
+from sqlalchemy import table as table_clause
+
+from sql import model
+from tasks.common.retry import RETRY_TRANSIENT
+from tasks.warehouse.hold import transaction
+from tasks.warehouse.protocol import Warehouse
+
+
+def create_tables(conn: Connection, drop: bool = False) -> list[str]:
+    """Create every table of the model that is missing (dropping them all first if asked), and
+    bring existing ones to the model: staging tables hold nothing between runs, so one whose
+    columns differ is recreated; a text column narrower than the model's is widened."""
+    if drop:
+        model.metadata.drop_all(conn)
+    existing = set(inspect(conn).get_table_names())
+    for table in model.STAGING_TABLES:
+        if table.name in existing and list(_stored_columns(conn, table)) != table.columns.keys():
+            table.drop(conn)
+    model.metadata.create_all(conn, checkfirst=True)
+    for table in model.ALL_TABLES:
+        if table.name in existing:
+            _widen_text_columns(conn, table)
+    return [t.name for t in model.ALL_TABLES]
+
+
+_INFO_COLUMNS = table_clause(
+    "columns",
+    column("table_name"),
+    column("column_name"),
+    column("ordinal_position"),
+    column("character_maximum_length"),
+    schema="information_schema",
+)
+
+
+def _stored_columns(conn: Connection, table: Table) -> dict[str, int | None]:
+    """The stored table's columns in order, with their text length where bounded (from
+    information_schema, which DuckDB, PostgreSQL and Redshift all have)."""
+    info = _INFO_COLUMNS.c
+    query = (
+        select(info.column_name, info.character_maximum_length)
+        .where(info.table_name == table.name)
+        .order_by(info.ordinal_position)
+    )
+    return {name: length for name, length in conn.execute(query)}
+
+
+def _widen_text_columns(conn: Connection, table: Table) -> None:
+    """ALTER a bounded text column shorter than the model's to the model's length (Redshift
+    widens a VARCHAR in place; DuckDB's VARCHAR has no length to widen)."""
+    stored = _stored_columns(conn, table)
+    preparer = conn.dialect.identifier_preparer
+    for col in table.columns:
+        wanted = getattr(col.type, "length", None)
+        length = stored.get(col.name)
+        if wanted and length and length < wanted:
+            conn.exec_driver_sql(
+                f"alter table {preparer.format_table(table)} alter column "
+                f"{preparer.quote(col.name)} type {col.type.compile(dialect=conn.dialect)}"
+            )
+
+
+class RefusedToDrop(Exception):
+    """Dropping tables that exist was not confirmed."""
+
+
+@task(name="recreate-tables", cache_policy=NO_CACHE)
+def recreate_tables(warehouse: Warehouse, confirm_drop: bool) -> list[str]:
+    """Drop (when confirmed) and create all tables in one transaction."""
+    engine = warehouse.get_engine()
+    with transaction(engine) as conn:
+        existing = sorted(set(inspect(conn).get_table_names()) & set(model.metadata.tables))
+        if existing and not confirm_drop:
+            raise RefusedToDrop(
+                f"{len(existing)} tables exist ({', '.join(existing)}); dropping them deletes "
+                "their data: run again with --yes to confirm"
+            )
+        return create_tables(conn, drop=True)
+
+
+@task(name="ensure-tables", cache_policy=NO_CACHE)
+def ensure_tables(conn: Connection) -> list[str]:
+    """Create the model's tables where missing, in the run's transaction."""
+    return create_tables(conn)
+
+
+def count_rows(conn: Connection) -> dict[str, int]:
+    """Row counts of the star tables and the rejects table."""
+    tables = (*model.STAR_TABLES, model.load_rejects)
+    return {
+        t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one()) for t in tables
+    }
+
+
+@task(
+    name="row-counts",
+    cache_policy=NO_CACHE,
+    **RETRY_TRANSIENT,
+)
+def table_counts(warehouse: Warehouse) -> dict[str, int]:
+    """Row counts of every star table after the run."""
+    with warehouse.get_engine().connect() as conn:
+        return count_rows(conn)
