@@ -18,8 +18,8 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from sqlalchemy.exc import OperationalError
 
+import flows.etl as etl_flow
 from tasks.common.errors import WarehouseBusy
-from tasks.run import pipeline
 from tasks.run.lock import limit_name, warehouse_lock
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse, connect_when_free
 from tasks.warehouse.hold import WAIT_VARIABLE, WarehouseWaitInvalid, lock_wait_seconds
@@ -106,7 +106,7 @@ def test_a_process_opening_the_file_mid_run_cannot_break_it(
 ) -> None:
     db = tmp_path / "wh.duckdb"
     intruders: list[subprocess.CompletedProcess] = []
-    transform = pipeline.transform
+    transform = etl_flow.transform
 
     def intrude_then_transform(conn):
         intruders.append(
@@ -114,7 +114,7 @@ def test_a_process_opening_the_file_mid_run_cannot_break_it(
         )
         return transform(conn)
 
-    monkeypatch.setattr(pipeline, "transform", intrude_then_transform)
+    monkeypatch.setattr(etl_flow, "transform", intrude_then_transform)
     etl = _etl_flow()
     etl(str(month_source), str(db))
 

@@ -1,0 +1,34 @@
+-- songplays: every staged play (04_staged_plays.sql); a reload replaces its rows. The rows
+-- going (replaced_plays) are deleted within their time range; plays of earlier runs whose song
+-- match changed take their new match (rematched_plays); then the staged plays are inserted,
+-- song_id and artist_id filled where the event matches a song on title, artist name and
+-- duration (song_matches), null otherwise.
+-- reads: replaced_plays, rematched_plays, staged_plays, song_matches
+delete from songplays
+where songplays.start_time between (select min(start_time) from replaced_plays)
+    and (select max(start_time) from replaced_plays)
+    and songplay_id in (select songplay_id from replaced_plays);
+
+update songplays
+set song_id = rematched_plays.song_id, artist_id = rematched_plays.artist_id
+from rematched_plays
+where songplays.songplay_id = rematched_plays.songplay_id;
+
+insert into songplays (
+    songplay_id, start_time, user_id, level, song_id, artist_id, session_id, location, user_agent
+)
+select
+    plays.songplay_id,
+    plays.start_time,
+    plays.user_id,
+    plays.level,
+    song_matches.song_id,
+    song_matches.artist_id,
+    plays.session_id,
+    plays.location,
+    plays.user_agent
+from staged_plays as plays
+left join song_matches
+    on song_matches.title = plays.song
+    and song_matches.artist_name = plays.artist
+    and song_matches.duration = plays.length;
