@@ -175,8 +175,8 @@ staging_songs = Table(
 
 # The run's plays, NextSong events of identified users with their key: a temp table that
 # sql/transform/04_staged_plays.sql builds before songplays and time, which both read it. A run
-# writes songplays and time rows only at the start times of its plays (05_songplays.sql and
-# 06_time.sql delete and insert within their range; a rematch changes song_id and artist_id,
+# writes songplays and time rows only at the start times of its plays (08_songplays.sql and
+# 09_time.sql delete and insert within their range; a rematch changes song_id and artist_id,
 # never a key or start time).
 staged_plays = TableClause("staged_plays", column("start_time"))
 identified_events = (
@@ -210,7 +210,7 @@ songplays = Table(
     Column("location", Unicode(PLACE)),
     Column("user_agent", Unicode(USER_AGENT)),
     # Distributed and sorted on start_time, with time: plays_by_hour joins them on it, so the
-    # join is collocated; a run's delete is bounded by its time range (05_songplays.sql), which
+    # join is collocated; a run's delete is bounded by its time range (08_songplays.sql), which
     # the sort key lets Redshift narrow to the blocks of the run's days. user_id joins no
     # analyst query and skews when few users dominate.
     redshift_diststyle="KEY",
@@ -296,7 +296,7 @@ loaded_files = Table(
 )
 
 # The files a run stages, as the ledger will hold them: written by the run before its
-# transforms, which bring loaded_files up to date from it (08_loaded_files.sql).
+# transforms, which bring loaded_files up to date from it (11_loaded_files.sql).
 staging_files = Table("staging_files", metadata, *_file_columns(), redshift_diststyle="EVEN")
 
 # Every song record of every loaded song file, as its file has it now (ids, titles and names
@@ -321,7 +321,7 @@ song_catalog = Table(
 )
 
 # Each play's song as its event logged it (title, artist name, length): when the catalog
-# changes, plays loaded by earlier runs are matched again (05_songplays.sql) without reading
+# changes, plays loaded by earlier runs are matched again (08_songplays.sql) without reading
 # their event files again. Distributed and sorted like songplays.
 songplay_songs = Table(
     "songplay_songs",

@@ -148,7 +148,7 @@ def failing_transforms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         ),
         # Every transform succeeds; the quality checks find the duplicate.
         (
-            "09_zz_duplicate_user.sql",
+            "99_zz_duplicate_user.sql",
             "insert into users select * from users limit 1;",
             QualityCheckFailed,
             "unique_users_user_id",

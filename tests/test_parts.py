@@ -236,7 +236,7 @@ def test_a_check_failing_in_a_run_in_parts_leaves_the_tables_as_they_were(
     db = tmp_path / "wh.duckdb"
     etl(str(week_source), str(db), date(2018, 11, 1), date(2018, 11, 1))
     before = snapshot(db)
-    (failing_transforms / "09_zz_injected.sql").write_text(statement + "\n")
+    (failing_transforms / "99_zz_injected.sql").write_text(statement + "\n")
     with pytest.raises(QualityCheckFailed, match=check):
         etl(str(week_source), str(db), date(2018, 11, 2), date(2018, 11, 6))
     assert day_parts[-1] == 5

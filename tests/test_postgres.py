@@ -479,7 +479,7 @@ def test_bounded_deletes_remove_the_same_rows_on_both_warehouses(
     postgres_database: str, tmp_path: Path
 ) -> None:
     for path in transform_files():
-        if path.stem.endswith(("_songplays", "_time")):
+        if path.stem.endswith(("_replaced_plays", "_time")):
             assert path.read_text().count(RUN_RANGE) == 1, path.name
     late, inside, day_before = T0 + timedelta(hours=2), T0 + timedelta(hours=1), T0 - timedelta(1)
     results = {}

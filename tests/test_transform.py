@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 from sqlalchemy import insert, select, text
 
@@ -81,3 +82,24 @@ def test_a_play_logged_twice_is_one_songplay_chosen_by_its_values(conn) -> None:
     ).scalars()
     assert list(kept) == ["Alpha"]  # the smallest value, not the first or the NULL one
     assert changes["songplays"].inserted == 2  # the repeated play once, and item 1
+
+
+def test_each_file_names_at_its_top_the_temp_tables_it_reads_which_earlier_files_make() -> None:
+    """A transform file's leading comment ends with `-- reads: a, b` naming every temp table
+    (made by another file) its statements read, in order, and each one was made before it."""
+    files = transform_files()
+    made_by = {
+        name: path.name
+        for path in files
+        for name in re.findall(r"create temp table (\w+)", path.read_text())
+    }
+    assert {"staged_plays", "replaced_plays", "song_matches"} <= set(made_by)
+    for path in files:
+        text = path.read_text()
+        makes = set(re.findall(r"create temp table (\w+)", text))
+        body = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
+        read = sorted(n for n in made_by if n not in makes and re.search(rf"\b{n}\b", body))
+        header = re.search(r"\A(?:--[^\n]*\n)*", text).group(0)
+        declared = re.findall(r"^-- reads: (.*)$", header, re.MULTILINE)
+        assert declared == ([", ".join(read)] if read else []), path.name
+        assert all(made_by[n] < path.name for n in read), path.name

@@ -3,7 +3,7 @@
 -- file's records replace those it loaded before, whatever they were. catalog_changes keeps
 -- both, the records going and the records coming: the songs and artists they name are chosen
 -- again (01_artists.sql, 02_songs.sql), and plays loaded earlier that match them are matched
--- again (05_songplays.sql), so a run gives the tables a full load of the files would give.
+-- again (08_songplays.sql), so a run gives the tables a full load of the files would give.
 -- Ids, titles and names lose trailing blanks once, here: Redshift ignores them when comparing
 -- VARCHAR and DuckDB does not, so both warehouses see the same values only without them. A
 -- temp table lives until the session ends and Redshift has no ON COMMIT DROP, so a run drops

@@ -2,6 +2,7 @@
 -- The ids the run's song files credit, now or before, are chosen again from every file that
 -- credits them, so the row is the same whatever order the files arrive in (never "whichever
 -- came last"), and an id no file credits any more goes.
+-- reads: catalog_changes
 create temp table artists_next as
 with candidates as (
     select

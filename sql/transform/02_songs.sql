@@ -1,6 +1,7 @@
 -- songs: one row per song_id of the catalog (00_song_catalog.sql). The ids of the run's song
 -- files, now or before, are chosen again, deterministically, among every file that has them;
 -- an id no file has any more goes.
+-- reads: catalog_changes
 create temp table songs_next as
 with candidates as (
     select song_id, title, artist_id, year, duration

@@ -3,7 +3,7 @@
 -- match changed take their new match (rematched_plays); then the staged plays are inserted,
 -- song_id and artist_id filled where the event matches a song on title, artist name and
 -- duration (song_matches), null otherwise.
--- reads: replaced_plays, rematched_plays, staged_plays, song_matches
+-- reads: rematched_plays, replaced_plays, song_matches, staged_plays
 delete from songplays
 where songplays.start_time between (select min(start_time) from replaced_plays)
     and (select max(start_time) from replaced_plays)

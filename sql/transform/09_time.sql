@@ -1,7 +1,8 @@
 -- time: one row per distinct start_time of the staged plays (04_staged_plays.sql). week is the
 -- ISO week and weekday follows extract(dow) (0 = Sunday), the same on Redshift and DuckDB.
--- The delete looks only within the run's time range (as 05_songplays.sql does): the same rows,
+-- The delete looks only within the run's time range (as 08_songplays.sql does): the same rows,
 -- read from the blocks of the run's days only, time being sorted on start_time.
+-- reads: staged_plays
 delete from time
 where start_time between (select min(start_time) from staged_plays)
     and (select max(start_time) from staged_plays)

@@ -1,9 +1,10 @@
 -- songplay_songs: each play's song as its event logged it, kept so that a later change of the
--- song catalog matches the play again (05_songplays.sql) without its event file. Its rows go
+-- song catalog matches the play again (08_songplays.sql) without its event file. Its rows go
 -- and come with the plays' rows: a row has the key and start time of its play in songplays,
 -- written and deleted together, so the rows going are those of the plays replaced
 -- (replaced_plays, which holds every stored play of a staged key), within their time range
 -- as there; none on a first load or a new day.
+-- reads: replaced_plays, staged_plays
 delete from songplay_songs
 where start_time between (select min(start_time) from replaced_plays)
     and (select max(start_time) from replaced_plays)

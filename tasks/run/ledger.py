@@ -5,7 +5,7 @@ now, holds nothing new: a run skips it unless asked to reload. A new or changed 
 staged, and a changed song file's records replace those it loaded before
 (sql/transform/00_song_catalog.sql). The run writes the files it stages, with their versions, to
 staging_files in its transaction; its transforms bring the ledger up to date from there
-(sql/transform/08_loaded_files.sql), so the ledger commits with the tables or not at all.
+(sql/transform/11_loaded_files.sql), so the ledger commits with the tables or not at all.
 """
 
 from __future__ import annotations

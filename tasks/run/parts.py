@@ -6,7 +6,7 @@ where reading them back costs many times more (README's benchmark has the figure
 incremental and order-free (the design's contract), so staging and transforming the days part
 after part gives the tables that staging them all at once gives, as runs of those days one
 after another would. A part holds whole days (every event file of a day in the same part: the
-plays sharing a key are in one day's file, which sql/transform/05_songplays.sql relies on) and
+plays sharing a key are in one day's file, which sql/transform/08_songplays.sql relies on) and
 the first part every song file of the run. A warehouse that stages a run best in one go
 (Redshift's COPY spreads it over the nodes) has no part size: its run is one part.
 """

@@ -10,7 +10,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from prefect import get_run_logger
 from prefect.utilities.annotations import quote
@@ -34,8 +34,6 @@ from tasks.run.transform import TableChange
 from tasks.source.files import RunFiles, Source
 from tasks.warehouse.protocol import StageResult, Warehouse
 from tasks.warehouse.staging import stage
-
-T = TypeVar("T")
 
 
 @contextmanager
