@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -37,6 +39,17 @@ def pytest_configure(config: pytest.Config) -> None:
     directory, for the one Prefect server of the session (tests.shared_servers.py)."""
     if not hasattr(config, "workerinput"):
         config.stash[SHARED] = begin_session()
+        if config.getoption("numprocesses", None):
+            # Workers start and collect meanwhile; they wait for a server still starting.
+            for start in (session_server, session_moto):
+                threading.Thread(target=start_quietly, args=(start,), daemon=True).start()
+
+
+def start_quietly(start: Callable[[], object]) -> None:
+    """Start a shared server ahead of the workers; a failure is theirs to report, when they
+    start it again themselves."""
+    with contextlib.suppress(Exception):
+        start()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
