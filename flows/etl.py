@@ -86,8 +86,8 @@ def etl(
                 with timer("create tables"):
                     ensure_tables(conn)
                 with timer("stage"):
-                    # quote(): Prefect would visit every file name of this task parameter (some
-                    # 21k of them, seconds in all), for no dependency to track.
+                    # quote(): Prefect would otherwise visit every file name of this task
+                    # parameter, for no dependency to track.
                     plan = choose_files(conn, quote(files), reload)
                 parts = RunInParts(target, plan.files)
                 checks = RunChecks(len(parts))

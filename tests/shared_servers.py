@@ -11,6 +11,7 @@ stops it if the controller dies without stopping it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -204,19 +205,22 @@ def free_port() -> int:
 
 
 def stop_group(pid: int) -> None:
-    """Stop a process group: SIGTERM, then SIGKILL if it is still there after a while."""
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+    """Stop a process group: SIGTERM, then SIGKILL if it is still there after a while. Its
+    leader is reaped here when it is this process's child."""
+    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pid, sig)
         except ProcessLookupError:
             return
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
             try:
                 os.killpg(pid, 0)
             except ProcessLookupError:
                 return
-            time.sleep(0.2)
+            time.sleep(0.1)
 
 
 def alive(pid: int) -> bool:

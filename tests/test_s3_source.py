@@ -126,3 +126,26 @@ def test_a_source_makes_its_client_once_and_a_copy_makes_its_own(aws_env: str) -
     copied = pickle.loads(pickle.dumps(source))
     assert copied == source
     assert copied.client() is not client
+
+
+def test_a_client_is_made_once_for_the_same_credentials_and_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect_aws import AwsCredentials
+
+    from tasks.common.aws import aws_client
+
+    def credentials(secret: str) -> AwsCredentials:
+        return AwsCredentials(
+            aws_access_key_id="key", aws_secret_access_key=secret, region_name="us-east-1"
+        )
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    first = aws_client(credentials("one"), "s3")
+    assert aws_client(credentials("one"), "s3") is first
+    assert aws_client(credentials("two"), "s3") is not first  # another secret, another client
+    assert aws_client(credentials("one"), "redshift") is not first
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:2")
+    moved = aws_client(credentials("one"), "s3")
+    assert moved is not first
+    assert moved.meta.endpoint_url == "http://127.0.0.1:2"

@@ -115,8 +115,7 @@ def test_a_process_opening_the_file_mid_run_cannot_break_it(
         return transform(conn)
 
     monkeypatch.setattr(etl_flow, "transform", intrude_then_transform)
-    etl = _etl_flow()
-    etl(str(month_source), str(db))
+    etl_flow.etl(str(month_source), str(db))
 
     assert len(intruders) == 1
     assert intruders[0].returncode != 0

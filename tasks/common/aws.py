@@ -6,6 +6,10 @@ variables including AWS_ENDPOINT_URL, profiles, instance roles).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import threading
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -34,9 +38,33 @@ def load_credentials(name: str | None) -> AwsCredentials:
 
 
 def aws_client(credentials: AwsCredentials, service: str) -> Any:
-    """A new boto3 client (prefect-aws caches its own per block, which outlives endpoints)."""
-    overrides = credentials.aws_client_parameters.get_params_override()
-    return credentials.get_boto3_session().client(service, **overrides)
+    """A boto3 client of the service, made once for the same credentials and boto3 environment
+    and then shared: a client is thread-safe and renews the credentials of boto3's chain
+    itself, and making one (its session, its service model) costs a good part of a second.
+    (prefect-aws caches its clients per block alone, whatever the environment says.)"""
+    key = (service, _fingerprint(credentials), _boto3_environment())
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            overrides = credentials.aws_client_parameters.get_params_override()
+            client = credentials.get_boto3_session().client(service, **overrides)
+            _CLIENTS[key] = client
+        return client
+
+
+_CLIENTS: dict[tuple[str, str, tuple[tuple[str, str], ...]], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _fingerprint(credentials: AwsCredentials) -> str:
+    """A digest of every setting of the credentials, secrets included (never kept in clear)."""
+    settings = credentials.model_dump(mode="json", context={"include_secrets": True})
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def _boto3_environment() -> tuple[tuple[str, str], ...]:
+    """The environment variables boto3's chain reads (endpoints, region, keys, profiles)."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
 
 
 def require_aws(credentials: AwsCredentials, otherwise: str) -> None:
