@@ -157,9 +157,47 @@ def session_moto() -> str:
     return url
 
 
-def shared_server(name: str, start, health: str) -> tuple[str, Path]:
+def session_deployment() -> tuple[dict[str, str], Path]:
+    """`make deploy` onto the session's Prefect server, and a process worker polling the
+    deployments' pool from elsewhere than the repository (their pull step must find it), done
+    once by the first caller: the environment of the Prefect CLI there, and the worker's log."""
+    api, _ = session_server()
+    shared = shared_dir()
+    (shared / "elsewhere").mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(shared / "deploy-home"),
+        PREFECT_API_URL=api,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_WORKER_QUERY_SECONDS="1",
+        PREFECT_LOGGING_LEVEL="INFO",
+    )
+
+    def start(port: int) -> tuple[list[str], dict[str, str], str]:
+        # -o: never reinstall the virtualenv from here, whatever pyproject's timestamp says.
+        make = subprocess.run(
+            ["make", "--no-print-directory", "-o", ".venv/.installed", "deploy"],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if make.returncode != 0:
+            raise RuntimeError(f"make deploy failed:\n{make.stdout[-4000:]}{make.stderr[-4000:]}")
+        prefect = str(Path(sys.executable).parent / "prefect")
+        return [prefect, "worker", "start", "--pool", "sparkify-process"], env, "deployed"
+
+    _, log = shared_server("worker", start, health=None, cwd=shared / "elsewhere")
+    return env, log
+
+
+def shared_server(
+    name: str, start, health: str | None, cwd: Path | None = None
+) -> tuple[str, Path]:
     """A server of the session, started once by whichever process asks first: `start(port)`
-    gives its command, environment and URL; it is up once `URL + health` answers 200."""
+    gives its command, environment and URL; it is up once `URL + health` answers 200 (at once
+    when there is no health check). It runs in cwd (the repository unless told)."""
     shared = shared_dir()
     url_file, log = shared / f"{name}.url", shared / f"{name}.log"
     with locked(shared / f"{name}.lock"):
@@ -170,14 +208,17 @@ def shared_server(name: str, start, health: str) -> tuple[str, Path]:
         with log.open("wb") as out:
             server = subprocess.Popen(
                 [sys.executable, "-m", "tests.shared_servers", controller, "--", *command],
-                env=env,
-                cwd=Path(__file__).resolve().parent.parent,
+                env={**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+                if cwd
+                else env,
+                cwd=cwd or Path(__file__).resolve().parent.parent,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         (shared / f"{name}.pid").write_text(str(server.pid))
-        wait_healthy(url + health, server, log)
+        if health is not None:
+            wait_healthy(url + health, server, log)
         url_file.write_text(url)
         return url, log
 
@@ -232,8 +273,10 @@ def alive(pid: int) -> bool:
 
 
 def supervise(controller: int, command: list[str]) -> int:
-    """Run the command until it ends, or stop it once the controller process is gone."""
-    server = subprocess.Popen(command)
+    """Run the command until it ends, or stop it once the controller process is gone. The
+    command gets the environment without the PYTHONPATH that found this module."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    server = subprocess.Popen(command, env=env)
     signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     while server.poll() is None:
         if not alive(controller):

@@ -4,14 +4,11 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -26,7 +23,7 @@ from tasks.run.schedule import run_dates
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import expected_from_json, query, table_counts
-from tests.shared_servers import session_server
+from tests.shared_servers import session_deployment, session_server
 
 SAMPLE = PROJECT_ROOT / "data" / "sample"
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -192,75 +189,14 @@ class Deployed:
         return "".join(parts)
 
 
-def _cli_env(home: Path, api: str) -> dict[str, str]:
-    """The environment of `make deploy`, the worker and the CLI: nothing inherited from the
-    session's own Prefect settings, a private PREFECT_HOME, the session's server."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_API_URL=api,
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_WORKER_QUERY_SECONDS="1",
-        PREFECT_LOGGING_LEVEL="INFO",
-    )
-    return env
-
-
-def _start(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
-    """A background process in its own process group (so its children stop with it)."""
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(process: subprocess.Popen | None) -> None:
-    """Stop a process group started by _start: SIGTERM, then SIGKILL after a bounded wait."""
-    if process is None or process.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @pytest.fixture(scope="module")
-def deployed(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    """`make deploy` onto the session's Prefect server (tests.shared_servers.py: no schedules
-    run, a lock's waiter asks again every second), `prefect worker start` elsewhere than the
-    repository (the deployments' pull step must find it); the worker stopped whatever happens."""
-    root = tmp_path_factory.mktemp("deployed")
-    (root / "home").mkdir()
-    (root / "elsewhere").mkdir()
-    env = _cli_env(root / "home", prefect_server)
+def deployed(prefect_server: str) -> Deployed:
+    """The project deployed with `make deploy` onto the session's Prefect server (no schedules
+    run, a lock's waiter asks again every second) and a process worker polling its pool from
+    elsewhere than the repository: done once for the session (tests/shared_servers.py)."""
+    env, worker_log = session_deployment()
     _, server_log = session_server()
-    worker = None
-    try:
-        # -o: never reinstall the virtualenv from here, whatever pyproject's timestamp says.
-        make = subprocess.run(
-            ["make", "--no-print-directory", "-o", ".venv/.installed", "deploy"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert make.returncode == 0, make.stdout[-4000:] + make.stderr[-4000:]
-        worker = _start(
-            [PREFECT, "worker", "start", "--pool", "sparkify-process"],
-            env,
-            root / "elsewhere",
-            root / "worker.log",
-        )
-        yield Deployed(prefect_server, env, server_log, root / "worker.log")
-    finally:
-        _stop(worker)
+    return Deployed(prefect_server, env, server_log, worker_log)
 
 
 def _sample_with_a_bad_line(tmp_path: Path) -> tuple[Path, Path, int]:
