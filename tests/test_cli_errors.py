@@ -36,7 +36,7 @@ from tasks.source.files import SourceLayoutError
 from tasks.warehouse.resolve import check_warehouse, warehouse_block_types, warehouse_kind
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import run
-from tests.shared_servers import migrated_home
+from tests.shared_servers import free_port, migrated_home
 
 SOURCE_FIX = "give --source a directory holding log_data/ and song_data/, or s3://bucket/prefix"
 
@@ -102,6 +102,13 @@ def argument_cases(tmp: Path, not_duckdb: Path) -> list[tuple[str, list[str], st
             ["--warehouse", str(not_duckdb)],
             f"warehouse {not_duckdb} is a SQLite database, not a DuckDB one: give --warehouse "
             "a DuckDB file, or a new path ending in .duckdb to create one",
+        ),
+        (
+            "etl.py",
+            ["--warehouse", f"{tmp}/missing/dir/wh.duckdb"],
+            f"warehouse {tmp}/missing/dir/wh.duckdb is in a directory that does not exist "
+            f"({tmp}/missing/dir): create it first (mkdir -p {tmp}/missing/dir), or give "
+            "--warehouse a path in an existing directory",
         ),
         (
             "etl.py",
@@ -185,6 +192,7 @@ CASES = [
     "dates-reversed",
     "sqlite-suffix",
     "sqlite-file-named-duckdb",
+    "warehouse-in-a-missing-directory",
     "neither-file-nor-block",
     "unknown-block-type",
     "malformed-s3-scheme",
@@ -245,6 +253,21 @@ def test_a_wrong_argument_is_one_line_and_status_2_before_any_server_starts(
     assert "Traceback" not in said.out + said.err
     # The line came before the command line started a Prefect server, so before any flow run.
     assert said.server_starts == 0
+
+
+def test_an_unreachable_prefect_api_is_one_line_before_any_run(
+    offline_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**offline_env, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
+    done = run("etl.py", "--warehouse", str(tmp_path / "wh.duckdb"), env=env)
+
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"etl: the Prefect API at {env['PREFECT_API_URL']} (PREFECT_API_URL) cannot be reached "
+        "(ConnectError): start that server (make server), or unset PREFECT_API_URL to run on a "
+        "temporary local server"
+    ]
+    assert not (tmp_path / "wh.duckdb").exists()
 
 
 def test_a_mistake_in_a_script_is_one_line_with_no_server_and_the_file_untouched(

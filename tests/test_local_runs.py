@@ -167,8 +167,13 @@ def test_only_a_run_without_prefect_api_url_starts_a_temporary_server(tmp_path: 
         from prefect.settings import PREFECT_API_URL, temporary_settings
         from tasks.common.local_server import start_temporary_server
 
+        from tasks.common.local_server import ApiUnreachable
+
         with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
-            start_temporary_server()
+            try:
+                start_temporary_server()
+            except ApiUnreachable:  # nothing answers there: said, and nothing started
+                pass
         print("prefect.server.api.server" in sys.modules)
         start_temporary_server()
         from prefect.server.api.server import SubprocessASGIServer

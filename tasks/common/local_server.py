@@ -32,6 +32,8 @@ from pathlib import Path
 
 from prefect.logging import get_logger
 
+from tasks.common.errors import UserError
+
 LOCK_SUFFIX = ".server-start.lock"
 # Long enough for a server's start on a loaded two-core laptop (imports, migrations, blocks).
 LOCAL_STARTUP_TIMEOUT_SECONDS = 120
@@ -52,8 +54,11 @@ def is_plain_local_run() -> bool:
 
 def start_temporary_server() -> None:
     """Start this process's temporary Prefect server now, in turn with other local runs on the
-    same database and with time to start; a no-op with PREFECT_API_URL set or once started."""
+    same database and with time to start; a no-op once started. With PREFECT_API_URL set it
+    starts nothing, but a server that cannot be reached there is a user's mistake, said in one
+    line (ApiUnreachable) before any run begins."""
     if not is_plain_local_run():
+        check_api_reachable()
         return
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as SETTING
@@ -151,3 +156,26 @@ def _try_lock(fd: int) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+class ApiUnreachable(UserError):
+    """PREFECT_API_URL names a server that does not answer."""
+
+
+def check_api_reachable(timeout: float = 10.0) -> None:
+    """ApiUnreachable when nothing answers at PREFECT_API_URL: no connection, or none in time.
+    Any HTTP answer, even a refusal, means a server is there (Prefect's client says the rest)."""
+    import httpx
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        return
+    try:
+        httpx.get(f"{str(url).rstrip('/')}/health", timeout=timeout)
+    except httpx.TransportError as error:
+        raise ApiUnreachable(
+            f"the Prefect API at {url} (PREFECT_API_URL) cannot be reached "
+            f"({type(error).__name__}): start that server (make server), or unset "
+            "PREFECT_API_URL to run on a temporary local server"
+        ) from None

@@ -118,9 +118,9 @@ def block_forms() -> str:
 
 
 def check_duckdb_path(spec: str, block: str | None = None) -> None:
-    """Refuse a DuckDB path (a block's, when named) that is a directory, or an existing file that
-    cannot be read or is not a DuckDB database (checked by its header: never opened, never
-    retried)."""
+    """Refuse a DuckDB path (a block's, when named) that is a directory, a new file in a
+    directory that does not exist (never made silently), or an existing file that cannot be
+    read or is not a DuckDB database (checked by its header: never opened, never retried)."""
     path = Path(spec).expanduser()
     subject = f"warehouse block {block}'s path {spec}" if block else f"warehouse {spec}"
     fix = f"point block {block} at" if block else "give --warehouse"
@@ -129,6 +129,11 @@ def check_duckdb_path(spec: str, block: str | None = None) -> None:
             f"{subject} is a directory: {fix} a file in it, such as {path / 'sparkify.duckdb'}"
         )
     if not path.exists():
+        if not path.parent.is_dir():
+            raise BadArgument(
+                f"{subject} is in a directory that does not exist ({path.parent}): create it "
+                f"first (mkdir -p {path.parent}), or {fix} a path in an existing directory"
+            )
         return
     try:
         with path.open("rb") as file:

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Table, column, func, inspect, select
 from sqlalchemy import table as table_clause
 
 from sql import model
+from tasks.common.errors import UserError
 from tasks.common.retry import RETRY_TRANSIENT
 from tasks.warehouse.hold import transaction
 from tasks.warehouse.protocol import Warehouse
@@ -68,8 +69,8 @@ def _widen_text_columns(conn: Connection, table: Table) -> None:
             )
 
 
-class RefusedToDrop(Exception):
-    """Dropping tables that exist was not confirmed."""
+class RefusedToDrop(UserError):
+    """Dropping tables that exist was not confirmed: a user's mistake, said in one line."""
 
 
 @task(name="recreate-tables", cache_policy=NO_CACHE)
