@@ -70,12 +70,37 @@ def _staged(
     field: str,
     required: bool = False,
     pattern: str | None = None,
+    pattern_says: str | None = None,
 ) -> Column:
-    """A staging column, its info naming the JSON field it is loaded from and what it must hold.
+    """A staging column, its info naming the JSON field it is loaded from and what it must hold
+    (a pattern its whole text matches, and what a reject says of a value that does not).
     A required field's column is NOT NULL, so Redshift's COPY itself rejects a record without
     it (into its load-error log) as DuckDB's staging does, instead of a later insert failing."""
-    info = {"json": field, "required": required, "pattern": pattern}
+    says = pattern_says or f"does not match {pattern}"
+    info = {"json": field, "required": required, "pattern": pattern, "pattern_says": says}
     return Column(name, sql_type, nullable=not required, info=info)
+
+
+def digits_up_to(limit: int) -> str:
+    """A regular expression (RE2, Python and POSIX alike) whose whole match is a whole number
+    from 0 to limit written in digits, leading zeros allowed."""
+    text = str(limit)
+    options = [f"[0-9]{{1,{len(text) - 1}}}"] if len(text) > 1 else []
+    for at, digit in enumerate(text):
+        rest = len(text) - at - 1
+        tail = f"[0-9]{{{rest}}}" if rest else ""
+        if at == len(text) - 1:
+            options.append(f"{text[:at]}[0-{digit}]")
+        elif digit != "0":
+            low = "1" if at == 0 else "0"
+            if int(digit) - 1 >= int(low):
+                options.append(f"{text[:at]}[{low}-{int(digit) - 1}]{tail}")
+    return f"0*({'|'.join(options)})"
+
+
+# userId: '' for a logged-out event, else a number the users table's INTEGER holds; a larger one
+# would fail the transform's cast and with it the whole run, so staging rejects it.
+USER_ID_PATTERN = f"({digits_up_to(2**31 - 1)})?"
 
 
 def _tests(*tests: str | dict[str, object], **info: object) -> dict[str, object]:
@@ -149,7 +174,13 @@ staging_events = Table(
     _staged("ts_ms", BigInteger, "ts"),
     _staged("user_agent", Unicode(USER_AGENT), "userAgent"),
     # userId is a string: digits for an identified user, '' for a logged-out event.
-    _staged("user_id", Unicode(32), "userId", pattern="[0-9]*"),
+    _staged(
+        "user_id",
+        Unicode(32),
+        "userId",
+        pattern=USER_ID_PATTERN,
+        pattern_says=f"not empty nor a number from 0 to {2**31 - 1}",
+    ),
     redshift_diststyle="EVEN",
 )
 
@@ -365,13 +396,19 @@ class JsonField:
     sql_type: TypeEngine
     required: bool
     pattern: str | None
+    pattern_says: str | None
 
 
 def json_fields(table: Table) -> list[JsonField]:
     """The JSON fields of a staging table, in column order."""
     return [
         JsonField(
-            c.name, c.info["json"], c.type, bool(c.info.get("required")), c.info.get("pattern")
+            c.name,
+            c.info["json"],
+            c.type,
+            bool(c.info.get("required")),
+            c.info.get("pattern"),
+            c.info.get("pattern_says"),
         )
         for c in table.columns
         if "json" in c.info

@@ -91,3 +91,21 @@ def test_star_schema_columns_are_the_public_contract() -> None:
         "artists": ["artist_id", "name", "location", "latitude", "longitude"],
         "time": ["start_time", "hour", "day", "week", "month", "year", "weekday"],
     }
+
+
+def test_a_number_pattern_matches_exactly_the_numbers_up_to_its_limit() -> None:
+    import random
+    import re
+
+    from sql.model import USER_ID_PATTERN, digits_up_to
+
+    pick = random.Random(5)
+    for limit in (0, 7, 10, 99, 100, 305, 1000, 2**31 - 1):
+        pattern = re.compile(digits_up_to(limit))
+        numbers = [*range(2000), limit - 1, limit, limit + 1]
+        numbers += [pick.randrange(0, 3 * limit + 2) for _ in range(2000)]
+        for n in numbers:
+            assert bool(pattern.fullmatch(str(n))) == (0 <= n <= limit), (limit, n)
+    user_id = re.compile(USER_ID_PATTERN)
+    assert all(user_id.fullmatch(t) for t in ("", "0", "007", "2147483647"))
+    assert not any(user_id.fullmatch(t) for t in ("2147483648", "99999999999", "-1", "1.5", "x"))

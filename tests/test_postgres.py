@@ -253,6 +253,13 @@ EDGE_CASES = [
         [event(userId="9005", itemInSession=1.5), event(userId="9005", itemInSession="2")],
         rejects=(1, 0),
     ),
+    # A userId beyond INTEGER would fail the users transform's cast and the whole run: a reject
+    # on both, the largest that fits loads.
+    case(
+        "user_id_beyond_integer",
+        [event(userId="99999999999"), event(userId="2147483648"), event(userId="2147483647")],
+        rejects=(2, 0),
+    ),
     # A file of no bytes is an empty-file reject on both (Redshift's side knows it from the S3
     # listing); a file of blank lines holds no record and no reject on both.
     case("empty_event_file", [EMPTY], rejects=(1, 0)),

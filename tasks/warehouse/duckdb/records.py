@@ -179,13 +179,13 @@ class FieldRule:
         if bits and not _in_bits(bits, value, value):
             return f"wrong type for {f.field}: integer out of range"
         if self.pattern is not None and not self.pattern.fullmatch(str(value)):
-            return f"bad value for {f.field}: does not match {f.pattern}"
+            return f"bad value for {f.field}: {f.pattern_says}"
         return None
 
     def _text_problem(self, text: str) -> str | None:
         f = self.field
         if self.pattern is not None and not self.pattern.fullmatch(text):
-            return f"bad value for {f.field}: does not match {f.pattern}"
+            return f"bad value for {f.field}: {f.pattern_says}"
         if self.width is not None and _wider(text, self.width):
             return too_long(f, self.width)
         return None

@@ -95,7 +95,7 @@ def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
             params.append(f"wrong type for {f.field}: expected {EXPECTED[kind]}")
         if f.pattern is not None:
             whens.append(f"when {text} is not null and not regexp_full_match({text}, ?) then ?")
-            params += [f.pattern, f"bad value for {f.field}: does not match {f.pattern}"]
+            params += [f.pattern, f"bad value for {f.field}: {f.pattern_says}"]
         if (width := text_width(f)) is not None:
             whens.append(f"when strlen({text}) > ? then ?")
             params += [width, too_long(f, width)]

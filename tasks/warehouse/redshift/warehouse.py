@@ -285,7 +285,8 @@ def _reject_bad_patterns(
         count = int(conn.execute(select(func.count()).select_from(target).where(bad)).scalar_one())
         if count:
             conn.execute(delete(target).where(bad))
-            reason = f"bad value for {col.info['json']}: does not match {pattern} ({count} records)"
+            says = col.info["pattern_says"]
+            reason = f"bad value for {col.info['json']}: {says} ({count} records)"
             rejects.append(Reject(manifest_uri, 0, reason))
             removed += count
     return removed, rejects
