@@ -169,6 +169,18 @@ def argument_cases(tmp: Path, not_duckdb: Path) -> list[tuple[str, list[str], st
             "s3://bucket/prefix or s3-bucket/NAME",
         ),
         (
+            "cluster.py",
+            ["create", "--source", "s3://bkt/r*"],
+            "source s3://bkt/r* holds a wildcard (*): the cluster's role would be granted read on "
+            "every prefix it matches; give the exact prefix, e.g. s3://bucket/raw",
+        ),
+        (
+            "etl.py",
+            ["--ephemeral-cluster", "--source", "s3://bkt/raw/../other"],
+            "source s3://bkt/raw/../other holds a . or .. segment: S3 keys are taken as they are "
+            "written; give the exact prefix, e.g. s3://bucket/raw",
+        ),
+        (
             "generate.py",
             [*generate, "--out", f"{tmp}/generated"],
             f"{tmp}/generated/log_data exists: pass --overwrite to replace it, or another --out",
@@ -203,6 +215,8 @@ CASES = [
     "analytics-without-warehouse",
     "warehouse-is-a-directory",
     "cluster-create-needs-s3",
+    "cluster-source-with-a-wildcard",
+    "ephemeral-source-with-dot-dot",
     "generate-would-overwrite",
     "generate-zero-days",
     "smoke-source-not-s3",

@@ -92,3 +92,22 @@ def check_s3_source(spec: str) -> None:
     if not is_s3_spec(spec):
         raise BadSource(f"source {spec} is not on S3: {REDSHIFT_FIX}")
     check_source(spec)
+    if spec.startswith("s3://"):
+        check_exact_prefix(spec)
+
+
+def check_exact_prefix(uri: str) -> None:
+    """Refuse an S3 prefix a cluster's role would be granted read on that is not one exact
+    prefix: a wildcard (an IAM policy would match every key it fits) or a `.`/`..` segment."""
+    prefix = uri.removeprefix("s3://").partition("/")[2]
+    wildcard = next((c for c in "*?" if c in prefix), None)
+    if wildcard:
+        raise BadSource(
+            f"source {uri} holds a wildcard ({wildcard}): the cluster's role would be granted "
+            "read on every prefix it matches; give the exact prefix, e.g. s3://bucket/raw"
+        )
+    if any(part in (".", "..") for part in prefix.split("/")):
+        raise BadSource(
+            f"source {uri} holds a . or .. segment: S3 keys are taken as they are written; give "
+            "the exact prefix, e.g. s3://bucket/raw"
+        )
