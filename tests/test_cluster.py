@@ -32,7 +32,7 @@ from tasks.cluster.lifecycle import (
     create_cluster_arguments,
     poll_until,
 )
-from tasks.cluster.network import find_security_groups
+from tasks.cluster.network import ensure_ingress, find_security_groups
 from tasks.cluster.password import generate_password, is_valid_password
 from tasks.cluster.settings import (
     EXPIRES_TAG,
@@ -381,6 +381,16 @@ def test_ingress_is_opened_only_to_the_named_cidr(
     groups = find_security_groups(ec2, names["identifier"])
     assert len(groups) == 1
     assert len(groups[0]["IpPermissions"]) == 1
+
+    # Another range replaces the first; no range leaves the group admitting nothing.
+    def admitted() -> list[str]:
+        (group,) = find_security_groups(ec2, names["identifier"])
+        return sorted(r["CidrIp"] for p in group["IpPermissions"] for r in p["IpRanges"])
+
+    create(names, credentials_block, ingress_cidr="198.51.100.7/32")
+    assert admitted() == ["198.51.100.7/32"]
+    ensure_ingress.fn(aws_credentials, names["identifier"], None)
+    assert admitted() == []
 
     cluster_delete(names["identifier"], aws_credentials=credentials_block, **FAST)
     assert find_security_groups(ec2, names["identifier"]) == []

@@ -38,17 +38,20 @@ def delete_security_group(ec2: Any, identifier: str) -> bool:
 
 @task(name="ensure-ingress", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def ensure_ingress(credentials: AwsCredentials, identifier: str, cidr: str | None) -> str | None:
-    """The security group admitting `cidr` on port 5439 (created in the default VPC if needed);
-    None, and nothing opened, when no CIDR is named."""
+    """The security group admitting `cidr`, and no other range, on port 5439 (created in the
+    default VPC if needed; a range admitted by an earlier create is revoked). None when no CIDR
+    is named: nothing is opened, and a group left by an earlier create admits nothing more."""
     logger = run_logger()
+    ec2 = aws_client(credentials, "ec2")
+    found = find_security_groups(ec2, identifier)
     if cidr is None:
+        for group in found:
+            revoke_other_ranges(ec2, group, keep=None)
         logger.info("no ingress CIDR named: the cluster is not reachable from outside its VPC")
         return None
     cidr = validate_cidr(cidr)
     if cidr == "0.0.0.0/0":
         logger.warning("opening port %d to the whole internet, as asked", REDSHIFT_PORT)
-    ec2 = aws_client(credentials, "ec2")
-    found = find_security_groups(ec2, identifier)
     if found:
         group_id = found[0]["GroupId"]
     else:
@@ -78,5 +81,32 @@ def ensure_ingress(credentials: AwsCredentials, identifier: str, cidr: str | Non
     except ClientError as error:
         if error_code(error) != "InvalidPermission.Duplicate":
             raise
+    for group in found:
+        revoke_other_ranges(ec2, group, keep=cidr)
     logger.info("security group %s admits %s on port %d", group_id, cidr, REDSHIFT_PORT)
     return group_id
+
+
+def revoke_other_ranges(ec2: Any, group: dict[str, Any], keep: str | None) -> None:
+    """Revoke every IPv4 range the group admits on port 5439 but `keep`."""
+    for permission in group.get("IpPermissions", []):
+        if permission.get("FromPort") != REDSHIFT_PORT:
+            continue
+        others = [r for r in permission.get("IpRanges", []) if r.get("CidrIp") != keep]
+        if others:
+            ec2.revoke_security_group_ingress(
+                GroupId=group["GroupId"],
+                IpPermissions=[
+                    {
+                        "IpProtocol": permission["IpProtocol"],
+                        "FromPort": REDSHIFT_PORT,
+                        "ToPort": permission.get("ToPort", REDSHIFT_PORT),
+                        "IpRanges": [{"CidrIp": r["CidrIp"]} for r in others],
+                    }
+                ],
+            )
+            run_logger().info(
+                "security group %s no longer admits %s",
+                group["GroupId"],
+                ", ".join(r["CidrIp"] for r in others),
+            )
