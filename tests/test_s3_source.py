@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import gzip
 import pickle
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import boto3
 import pytest
 
-from tasks.source.files import SourceLayoutError
-from tasks.source.resolve import resolve_source
+from tasks.common.errors import BadSource
+from tasks.source.files import SkippedFile, SourceLayoutError
+from tasks.source.resolve import check_source, resolve_source
 from tasks.source.s3 import S3Source
 
 
@@ -150,3 +152,23 @@ def test_a_client_is_made_once_for_the_same_credentials_and_environment(
     moved = aws_client(credentials("one"), "s3")
     assert moved is not first
     assert moved.meta.endpoint_url == "http://127.0.0.1:2"
+
+
+def test_no_key_is_copied_outside_the_cache(s3_week: S3Source, tmp_path: Path) -> None:
+    """A key with a `..` segment under log_data/ is skipped (a hidden name), never copied; a
+    prefix with one is refused before any run; a copy that would land outside the cache is
+    refused whatever asked for it."""
+    client = s3_week.client()
+    escaping = "raw/log_data/../../../escaped/2018-11-01-events.json"
+    client.put_object(Bucket=s3_week.bucket, Key=escaping, Body=b"{}\n")
+    source = replace(s3_week, cache_dir=tmp_path / "cache")
+    files = source.run_files(None, None)
+    uri = f"s3://{s3_week.bucket}/{escaping}"
+    assert uri not in files.event_files
+    assert SkippedFile(uri, "hidden file or folder") in files.skipped
+    source.local_copies(files.event_files[:1])
+    with pytest.raises(ValueError, match="outside the cache"):
+        source.local_copies([uri])
+    assert [p for p in tmp_path.rglob("*") if "cache" not in p.relative_to(tmp_path).parts] == []
+    with pytest.raises(BadSource, match=r"holds a \. or \.\. segment"):
+        check_source(f"s3://{s3_week.bucket}/raw/../other")

@@ -62,7 +62,8 @@ def check_source(spec: str) -> None:
 
 
 def check_s3_uri(spec: str) -> None:
-    """Refuse an s3:// URI without a well-formed bucket name (or another scheme)."""
+    """Refuse an s3:// URI without a well-formed bucket name (or another scheme), or with a `.`
+    or `..` segment in its prefix (its keys' copies would land outside the cache)."""
     if not spec.startswith(S3_SCHEME):
         raise BadSource(
             f"source {spec} is neither a directory nor s3://bucket/prefix: {SOURCE_FIX}"
@@ -71,6 +72,12 @@ def check_s3_uri(spec: str) -> None:
     if not _BUCKET.fullmatch(bucket):
         named = f"bucket name {bucket!r} is not valid" if bucket else "it names no bucket"
         raise BadSource(f"source {spec}: {named}: give --source s3://bucket/prefix")
+    prefix = spec.removeprefix(S3_SCHEME).partition("/")[2]
+    if any(part in (".", "..") for part in prefix.split("/")):
+        raise BadSource(
+            f"source {spec} holds a . or .. segment: S3 keys are taken as they are written; give "
+            "the exact prefix, e.g. s3://bucket/raw"
+        )
 
 
 def check_local_source(path: Path, spec: str) -> None:
@@ -97,17 +104,12 @@ def check_s3_source(spec: str) -> None:
 
 
 def check_exact_prefix(uri: str) -> None:
-    """Refuse an S3 prefix a cluster's role would be granted read on that is not one exact
-    prefix: a wildcard (an IAM policy would match every key it fits) or a `.`/`..` segment."""
+    """Refuse an S3 prefix a cluster's role would be granted read on that holds a wildcard (an
+    IAM policy would match every key it fits); check_s3_uri refused `.`/`..` segments."""
     prefix = uri.removeprefix("s3://").partition("/")[2]
     wildcard = next((c for c in "*?" if c in prefix), None)
     if wildcard:
         raise BadSource(
             f"source {uri} holds a wildcard ({wildcard}): the cluster's role would be granted "
             "read on every prefix it matches; give the exact prefix, e.g. s3://bucket/raw"
-        )
-    if any(part in (".", "..") for part in prefix.split("/")):
-        raise BadSource(
-            f"source {uri} holds a . or .. segment: S3 keys are taken as they are written; give "
-            "the exact prefix, e.g. s3://bucket/raw"
         )

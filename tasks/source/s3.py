@@ -133,6 +133,8 @@ class S3Source:
         def fetch(uri: str) -> tuple[str, str]:
             bucket, key = parse_s3_uri(uri)
             target = self.cache_dir / bucket / key
+            if not target.resolve().is_relative_to((self.cache_dir / bucket).resolve()):
+                raise ValueError(f"{uri} would be copied outside the cache {self.cache_dir}")
             tag_file = target.with_name(target.name + ".etag")
             etag = self.etags.get(uri) or client.head_object(Bucket=bucket, Key=key)["ETag"]
             if target.exists() and tag_file.exists() and tag_file.read_text() == etag:
