@@ -4,8 +4,9 @@
 -- as the integer of epoch milliseconds the log carries, never a formatted timestamp, whose text
 -- depends on each engine and on DATESTYLE) so a reload replaces its rows instead of duplicating
 -- them. Text compared later (level, song, artist) loses trailing blanks (see 01_artists.sql).
--- A temp table lives until the session ends and Redshift has no ON COMMIT DROP, so a run drops the previous run's first. user_id is cast
--- only through nullif: Redshift does not promise to apply the filter before the cast.
+-- A temp table lives until the session ends and Redshift has no ON COMMIT DROP, so a run drops
+-- the previous run's first. user_id is cast only through nullif: Redshift does not promise to
+-- apply the filter before the cast.
 drop table if exists staged_plays;
 
 create temp table staged_plays as
