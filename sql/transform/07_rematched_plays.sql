@@ -1,6 +1,6 @@
--- rematched_plays: plays of earlier runs whose match may have changed with this run's song files: those whose
--- logged song has the title, artist name and duration of a record going or coming, and those
--- matched to a song whose row was chosen again (its artist may have changed, or it may be
+-- rematched_plays: plays of earlier runs whose match may have changed with this run's song files:
+-- those whose logged song has the title, artist name and duration of a record going or coming, and
+-- those matched to a song whose row was chosen again (its artist may have changed, or it may be
 -- gone). They are matched again against the catalog as it is now.
 -- reads: catalog_changes, song_matches
 drop table if exists rematched_plays;
