@@ -98,6 +98,10 @@ def digits_up_to(limit: int) -> str:
     return f"0*({'|'.join(options)})"
 
 
+# A user's level: what the users and songplays tables accept (and staging, with any trailing
+# blanks the transforms trim, so that one other value is a reject, not a failed check).
+LEVELS = ("free", "paid")
+
 # userId: '' for a logged-out event, else a number the users table's INTEGER holds; a larger one
 # would fail the transform's cast and with it the whole run, so staging rejects it.
 USER_ID_PATTERN = f"({digits_up_to(2**31 - 1)})?"
@@ -160,7 +164,13 @@ staging_events = Table(
     _staged("item_in_session", Integer, "itemInSession", required=True),
     _staged("last_name", Unicode(PERSON_NAME), "lastName"),
     _staged("length", Double, "length"),
-    _staged("level", Unicode(16), "level"),
+    _staged(
+        "level",
+        Unicode(16),
+        "level",
+        pattern=f"({'|'.join(LEVELS)}) *",
+        pattern_says=f"not one of {', '.join(LEVELS)}",
+    ),
     _staged("location", Unicode(PLACE), "location"),
     _staged("method", Unicode(16), "method"),
     _staged("page", Unicode(64), "page", required=True),
@@ -216,7 +226,6 @@ identified_events = (
     .subquery("identified_events")
 )
 
-LEVELS = ("free", "paid")
 
 songplays = Table(
     "songplays",

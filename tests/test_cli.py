@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import subprocess
+import sys
 from pathlib import Path
 
+from tests.conftest import PROJECT_ROOT
 from tests.helpers import query, run
 
 
@@ -18,37 +20,47 @@ def test_etl_cli_prints_row_counts(week_source: Path, tmp_path: Path, cli_env) -
     assert "users" in done.stdout
 
 
+# The command line with one more transform, run after the others, that breaks a user's level:
+# staging rejects such a value in the data, so only a faulty transform makes the check fail.
+BROKEN_TRANSFORM = """
+import shutil, sys
+from pathlib import Path
+
+import tasks.run.transform as transform
+
+broken = Path(sys.argv[1])
+shutil.copytree(transform.TRANSFORM_DIR, broken)
+(broken / "99_zz_break_a_level.sql").write_text(
+    "update users set level = 'premium' where user_id = (select min(user_id) from users);"
+)
+transform.TRANSFORM_DIR = broken
+from flows.etl import main
+
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 def test_etl_cli_fails_and_publishes_nothing_when_a_check_fails(
     week_source: Path, tmp_path: Path, cli_env
 ) -> None:
     db = tmp_path / "wh.duckdb"
-    assert (
-        run(
-            "etl.py",
-            "--source",
-            str(week_source),
-            "--warehouse",
-            str(db),
-            "--start-date",
-            "2018-11-01",
-            "--end-date",
-            "2018-11-01",
-            env=cli_env,
-        ).returncode
-        == 0
+    first_day = ["--start-date", "2018-11-01", "--end-date", "2018-11-01"]
+    loaded = run(
+        "etl.py", "--source", str(week_source), "--warehouse", str(db), *first_day, env=cli_env
     )
+    assert loaded.returncode == 0, loaded.stderr
     before = query(db, "select count(*) from songplays")[0][0]
-    day = tmp_path / "bad" / "log_data" / "2018" / "11"
-    day.mkdir(parents=True)
-    original = week_source / "log_data" / "2018" / "11" / "2018-11-02-events.json"
-    lines = [json.loads(line) for line in original.read_text().splitlines()]
-    for record in lines:
-        record["level"] = "premium"  # not an accepted level: the accepted_values check fails
-    (day / original.name).write_text("\n".join(json.dumps(r) for r in lines))
-    (tmp_path / "bad" / "song_data").symlink_to(week_source / "song_data")
 
-    done = run("etl.py", "--source", str(tmp_path / "bad"), "--warehouse", str(db), env=cli_env)
-    assert done.returncode == 1
+    source_and_db = ["--source", str(week_source), "--warehouse", str(db)]
+    done = subprocess.run(
+        [sys.executable, "-c", BROKEN_TRANSFORM, str(tmp_path / "transform"), *source_and_db],
+        cwd=PROJECT_ROOT,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr
     assert "accepted_values_users_level" in done.stderr
     assert query(db, "select count(*) from songplays")[0][0] == before
     assert query(db, "select count(*) from users where level = 'premium'")[0][0] == 0

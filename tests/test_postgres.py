@@ -253,6 +253,17 @@ EDGE_CASES = [
         [event(userId="9005", itemInSession=1.5), event(userId="9005", itemInSession="2")],
         rejects=(1, 0),
     ),
+    # A level the tables do not accept would fail their check and the whole run: a reject on
+    # both (a trailing blank is trimmed, as the transforms do).
+    case(
+        "level_not_accepted",
+        [
+            event(userId="9010", level=5),
+            event(userId="9010", level="gold"),
+            event(userId="9011", level="paid "),
+        ],
+        rejects=(2, 0),
+    ),
     # A userId beyond INTEGER would fail the users transform's cast and the whole run: a reject
     # on both, the largest that fits loads.
     case(

@@ -310,7 +310,7 @@ def test_text_longer_than_its_column_in_bytes_is_a_reject_on_both_paths(tmp_path
     rejects a longer value: DuckDB's staging rejects the same records instead of keeping them."""
     day = tmp_path / "src" / "log_data" / "2018" / "11"
     day.mkdir(parents=True)
-    lines = [event(itemInSession=0), event(itemInSession=1, level="é" * 9)]  # 18 bytes > 16
+    lines = [event(itemInSession=0), event(itemInSession=1, method="é" * 9)]  # 18 bytes > 16
     (day / "2018-11-01-events.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
     warehouse = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
     files = [str(day / "2018-11-01-events.json")]
@@ -318,7 +318,7 @@ def test_text_longer_than_its_column_in_bytes_is_a_reject_on_both_paths(tmp_path
         create_tables(conn)
         report = warehouse.stage_events(conn, LocalSource(tmp_path), files, datetime(2024, 1, 1))
     assert (report.rows, report.rejects) == (1, 1)
-    assert report.reject_samples[0].reason == "value too long for level: more than 16 bytes"
+    assert report.reject_samples[0].reason == "value too long for method: more than 16 bytes"
 
     song = tmp_path / "song.json"
     song.write_text(json.dumps({**SONG, "title": "é" * 300}), encoding="utf-8")  # 600 bytes
