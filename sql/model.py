@@ -40,6 +40,8 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import FromClause, TableClause
 from sqlalchemy.sql.type_api import TypeEngine
 
+from sql.values import LEVEL_VALUES, LEVELS, USER_ID_VALUES
+
 metadata = MetaData()
 
 # Text widths, from the data (`python flows/widths.py` measures a source against them). Redshift
@@ -79,32 +81,6 @@ def _staged(
     says = pattern_says or f"does not match {pattern}"
     info = {"json": field, "required": required, "pattern": pattern, "pattern_says": says}
     return Column(name, sql_type, nullable=not required, info=info)
-
-
-def digits_up_to(limit: int) -> str:
-    """A regular expression (RE2, Python and POSIX alike) whose whole match is a whole number
-    from 0 to limit written in digits, leading zeros allowed."""
-    text = str(limit)
-    options = [f"[0-9]{{1,{len(text) - 1}}}"] if len(text) > 1 else []
-    for at, digit in enumerate(text):
-        rest = len(text) - at - 1
-        tail = f"[0-9]{{{rest}}}" if rest else ""
-        if at == len(text) - 1:
-            options.append(f"{text[:at]}[0-{digit}]")
-        elif digit != "0":
-            low = "1" if at == 0 else "0"
-            if int(digit) - 1 >= int(low):
-                options.append(f"{text[:at]}[{low}-{int(digit) - 1}]{tail}")
-    return f"0*({'|'.join(options)})"
-
-
-# A user's level: what the users and songplays tables accept (and staging, with any trailing
-# blanks the transforms trim, so that one other value is a reject, not a failed check).
-LEVELS = ("free", "paid")
-
-# userId: '' for a logged-out event, else a number the users table's INTEGER holds; a larger one
-# would fail the transform's cast and with it the whole run, so staging rejects it.
-USER_ID_PATTERN = f"({digits_up_to(2**31 - 1)})?"
 
 
 def _tests(*tests: str | dict[str, object], **info: object) -> dict[str, object]:
@@ -164,13 +140,7 @@ staging_events = Table(
     _staged("item_in_session", Integer, "itemInSession", required=True),
     _staged("last_name", Unicode(PERSON_NAME), "lastName"),
     _staged("length", Double, "length"),
-    _staged(
-        "level",
-        Unicode(16),
-        "level",
-        pattern=f"({'|'.join(LEVELS)}) *",
-        pattern_says=f"not one of {', '.join(LEVELS)}",
-    ),
+    _staged("level", Unicode(16), "level", **LEVEL_VALUES),
     _staged("location", Unicode(PLACE), "location"),
     _staged("method", Unicode(16), "method"),
     _staged("page", Unicode(64), "page", required=True),
@@ -184,13 +154,7 @@ staging_events = Table(
     _staged("ts_ms", BigInteger, "ts"),
     _staged("user_agent", Unicode(USER_AGENT), "userAgent"),
     # userId is a string: digits for an identified user, '' for a logged-out event.
-    _staged(
-        "user_id",
-        Unicode(32),
-        "userId",
-        pattern=USER_ID_PATTERN,
-        pattern_says=f"not empty nor a number from 0 to {2**31 - 1}",
-    ),
+    _staged("user_id", Unicode(32), "userId", **USER_ID_VALUES),
     redshift_diststyle="EVEN",
 )
 

@@ -97,7 +97,7 @@ def test_a_number_pattern_matches_exactly_the_numbers_up_to_its_limit() -> None:
     import random
     import re
 
-    from sql.model import USER_ID_PATTERN, digits_up_to
+    from sql.values import USER_ID_PATTERN, digits_up_to
 
     pick = random.Random(5)
     for limit in (0, 7, 10, 99, 100, 305, 1000, 2**31 - 1):
