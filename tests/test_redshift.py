@@ -317,21 +317,26 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
     assert stage[copy + 1] == "SELECT pg_last_copy_count() AS pg_last_copy_count_1"
     assert stage[copy + 2] == "SELECT pg_last_copy_id() AS pg_last_copy_id_1"
     assert "FROM sys_load_error_detail WHERE sys_load_error_detail.query_id" in stage[copy + 3]
-    # userIds that are not digits would break the transform's cast: checked after COPY.
+    # Levels the tables do not accept and userIds that are not numbers INTEGER holds would fail
+    # a check or the transform's cast: checked after COPY, in column order (no bad level here).
     assert stage[copy + 4] == (
+        "SELECT count(*) AS count_1 FROM staging_events WHERE staging_events.level IS NOT NULL "
+        "AND staging_events.level !~ %s"
+    )
+    assert stage[copy + 5] == (
         "SELECT count(*) AS count_1 FROM staging_events WHERE staging_events.user_id IS NOT NULL "
         "AND staging_events.user_id !~ %s"
     )
-    assert stage[copy + 5] == (
+    assert stage[copy + 6] == (
         "DELETE FROM staging_events WHERE staging_events.user_id IS NOT NULL "
         "AND staging_events.user_id !~ %s"
     )
     # The staging table's statistics, once its rows are final (its COPY has STATUPDATE OFF).
-    assert stage[copy + 6] == "analyze staging_events"
+    assert stage[copy + 7] == "analyze staging_events"
     # One reject row from the load-error log, one for the bad userIds (executemany: one each).
-    assert stage[copy + 7].startswith("INSERT INTO load_rejects")
-    assert stage[copy + 8] == stage[copy + 7]
-    assert stage[copy + 9] == "DELETE FROM staging_songs"
+    assert stage[copy + 8].startswith("INSERT INTO load_rejects")
+    assert stage[copy + 9] == stage[copy + 8]
+    assert stage[copy + 10] == "DELETE FROM staging_songs"
     assert run.index("analyze staging_songs") > copies[1]
     # The files staged, with their versions, for the ledger: 2 days and the 60 song files,
     # in one statement.
