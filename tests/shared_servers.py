@@ -104,10 +104,9 @@ def migrated_database() -> Path:
 def copy_database(source: Path, target: Path) -> None:
     """Copy a SQLite database no process has open, with its write-ahead log if one is left."""
     shutil.copyfile(source, target)
-    for suffix in ("-wal",):
-        side = source.with_name(source.name + suffix)
-        if side.exists():
-            shutil.copyfile(side, target.with_name(target.name + suffix))
+    wal = source.with_name(source.name + "-wal")
+    if wal.exists():
+        shutil.copyfile(wal, target.with_name(target.name + "-wal"))
 
 
 def migrated_home(home: Path) -> Path:
