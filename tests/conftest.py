@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shutil
 import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -105,6 +107,38 @@ def cli_env(prefect_server) -> dict[str, str]:
         "PREFECT_API_URL": prefect_server,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
+
+
+@dataclass
+class Said:
+    """What an in-process command line returned and printed, and how often it started (or
+    checked, with PREFECT_API_URL set) a Prefect server: every flow run of a command line
+    comes after that point."""
+
+    status: int | None
+    out: str
+    err: str
+    server_starts: int
+
+
+@pytest.fixture
+def command_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Said]:
+    """Run `flows/SCRIPT`'s main(argv) in this process, as its command line would."""
+
+    def call(script: str, *args: str) -> Said:
+        module = importlib.import_module(f"flows.{script.removesuffix('.py')}")
+        starts: list[None] = []
+        if hasattr(module, "start_temporary_server"):
+            start = module.start_temporary_server
+            monkeypatch.setattr(module, "start_temporary_server", lambda: starts.append(start()))
+        capsys.readouterr()
+        status = module.main(list(args))
+        out, err = capsys.readouterr()
+        return Said(status, out, err, len(starts))
+
+    return call
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from tasks.common.errors import (
 from tasks.common.retry import is_transient
 from tasks.source.files import SourceLayoutError
 from tasks.warehouse.resolve import check_warehouse, warehouse_block_types, warehouse_kind
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, Said
 from tests.helpers import run
 from tests.shared_servers import free_port, migrated_home
 
@@ -223,36 +222,6 @@ CASES = [
 ]
 
 
-@dataclass
-class Said:
-    """What an in-process command line returned and printed, and whether it got as far as
-    starting a Prefect server (every flow run of a command line comes after that point)."""
-
-    status: int | None
-    out: str
-    err: str
-    server_starts: int
-
-
-@pytest.fixture
-def command_line(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., Said]:
-    """Run `flows/SCRIPT`'s main(argv) in this process, as its command line would."""
-
-    def call(script: str, *args: str) -> Said:
-        module = importlib.import_module(f"flows.{script.removesuffix('.py')}")
-        starts: list[None] = []
-        if hasattr(module, "start_temporary_server"):
-            monkeypatch.setattr(module, "start_temporary_server", lambda: starts.append(None))
-        capsys.readouterr()
-        status = module.main(list(args))
-        out, err = capsys.readouterr()
-        return Said(status, out, err, len(starts))
-
-    return call
-
-
 @pytest.mark.parametrize("case", range(len(CASES)), ids=CASES)
 def test_a_wrong_argument_is_one_line_and_status_2_before_any_server_starts(
     case: int, tmp_path: Path, not_duckdb: Path, command_line: Callable[..., Said]
@@ -335,7 +304,6 @@ def test_argparse_mistakes_stay_argparse_s(
     ["etl", "analytics", "create_tables", "cluster", "janitor", "generate", "redshift_smoke"],
 )
 def test_every_command_line_takes_debug(module: str, capsys: pytest.CaptureFixture[str]) -> None:
-    import importlib
 
     main = importlib.import_module(f"flows.{module}").main
     argv = ["status", "--help"] if module == "cluster" else ["--help"]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,8 +28,8 @@ from flows.janitor import cluster_janitor
 from tasks.cluster.settings import ClusterSettings, cluster_tags
 from tasks.common.aws import aws_client
 from tasks.warehouse.redshift.warehouse import RedshiftWarehouse
-from tests.conftest import PROJECT_ROOT
-from tests.test_cli import run
+from tests.conftest import PROJECT_ROOT, Said
+from tests.helpers import run
 from tests.test_cluster import FAST, describe, unique
 from tests.test_cluster import credentials_block as saved_credentials_block
 
@@ -300,28 +301,30 @@ def aws_cli_env(cli_env: dict[str, str], moto_endpoint: str) -> dict[str, str]:
 
 
 def test_cluster_cli_create_status_delete(
-    aws_credentials, aws_cli_env: dict[str, str], cluster_names: dict[str, str]
+    aws_credentials,
+    aws_env: str,
+    cluster_names: dict[str, str],
+    prefect_server,
+    command_line: Callable[..., Said],
 ) -> None:
     identifier = unique("sparkify-cli")
     common = ["--identifier", identifier, "--poll-seconds", "0.1"]
     names = ["--role-name", cluster_names["role_name"]]
     names += ["--password-secret", cluster_names["password_secret"]]
     source = ["--source", cluster_names["source"]]
-    created = run(
-        "cluster.py", "create", *common, *source, *names, "--owner", "ana", env=aws_cli_env
-    )
-    assert created.returncode == 0, created.stderr
-    assert f"sparkify-redshift-warehouse/{identifier}" in created.stdout
-    assert "$0.25/hour" in created.stdout
+    created = command_line("cluster.py", "create", *common, *source, *names, "--owner", "ana")
+    assert created.status == 0, created.err
+    assert f"sparkify-redshift-warehouse/{identifier}" in created.out
+    assert "$0.25/hour" in created.out
 
-    status = run("cluster.py", "status", "--identifier", identifier, env=aws_cli_env)
-    assert status.returncode == 0, status.stderr
-    assert "available" in status.stdout
-    assert ".redshift.amazonaws.com:5439" in status.stdout
+    status = command_line("cluster.py", "status", "--identifier", identifier)
+    assert status.status == 0, status.err
+    assert "available" in status.out
+    assert ".redshift.amazonaws.com:5439" in status.out
 
-    deleted = run("cluster.py", "delete", *common, env=aws_cli_env)
-    assert deleted.returncode == 0, deleted.stderr
-    assert f"deleted         {identifier}" in deleted.stdout
+    deleted = command_line("cluster.py", "delete", *common)
+    assert deleted.status == 0, deleted.err
+    assert f"deleted         {identifier}" in deleted.out
     assert not cluster_exists(aws_credentials, identifier)
     assert not block_exists(identifier)
 

@@ -31,7 +31,7 @@ from tasks.cluster.settings import ClusterSettings
 from tasks.common.aws import aws_client
 from tasks.run.digest import TableComparison, TableDigest, compare_digests, format_comparison
 from tasks.source.s3 import upload_tree
-from tests.test_cli import run
+from tests.helpers import run
 from tests.test_cluster_teardown import (
     aws_cli_env,  # noqa: F401 - fixture
     block_exists,
