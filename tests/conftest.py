@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 import shutil
@@ -29,7 +30,13 @@ from prefect.settings import (
 )
 
 from tasks.generator import generate_dataset
-from tests.shared_servers import begin_session, end_session, session_moto, session_server
+from tests.shared_servers import (
+    begin_session,
+    end_session,
+    session_deployment,
+    session_moto,
+    session_server,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MONTH_START = date(2018, 11, 1)
@@ -45,6 +52,19 @@ def pytest_configure(config: pytest.Config) -> None:
             # Workers start and collect meanwhile; they wait for a server still starting.
             for start in (session_server, session_moto):
                 threading.Thread(target=start_quietly, args=(start,), daemon=True).start()
+
+
+def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
+    """The controller, once a worker has collected: if the deployments' tests are among the
+    tests, deploy and start their worker now, while other tests run, not when the first of them
+    needs it (it takes the better part of a minute)."""
+    if any(i.startswith("tests/test_deployments.py::") for i in ids):
+        deploy_ahead()
+
+
+@functools.cache
+def deploy_ahead() -> None:
+    threading.Thread(target=start_quietly, args=(session_deployment,), daemon=True).start()
 
 
 def start_quietly(start: Callable[[], object]) -> None:
