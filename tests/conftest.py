@@ -33,7 +33,7 @@ from tasks.generator import generate_dataset
 from tests.shared_servers import (
     begin_session,
     end_session,
-    session_deployment,
+    session_deployed,
     session_moto,
     session_server,
 )
@@ -56,15 +56,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
     """The controller, once a worker has collected: if the deployments' tests are among the
-    tests, deploy and start their worker now, while other tests run, not when the first of them
-    needs it (it takes the better part of a minute)."""
+    tests, deploy now, while other tests run, not when the first of them needs it."""
     if any(i.startswith("tests/test_deployments.py::") for i in ids):
         deploy_ahead()
 
 
 @functools.cache
 def deploy_ahead() -> None:
-    threading.Thread(target=start_quietly, args=(session_deployment,), daemon=True).start()
+    threading.Thread(target=start_quietly, args=(session_deployed,), daemon=True).start()
 
 
 def start_quietly(start: Callable[[], object]) -> None:

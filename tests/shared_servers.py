@@ -156,34 +156,50 @@ def session_moto() -> str:
     return url
 
 
-def session_deployment() -> tuple[dict[str, str], Path]:
-    """`make deploy` onto the session's Prefect server, and a process worker polling the
-    deployments' pool from elsewhere than the repository (their pull step must find it), done
-    once by the first caller: the environment of the Prefect CLI there, and the worker's log."""
+def deploy_env() -> dict[str, str]:
+    """The environment of the Prefect CLI and the worker of the session's deployments."""
     api, _ = session_server()
-    shared = shared_dir()
-    (shared / "elsewhere").mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
-        PREFECT_HOME=str(shared / "deploy-home"),
+        PREFECT_HOME=str(shared_dir() / "deploy-home"),
         PREFECT_API_URL=api,
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_WORKER_QUERY_SECONDS="1",
         PREFECT_LOGGING_LEVEL="INFO",
     )
+    return env
 
-    def start(port: int) -> tuple[list[str], dict[str, str], str]:
+
+def session_deployed() -> None:
+    """`make deploy` onto the session's Prefect server, done once by the first caller."""
+    shared = shared_dir()
+    with locked(shared / "deploy.lock"):
+        if (shared / "deployed").exists():
+            return
         # -o: never reinstall the virtualenv from here, whatever pyproject's timestamp says.
         make = subprocess.run(
             ["make", "--no-print-directory", "-o", ".venv/.installed", "deploy"],
             cwd=Path(__file__).resolve().parent.parent,
-            env=env,
+            env=deploy_env(),
             capture_output=True,
             text=True,
             timeout=300,
         )
         if make.returncode != 0:
             raise RuntimeError(f"make deploy failed:\n{make.stdout[-4000:]}{make.stderr[-4000:]}")
+        (shared / "deployed").touch()
+
+
+def session_deployment() -> tuple[dict[str, str], Path]:
+    """The session's deployments and a process worker polling their pool from elsewhere than
+    the repository (their pull step must find it), started once by the first caller: the
+    environment of the Prefect CLI there, and the worker's log. The worker polls every second
+    from then on, so it starts only when a test needs it."""
+    session_deployed()
+    env, shared = deploy_env(), shared_dir()
+    (shared / "elsewhere").mkdir(exist_ok=True)
+
+    def start(port: int) -> tuple[list[str], dict[str, str], str]:
         prefect = str(Path(sys.executable).parent / "prefect")
         return [prefect, "worker", "start", "--pool", "sparkify-process"], env, "deployed"
 
