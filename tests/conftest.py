@@ -7,6 +7,8 @@ import functools
 import importlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import uuid
@@ -158,6 +160,29 @@ def command_line(
         return Said(status, out, err, len(starts))
 
     return call
+
+
+# A process that opens a DuckDB file read-write and keeps it open until its stdin closes.
+HOLD_FILE = (
+    "import duckdb, sys; con = duckdb.connect(sys.argv[1]); "
+    "print('held', flush=True); sys.stdin.read()"
+)
+
+
+@pytest.fixture
+def held_file(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen]]:
+    """A DuckDB file another process holds open (read-write) until the test ends."""
+    db = tmp_path / "held.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FILE, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    yield db, holder
+    holder.stdin.close()
+    holder.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Plain local runs started at the same moment (no PREFECT_API_URL, one PREFECT_HOME) all succeed
 with no traceback on a fresh Prefect database: each starts its temporary Prefect server in turn
 (tasks/common/local_server.py), with time to start on a busy machine, then the runs go on side
-by side."""
+by side, waiting for a warehouse another process holds."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from tasks.common.local_server import (
     server_start_lock,
     start_lock_path,
 )
+from tasks.warehouse.hold import WAIT_VARIABLE
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import table_counts
 from tests.shared_servers import migrated_home
@@ -46,45 +48,41 @@ def local_env(home: Path) -> dict[str, str]:
     return {**env, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
 
-def run_at_once(home: Path, warehouses: list[Path]) -> list[tuple[int, str]]:
-    """Start `python flows/etl.py --warehouse W` for every W at the same moment: each one's exit
-    status and output (stdout and stderr together)."""
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "flows/etl.py", "--warehouse", str(warehouse)],
-            cwd=PROJECT_ROOT,
-            env=local_env(home),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for warehouse in warehouses
-    ]
-    results = []
-    for process in processes:
-        output, _ = process.communicate(timeout=300)
-        results.append((process.returncode, output))
-    return results
+def test_two_runs_at_once_on_a_fresh_prefect_database_and_a_held_warehouse(
+    tmp_path: Path, held_file: tuple[Path, subprocess.Popen]
+) -> None:
+    """Two `python flows/etl.py --warehouse W` at the same moment, on a fresh Prefect database
+    and one warehouse file a third process holds: one waits for the other's server start, both
+    then wait for the file (plain local runs share no concurrency limit), and once it is
+    released they load in turn."""
+    db, holder = held_file
+    env = {**local_env(tmp_path / "home"), WAIT_VARIABLE: "300"}
+    logs = [tmp_path / f"run{n}.log" for n in range(2)]
+    runs = []
+    for log in logs:
+        with log.open("w") as out:
+            command = [sys.executable, "flows/etl.py", "--warehouse", str(db)]
+            runs.append(
+                subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=out)
+            )
+    deadline = time.monotonic() + 240
+    while not all("is held by another process" in log.read_text() for log in logs):
+        assert time.monotonic() < deadline, [log.read_text()[-2000:] for log in logs]
+        assert all(run.poll() is None for run in runs), [log.read_text() for log in logs]
+        time.sleep(0.5)
+    holder.stdin.close()  # both runs are waiting for the file: release it
 
-
-def assert_all_loaded(results: list[tuple[int, str]], warehouses: list[Path]) -> None:
-    for (status, output), warehouse in zip(results, warehouses, strict=True):
-        assert status == 0, output
-        assert "Traceback" not in output, output
-        assert table_counts(warehouse) == SAMPLE_COUNTS
-    # Started at the same moment, all runs but the first waited for the server start before
-    # theirs (a start takes seconds, more than their imports can differ), saying so once.
-    waits = [line for _, output in results for line in output.splitlines() if WAITING in line]
-    assert len(waits) == len(results) - 1, waits
-    assert all(" | INFO    | prefect.sparkify - " in line for line in waits), waits
-
-
-def test_two_runs_at_once_on_a_fresh_prefect_database(tmp_path: Path) -> None:
-    warehouses = [tmp_path / "one.duckdb", tmp_path / "two.duckdb"]
-
-    results = run_at_once(tmp_path / "home", warehouses)
-
-    assert_all_loaded(results, warehouses)
+    outputs = []
+    for run, log in zip(runs, logs, strict=True):
+        assert run.wait(timeout=300) == 0, log.read_text()[-3000:]
+        outputs.append(log.read_text())
+    assert not any("Traceback" in output for output in outputs), outputs
+    assert table_counts(db) == SAMPLE_COUNTS
+    # Started at the same moment, one run waited for the other's server start (a start takes
+    # seconds, more than their imports can differ), saying so once.
+    waits = [line for output in outputs for line in output.splitlines() if WAITING in line]
+    assert len(waits) == 1, waits
+    assert " | INFO    | prefect.sparkify - " in waits[0], waits
 
 
 # --- the lock, without servers ----------------------------------------------------------------

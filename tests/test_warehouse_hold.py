@@ -5,12 +5,9 @@ among one Prefect server's runs the concurrency limit is the warehouse's own."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,29 +22,6 @@ from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse, connect_when_free
 from tasks.warehouse.hold import WAIT_VARIABLE, WarehouseWaitInvalid, lock_wait_seconds
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import expected_from_json, table_counts
-from tests.shared_servers import migrated_home
-
-# A process that opens a DuckDB file read-write and keeps it open until its stdin closes.
-HOLD_FILE = (
-    "import duckdb, sys; con = duckdb.connect(sys.argv[1]); "
-    "print('held', flush=True); sys.stdin.read()"
-)
-
-
-@pytest.fixture
-def held_file(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen]]:
-    """A DuckDB file another process holds open (read-write) until the test ends."""
-    db = tmp_path / "held.duckdb"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_FILE, str(db)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout.readline().strip() == "held"
-    yield db, holder
-    holder.stdin.close()
-    holder.wait(timeout=30)
 
 
 def test_a_held_file_is_waited_for_then_named_in_one_line(held_file) -> None:
@@ -120,46 +94,6 @@ def test_a_process_opening_the_file_mid_run_cannot_break_it(
     assert len(intruders) == 1
     assert intruders[0].returncode != 0
     assert "Could not set lock on file" in intruders[0].stderr
-    assert table_counts(db) == expected_from_json(month_source).counts
-
-
-def test_two_processes_loading_one_file_both_succeed_in_turn(
-    month_source: Path, tmp_path: Path, held_file
-) -> None:
-    """Two plain local runs, each with a Prefect server of its own (no shared concurrency
-    limit): both wait while a third process holds the file, then load in turn."""
-    db, holder = held_file
-    runs, logs = [], []
-    for n in range(2):
-        log = tmp_path / f"run{n}.log"
-        env = {
-            **os.environ,
-            "PREFECT_HOME": str(migrated_home(tmp_path / f"prefect{n}")),
-            WAIT_VARIABLE: "300",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        }
-        env.pop("PREFECT_API_URL", None)
-        cmd = [
-            sys.executable,
-            "flows/etl.py",
-            "--source",
-            str(month_source),
-            "--warehouse",
-            str(db),
-        ]
-        with log.open("w") as out:
-            runs.append(
-                subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=out, text=True)
-            )
-        logs.append(log)
-    deadline = time.monotonic() + 240
-    while not all("is held by another process" in log.read_text() for log in logs):
-        assert time.monotonic() < deadline, [log.read_text()[-2000:] for log in logs]
-        assert all(run.poll() is None for run in runs), [log.read_text() for log in logs]
-        time.sleep(0.5)
-    holder.stdin.close()  # both runs are waiting for the file: release it
-    for run, log in zip(runs, logs, strict=True):
-        assert run.wait(timeout=300) == 0, log.read_text()[-3000:]
     assert table_counts(db) == expected_from_json(month_source).counts
 
 
