@@ -25,7 +25,7 @@ from flows.cluster import (
 )
 from flows.cluster import main as cluster_main
 from tasks.cluster.cost import hourly_cost
-from tasks.cluster.iam import s3_read_policy, trust_policy
+from tasks.cluster.iam import s3_read_policy, source_policy_name, trust_policy
 from tasks.cluster.info import ClusterInfo, expired_clusters
 from tasks.cluster.lifecycle import (
     ClusterWaitTimeout,
@@ -296,7 +296,7 @@ def test_create_makes_the_scoped_role_the_tagged_cluster_and_the_block(
     iam = aws_client(aws_credentials, "iam")
     role = iam.get_role(RoleName=names["role_name"])["Role"]
     assert role["AssumeRolePolicyDocument"] == trust_policy()
-    policy = iam.get_role_policy(RoleName=names["role_name"], PolicyName="sparkify-s3-source-read")
+    policy = iam.get_role_policy(RoleName=names["role_name"], PolicyName=read_policy(names))
     assert policy["PolicyDocument"] == s3_read_policy(bucket_name, "raw/sparkify")
     assert policy["PolicyDocument"]["Statement"][1]["Resource"] == (
         f"arn:aws:s3:::{bucket_name}/raw/sparkify/*"
@@ -353,11 +353,51 @@ def test_create_again_reuses_the_cluster_and_updates_the_role_policy(
     assert again["Tags"] == first["Tags"]
     assert Secret.load(names["password_secret"]).get() == password
     iam = aws_client(aws_credentials, "iam")
-    policy = iam.get_role_policy(RoleName=names["role_name"], PolicyName="sparkify-s3-source-read")
+    policy = iam.get_role_policy(RoleName=names["role_name"], PolicyName=read_policy(names))
     assert policy["PolicyDocument"] == s3_read_policy(bucket_name, "elsewhere")
     assert len(iam.list_role_policies(RoleName=names["role_name"])["PolicyNames"]) == 1
     clusters = aws_client(aws_credentials, "redshift").describe_clusters()["Clusters"]
     assert [c["ClusterIdentifier"] for c in clusters].count(names["identifier"]) == 1
+
+
+def read_policy(names: dict[str, str]) -> str:
+    """The name of the role's inline policy by which the test's cluster reads its source."""
+    return source_policy_name(("cluster", names["identifier"]))
+
+
+def role_policies(aws_credentials, role_name: str) -> dict[str, Any]:
+    """Each inline policy of the role, by name."""
+    iam = aws_client(aws_credentials, "iam")
+    return {
+        name: iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+        for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    }
+
+
+# A role shared by clusters reading different prefixes: each cluster's create adds its own grant
+# and leaves the other's, and each cluster's delete takes away its own only.
+def test_clusters_sharing_a_role_each_keep_their_own_read(
+    aws_credentials, credentials_block: str, names: dict[str, str], bucket_name: str
+) -> None:
+    other = {
+        **names,
+        "identifier": unique("sparkify-t"),
+        "password_secret": unique("sparkify-pw"),
+        "source": f"s3://{bucket_name}/other",
+    }
+    create(names, credentials_block)
+    create(other, credentials_block)
+
+    assert role_policies(aws_credentials, names["role_name"]) == {
+        read_policy(names): s3_read_policy(bucket_name, "raw/sparkify"),
+        read_policy(other): s3_read_policy(bucket_name, "other"),
+    }
+    cluster_delete(names["identifier"], aws_credentials=credentials_block, **FAST)
+    assert role_policies(aws_credentials, names["role_name"]) == {
+        read_policy(other): s3_read_policy(bucket_name, "other"),
+    }
+    cluster_delete(other["identifier"], aws_credentials=credentials_block, **FAST)
+    assert role_policies(aws_credentials, names["role_name"]) == {}
 
 
 def test_ingress_is_opened_only_to_the_named_cidr(

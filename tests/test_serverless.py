@@ -24,7 +24,12 @@ from flows.cluster import main as cluster_main
 from flows.cluster import parse_args, serverless_create, serverless_delete, serverless_status
 from flows.janitor import cluster_janitor
 from tasks.cluster.cost import busy_hourly_cost, describe_serverless_cost
-from tasks.cluster.iam import REDSHIFT_SERVICES, s3_read_policy, trust_policy
+from tasks.cluster.iam import (
+    REDSHIFT_SERVICES,
+    s3_read_policy,
+    source_policy_name,
+    trust_policy,
+)
 from tasks.cluster.info import (
     NamespaceInfo,
     WorkgroupInfo,
@@ -517,7 +522,9 @@ def test_create_makes_the_role_namespace_workgroup_and_an_iam_block(
     role = iam.get_role(RoleName=names["role_name"])["Role"]
     assert role["AssumeRolePolicyDocument"] == trust_policy()
     assert trust_policy()["Statement"][0]["Principal"]["Service"] == list(REDSHIFT_SERVICES)
-    policy = iam.get_role_policy(RoleName=names["role_name"], PolicyName="sparkify-s3-source-read")
+    policy = iam.get_role_policy(
+        RoleName=names["role_name"], PolicyName=source_policy_name(("namespace", workgroup))
+    )
     assert policy["PolicyDocument"] == s3_read_policy(bucket_name, "raw/sparkify")
 
     ((_, namespace_call),) = fake.called("CreateNamespace")
@@ -657,6 +664,9 @@ def test_delete_removes_workgroup_then_namespace_group_and_block_and_succeeds_ag
     assert deleted is True
     assert workgroup not in fake.workgroups
     assert workgroup not in fake.namespaces
+    # The namespace's read of its source went with it.
+    iam = aws_client(aws_credentials, "iam")
+    assert iam.list_role_policies(RoleName=names["role_name"])["PolicyNames"] == []
     operations = fake.operations()
     assert operations.index("DeleteWorkgroup") < operations.index("DeleteNamespace")
     # The workgroup was polled until gone before the namespace's deletion was asked for (the

@@ -1,5 +1,7 @@
 """The IAM role Redshift assumes for COPY: trusted by Redshift (provisioned and Serverless),
-allowed to read only the source prefix."""
+allowed to read only the source prefixes of the clusters and namespaces it is attached to, each
+by an inline policy of its own: creating one adds its grant and never replaces another's, and
+deleting one takes its grant away."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from tasks.common.retry import RETRY_TRANSIENT
 from tasks.source.resolve import check_s3_source, resolve_source
 from tasks.source.s3 import S3Source
 
-ROLE_POLICY_NAME = "sparkify-s3-source-read"
+# The inline policy of one cluster or namespace: its kind and name follow.
+POLICY_PREFIX = "sparkify-s3-read"
 
 
 # Provisioned clusters assume the role as redshift.amazonaws.com; Redshift Serverless needs
@@ -76,12 +79,25 @@ def source_location(source: str, aws_credentials: str | None = None) -> tuple[st
     return resolved.bucket, resolved.prefix
 
 
+def source_policy_name(holder: tuple[str, str]) -> str:
+    """The name of the inline policy by which a cluster or namespace (kind, name) reads its
+    source: within IAM's 128 characters, since a cluster identifier or namespace name has 64
+    at most."""
+    kind, name = holder
+    return f"{POLICY_PREFIX}-{kind}-{name}"
+
+
 @task(name="ensure-redshift-role", cache_policy=NO_CACHE, **RETRY_TRANSIENT)
 def ensure_redshift_role(
-    credentials: AwsCredentials, role_name: str, bucket: str, prefix: str, owner: str
+    credentials: AwsCredentials,
+    role_name: str,
+    holder: tuple[str, str],
+    source: tuple[str, str],
+    owner: str,
 ) -> str:
-    """Create (or reuse) the role Redshift assumes for COPY, with its trust policy and an inline
-    policy reading only the source prefix brought up to date; returns its ARN."""
+    """Create (or reuse) the role Redshift assumes for COPY, with its trust policy and the
+    inline policy by which the holder (kind, name) reads only its source (bucket, prefix),
+    brought up to date; the role's other policies stay. Returns the role's ARN."""
     logger = run_logger()
     iam = aws_client(credentials, "iam")
     trust = json.dumps(trust_policy())
@@ -99,10 +115,34 @@ def ensure_redshift_role(
             Tags=[{"Key": PROJECT_TAG, "Value": PROJECT}, {"Key": OWNER_TAG, "Value": owner}],
         )["Role"]
         logger.info("created IAM role %s", role_name)
+    bucket, prefix = source
     iam.put_role_policy(
         RoleName=role_name,
-        PolicyName=ROLE_POLICY_NAME,
+        PolicyName=source_policy_name(holder),
         PolicyDocument=json.dumps(s3_read_policy(bucket, prefix)),
     )
-    logger.info("role %s may read s3://%s/%s only", role_name, bucket, prefix.strip("/"))
+    logger.info(
+        "role %s may read s3://%s/%s for %s %s",
+        role_name,
+        bucket,
+        prefix.strip("/"),
+        *holder,
+    )
     return role["Arn"]
+
+
+def revoke_source_read(
+    credentials: AwsCredentials, role_arns: list[str], holder: tuple[str, str]
+) -> None:
+    """Take away the read a deleted cluster or namespace (kind, name) had through each of its
+    roles; a role or policy already gone is success."""
+    iam = aws_client(credentials, "iam")
+    for arn in role_arns:
+        role_name = arn.rsplit("/", 1)[-1]
+        try:
+            iam.delete_role_policy(RoleName=role_name, PolicyName=source_policy_name(holder))
+        except ClientError as error:
+            if error_code(error) != "NoSuchEntity":
+                raise
+            continue
+        run_logger().info("role %s no longer reads for %s %s", role_name, *holder)

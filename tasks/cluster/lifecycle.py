@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect_aws import AwsCredentials
 
 from tasks.cluster.cost import describe_cost
+from tasks.cluster.iam import revoke_source_read
 from tasks.cluster.info import ClusterInfo
 from tasks.cluster.network import delete_security_group, security_group_name
 from tasks.cluster.password import load_or_create_password
@@ -292,6 +293,8 @@ def delete_cluster(
     if info is None:
         logger.info("cluster %s does not exist: nothing to delete", identifier)
         return False
+    # Its read of the source goes first: the role may serve others, this one is going.
+    revoke_source_read(credentials, info.iam_roles, ("cluster", identifier))
     if info.status == "deleting":
         return True
     snapshot = (

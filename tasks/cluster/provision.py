@@ -67,9 +67,12 @@ def lay_groundwork(
     the cluster or workgroup the settings name."""
     credentials = load_credentials(aws_credentials)
     region = aws_region(credentials)
-    bucket, prefix = source_location(source, aws_credentials)
     role_arn = ensure_redshift_role(
-        credentials, settings.role_name, bucket, prefix, settings.owner_tag
+        credentials,
+        settings.role_name,
+        settings.role_holder,
+        source_location(source, aws_credentials),
+        settings.owner_tag,
     )
     security_group = ensure_ingress(credentials, settings.name, settings.ingress_cidr)
     access = BlockAccess(

@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect_aws import AwsCredentials
 
 from tasks.cluster.cost import describe_serverless_cost
+from tasks.cluster.iam import revoke_source_read
 from tasks.cluster.info import NamespaceInfo, WorkgroupInfo
 from tasks.cluster.lifecycle import wait_for
 from tasks.cluster.network import (
@@ -355,6 +356,8 @@ def delete_namespace(
     if info is None:
         logger.info("namespace %s does not exist: nothing to delete", name)
         return False
+    # Its read of the source goes first: the role may serve others, this one is going.
+    revoke_source_read(credentials, info.iam_roles, ("namespace", name))
     if info.status == DELETING:
         return True
     snapshot = {"finalSnapshotName": final_snapshot} if final_snapshot else {}

@@ -148,6 +148,11 @@ class RedshiftSettings(BaseModel):
         """The cluster's identifier, or the workgroup's name."""
 
     @property
+    @abstractmethod
+    def role_holder(self) -> tuple[str, str]:
+        """What the COPY role is attached to, as kind and name: the cluster, or the namespace."""
+
+    @property
     def owner_tag(self) -> str:
         """The owner tag's value: the named owner, or the local user."""
         return self.owner or default_owner()
@@ -207,6 +212,10 @@ class ClusterSettings(RedshiftSettings):
         """The cluster's identifier."""
         return self.identifier
 
+    @property
+    def role_holder(self) -> tuple[str, str]:
+        return "cluster", self.identifier
+
 
 class ServerlessSettings(RedshiftSettings):
     """How a Redshift Serverless namespace and workgroup are made, tagged, named in Prefect and
@@ -262,6 +271,10 @@ class ServerlessSettings(RedshiftSettings):
     def namespace_name(self) -> str:
         """The namespace's name: the one given, or the workgroup's."""
         return self.namespace or self.workgroup
+
+    @property
+    def role_holder(self) -> tuple[str, str]:
+        return "namespace", self.namespace_name
 
 
 # --- the command line's side of the models --------------------------------------------------
