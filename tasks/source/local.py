@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
+from tasks.common.logs import run_logger
 from tasks.source.files import (
     EVENTS_PREFIX,
     SONGS_PREFIX,
@@ -35,22 +37,31 @@ class LocalSource:
         return replace(files, versions=self.versions([*files.event_files, *files.song_files]))
 
     def versions(self, files: list[str]) -> dict[str, FileVersion]:
-        """Each file's size and modification time (nanoseconds), from the file system."""
+        """Each file's size and modification time (nanoseconds), from the file system; none for
+        a file that cannot be looked at (it is staged, and its staging says why it fails)."""
         found = {}
         for name in files:
-            stat = os.stat(name)
+            try:
+                stat = os.stat(name)
+            except OSError:
+                continue
             found[name] = FileVersion(stat.st_size, str(stat.st_mtime_ns))
         return found
 
     def listing(self, folder: str) -> dict[str, str]:
-        """Every file under a folder of the directory: its path → its path under the folder."""
+        """Every file under a folder of the directory: its path → its path under the folder.
+        A symbolic link in a loop is no file: skipped, with a warning."""
         base = str(self.root / folder)
         found = {}
         # os.walk (scandir) rather than Path.rglob: a tenth of the time on 20k song files.
         for directory, _, names in os.walk(base):
             under = os.path.relpath(directory, base).replace(os.sep, "/")
             for name in names:
-                found[os.path.join(directory, name)] = name if under == "." else f"{under}/{name}"
+                path = os.path.join(directory, name)
+                if in_a_loop(path):
+                    run_logger().warning("skipped %s: a loop of symbolic links", path)
+                    continue
+                found[path] = name if under == "." else f"{under}/{name}"
         return found
 
     def local_copies(self, files: list[str]) -> dict[str, str]:
@@ -60,3 +71,12 @@ class LocalSource:
     def describe(self) -> str:
         """The directory."""
         return str(self.root)
+
+
+def in_a_loop(path: str) -> bool:
+    """Whether the path is a symbolic link that never reaches a file (a loop)."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    return False

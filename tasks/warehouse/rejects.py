@@ -1,8 +1,10 @@
 """Whole-file rejects, the same on every warehouse: an empty file, or a file with the content of
-another of the run."""
+another of the run; and, where the run reads files from a file system, a file it listed but
+cannot read."""
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Mapping
 
 from tasks.warehouse.protocol import Reject
@@ -23,4 +25,26 @@ def file_rejects(files: list[str], digests: Mapping[str, str | bytes | None]) ->
         first = seen.setdefault(digest, name)
         if first != name:
             rejects.append(Reject(name, 0, f"duplicate file: same content as {first}"))
+    return rejects
+
+
+def unreadable_reason(error: OSError) -> str:
+    """Why a file the run listed cannot be read, as its whole-file reject says."""
+    if isinstance(error, FileNotFoundError):
+        return "file not found: deleted after the run listed it, or a dangling symbolic link"
+    if error.errno == errno.ELOOP:
+        return "unreadable file: a loop of symbolic links"
+    return f"unreadable file: {error.strerror or type(error).__name__}"
+
+
+def unreadable_files(files: list[str], paths: Mapping[str, str]) -> list[Reject]:
+    """The files whose copy (`paths[name]`) cannot be opened for reading, each a whole-file
+    reject with its reason: a file-system fault costs that file, never the run."""
+    rejects = []
+    for name in files:
+        try:
+            with open(paths[name], "rb"):
+                pass
+        except OSError as error:
+            rejects.append(Reject(name, 0, unreadable_reason(error)))
     return rejects

@@ -28,7 +28,7 @@ from sqlalchemy.types import TypeEngine
 from sql.model import SOURCE_FILE_FIELD, JsonField, json_fields
 from tasks.source.files import is_gzipped
 from tasks.warehouse.protocol import MAX_RAW_LINE, Reject
-from tasks.warehouse.rejects import file_rejects
+from tasks.warehouse.rejects import file_rejects, unreadable_reason
 
 EXPECTED = {
     "integer": "an integer",
@@ -241,9 +241,15 @@ def _parsed_records(
     table: Table, files: list[str], reader: Callable[[str], bytes]
 ) -> tuple[pa.Table, list[Reject]]:
     rules = [FieldRule.of(f) for f in json_fields(table)]
-    stored = {name: reader(name) for name in files}
+    stored: dict[str, bytes] = {}
+    rejects = []
+    for name in files:
+        try:
+            stored[name] = reader(name)
+        except OSError as error:
+            rejects.append(Reject(name, 0, unreadable_reason(error)))
     # Files are told apart by their whole content (held anyway): no digest to compute.
-    rejects = file_rejects(files, {name: data or None for name, data in stored.items()})
+    rejects += file_rejects(list(stored), {name: data or None for name, data in stored.items()})
     skipped = {r.source_file for r in rejects}
     records: list[_Record] = []
     for name in files:

@@ -54,7 +54,7 @@ from tasks.warehouse.duckdb.sql import (
     whole_file_checks_sql,
 )
 from tasks.warehouse.protocol import Reject, StageReport, StageResult
-from tasks.warehouse.rejects import file_rejects
+from tasks.warehouse.rejects import file_rejects, unreadable_files
 from tasks.warehouse.staging import count_rejects, reject_samples, reset_staging
 
 
@@ -205,7 +205,9 @@ def stage_events_duckdb(
     with RegisteredFiles(conn, files) as named:
         _run_own(conn, table, WHOLE_FILE_COLUMNS)
         reset_staging(conn, table, named)
-        whole_file = file_rejects(files, file_digests(files, paths))
+        whole_file = unreadable_files(files, paths)
+        readable = [name for name in files if name not in {r.source_file for r in whole_file}]
+        whole_file += file_rejects(readable, file_digests(readable, paths))
         _keep_rejects(conn, whole_file, at)
         skipped = {r.source_file for r in whole_file}
         to_read = [
