@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -559,3 +559,38 @@ def test_a_real_duckdb_file_passes_and_anything_else_does_not(tmp_path: Path) ->
             check_warehouse(str(tmp_path / name))
     with pytest.raises(BadArgument, match="in-memory DuckDB cannot outlive the run"):
         check_warehouse(":memory:")
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory on a read-only file system (a tmpfs mounted for the test, which needs root),
+    holding a loaded DuckDB warehouse, wh.duckdb."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)]
+    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("needs root, to mount a read-only file system")
+    try:
+        with duckdb.connect(str(folder / "wh.duckdb")) as con:
+            con.execute("create table users (user_id integer)")
+        remount = ["mount", "-o", "remount,ro", str(folder)]
+        subprocess.run(remount, check=True, capture_output=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("name", ["wh.duckdb", "new.duckdb"], ids=["existing", "new"])
+def test_a_warehouse_on_a_read_only_file_system_is_one_line_for_a_load(
+    name: str, read_only_dir: Path, command_line: Callable[..., Said]
+) -> None:
+    warehouse = read_only_dir / name
+    said = command_line("etl.py", "--warehouse", str(warehouse))
+
+    assert said.status == 2, said
+    assert said.err.splitlines() == [
+        f"etl: warehouse {warehouse} cannot be written ({read_only_dir} is on a read-only file "
+        "system): give the run write access there, or give --warehouse a path it can write"
+    ]
+    assert said.server_starts == 0
+    assert not (read_only_dir / "new.duckdb").exists()

@@ -82,6 +82,10 @@ class UnreadableFile(UserError, OSError):
     """A file the run was given but cannot read."""
 
 
+class UnwritableFile(UserError, OSError):
+    """A file the run must write (or create) where it cannot."""
+
+
 class WarehouseBusy(UserError):
     """Another process holds the warehouse, still after a bounded wait."""
 

@@ -18,7 +18,13 @@ from typing import Literal
 from prefect.blocks.core import Block
 from prefect.exceptions import ObjectNotFound
 
-from tasks.common.errors import BadArgument, NotADuckDBFile, UnknownWarehouse, UnreadableFile
+from tasks.common.errors import (
+    BadArgument,
+    NotADuckDBFile,
+    UnknownWarehouse,
+    UnreadableFile,
+    UnwritableFile,
+)
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 from tasks.warehouse.protocol import Warehouse
 
@@ -119,8 +125,9 @@ def block_forms() -> str:
 
 def check_duckdb_path(spec: str, block: str | None = None) -> None:
     """Refuse a DuckDB path (a block's, when named) that is a directory, a new file in a
-    directory that does not exist (never made silently), or an existing file that cannot be
-    read or is not a DuckDB database (checked by its header: never opened, never retried)."""
+    directory that does not exist (never made silently), a file the run could not write or
+    create (every command opens DuckDB read-write), or an existing file that cannot be read or
+    is not a DuckDB database (checked by its header: never opened, never retried)."""
     path = Path(spec).expanduser()
     subject = f"warehouse block {block}'s path {spec}" if block else f"warehouse {spec}"
     fix = f"point block {block} at" if block else "give --warehouse"
@@ -128,12 +135,17 @@ def check_duckdb_path(spec: str, block: str | None = None) -> None:
         raise BadArgument(
             f"{subject} is a directory: {fix} a file in it, such as {path / 'sparkify.duckdb'}"
         )
+    if not path.parent.is_dir():
+        raise BadArgument(
+            f"{subject} is in a directory that does not exist ({path.parent}): create it "
+            f"first (mkdir -p {path.parent}), or {fix} a path in an existing directory"
+        )
+    if reason := unwritable_reason(path):
+        raise UnwritableFile(
+            f"{subject} cannot be written ({reason}): give the run write access there, or "
+            f"{fix} a path it can write"
+        )
     if not path.exists():
-        if not path.parent.is_dir():
-            raise BadArgument(
-                f"{subject} is in a directory that does not exist ({path.parent}): create it "
-                f"first (mkdir -p {path.parent}), or {fix} a path in an existing directory"
-            )
         return
     try:
         with path.open("rb") as file:
@@ -154,6 +166,17 @@ def check_duckdb_path(spec: str, block: str | None = None) -> None:
     raise NotADuckDBFile(
         f"{subject} is {what}: {fix} a DuckDB file, or a new path ending in .duckdb to create one"
     )
+
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why a run could not write the DuckDB file at path, or create it, with its write-ahead
+    log beside it; None when it can."""
+    for target in (path.parent, path) if path.exists() else (path.parent,):
+        if not os.access(target, os.W_OK):
+            if os.statvfs(target).f_flag & os.ST_RDONLY:
+                return f"{path.parent} is on a read-only file system"
+            return f"no write permission on {target}"
+    return None
 
 
 def load_warehouse_block(spec: str) -> Warehouse:
