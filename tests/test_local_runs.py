@@ -5,9 +5,11 @@ by side, waiting for a warehouse another process holds."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from tasks.common.local_server import (
     server_start_lock,
     start_lock_path,
 )
+from tasks.common.server_watch import running
 from tasks.warehouse.hold import WAIT_VARIABLE
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import table_counts
@@ -206,3 +209,43 @@ def test_only_a_run_without_prefect_api_url_starts_a_temporary_server(tmp_path: 
     # slot taken in the shared local database; the warehouse hold guards it instead.
     assert "LIMITS []" in done.stdout
     assert "no concurrency limit; the warehouse hold guards" in done.stdout + done.stderr
+
+
+def child_pids(pid: int) -> list[int]:
+    """The process's children, from /proc."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
+
+
+def test_a_local_run_killed_outright_leaves_no_temporary_server(tmp_path: Path) -> None:
+    """kill -9 of a plain local run mid-flight: its temporary server (a child Prefect would stop
+    at the run's exit) is stopped by the run's watcher within seconds."""
+    log = tmp_path / "run.log"
+    command = [sys.executable, "flows/etl.py", "--warehouse", str(tmp_path / "wh.duckdb")]
+    env = local_env(migrated_home(tmp_path / "home"))
+    with log.open("w") as out:
+        run = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=out)
+    servers: list[int] = []
+    try:
+        deadline = time.monotonic() + 240
+        while "Beginning flow run" not in log.read_text():  # the server is up, the run began
+            assert run.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        servers = [
+            pid
+            for pid in child_pids(run.pid)
+            if b"uvicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(servers) == 1, child_pids(run.pid)
+        run.kill()
+        run.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while running(servers[0]):
+            assert time.monotonic() < deadline, "the temporary server outlived its run"
+            time.sleep(0.2)
+    finally:
+        run.kill()
+        for pid in servers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -104,9 +104,9 @@ def test_song_files_are_parsed_while_the_events_stage(
 def test_a_failure_parsing_the_songs_fails_the_staging(
     tmp_path: Path, source: LocalSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unreadable(path: str) -> bytes:
-        raise PermissionError(f"cannot read {path}")
+    def failing(path: str) -> bytes:
+        raise MemoryError(f"no memory left reading {path}")
 
-    monkeypatch.setattr(duckdb_staging, "read_stored", unreadable)
-    with pytest.raises(PermissionError, match=r"cannot read .*TR"):
+    monkeypatch.setattr(duckdb_staging, "read_stored", failing)
+    with pytest.raises(MemoryError, match=r"reading .*TR"):
         staged(tmp_path, source, "together", together=True)

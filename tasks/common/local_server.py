@@ -18,13 +18,16 @@ a larger value of the user's stands), and lets go once the server answers. Prefe
 then find that server running and use it. A second run waits for the first one's server to be
 up (saying so in one line), then starts its own on the database already set up; from then on
 the runs go on side by side as Prefect allows (WAL, its busy timeout, its retries). Runs with
-PREFECT_API_URL set never start a temporary server: the call does nothing for them.
+PREFECT_API_URL set never start a temporary server: the call does nothing for them. A watcher
+process stops the server if the run dies without stopping it (tasks/common/server_watch.py).
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
+import sys
 import time as clock
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,6 +75,20 @@ def start_temporary_server() -> None:
         server_start_lock(start_lock_path()),
     ):
         server.start()
+    if server.server_process is not None:
+        watch_server(server.server_process.pid)
+
+
+def watch_server(pid: int) -> None:
+    """Start the watcher that stops the temporary server (process `pid`) if this process dies
+    without stopping it (tasks/common/server_watch.py)."""
+    subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("server_watch.py")), str(pid)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def local_startup_timeout() -> int:
