@@ -22,7 +22,6 @@ wrote, so the checks cost what the run's input costs, not what the warehouse's h
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from sqlalchemy import (
     BigInteger,
@@ -73,13 +72,22 @@ def _staged(
     required: bool = False,
     pattern: str | None = None,
     pattern_says: str | None = None,
+    needed_when: tuple[str, str] | None = None,
 ) -> Column:
     """A staging column, its info naming the JSON field it is loaded from and what it must hold
-    (a pattern its whole text matches, and what a reject says of a value that does not).
+    (a pattern its whole text matches, and what a reject says of a value that does not; with
+    `needed_when` (column, value), a value other than null or '' wherever that staging column
+    holds that value).
     A required field's column is NOT NULL, so Redshift's COPY itself rejects a record without
     it (into its load-error log) as DuckDB's staging does, instead of a later insert failing."""
     says = pattern_says or f"does not match {pattern}"
-    info = {"json": field, "required": required, "pattern": pattern, "pattern_says": says}
+    info = {
+        "json": field,
+        "required": required,
+        "pattern": pattern,
+        "pattern_says": says,
+        "needed_when": needed_when,
+    }
     return Column(name, sql_type, nullable=not required, info=info)
 
 
@@ -358,39 +366,6 @@ STAR_TABLES: tuple[Table, ...] = (songplays, users, songs, artists, time)
 # What the warehouse keeps besides the star tables to load incrementally.
 BOOKKEEPING_TABLES: tuple[Table, ...] = (loaded_files, song_catalog, songplay_songs)
 ALL_TABLES: tuple[Table, ...] = (*STAGING_TABLES, *STAR_TABLES, *BOOKKEEPING_TABLES, load_rejects)
-
-
-@dataclass(frozen=True)
-class JsonField:
-    """A staging column and the JSON field it is loaded from."""
-
-    column: str
-    field: str
-    sql_type: TypeEngine
-    required: bool
-    pattern: str | None
-    pattern_says: str | None
-
-
-def json_fields(table: Table) -> list[JsonField]:
-    """The JSON fields of a staging table, in column order."""
-    return [
-        JsonField(
-            c.name,
-            c.info["json"],
-            c.type,
-            bool(c.info.get("required")),
-            c.info.get("pattern"),
-            c.info.get("pattern_says"),
-        )
-        for c in table.columns
-        if "json" in c.info
-    ]
-
-
-def jsonpaths(table: Table) -> dict[str, list[str]]:
-    """The Redshift JSONPaths document for a staging table: one entry per column, in order."""
-    return {"jsonpaths": [f"$['{f.field}']" for f in json_fields(table)]}
 
 
 def key_column(table: Table) -> str:

@@ -34,7 +34,11 @@ LEVEL_VALUES = {
     "pattern": f"({'|'.join(LEVELS)}) *",
     "pattern_says": f"not one of {', '.join(LEVELS)}",
 }
+# The page of an event that is a play: a play is a user's, so a NextSong event without a userId
+# is a reject, not an event the transforms would pass over in silence.
+PLAY_PAGE = "NextSong"
 USER_ID_VALUES = {
     "pattern": USER_ID_PATTERN,
     "pattern_says": f"not empty nor a number from 0 to {2**31 - 1}",
+    "needed_when": ("page", PLAY_PAGE),
 }

@@ -238,7 +238,7 @@ def json_records(body: bytes) -> Iterator[tuple[int, Any]]:
             return
         try:
             value, end = decoder.raw_decode(text, start)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than Python's parser goes
             end = text.find("\n", start)
             end = len(text) if end < 0 else end
             value = LoadError(1216, detail="Invalid JSON.")

@@ -11,6 +11,7 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
 import sql
 from sql import model
+from sql.fields import jsonpaths
 
 
 def ddl(table, dialect) -> str:
@@ -62,11 +63,11 @@ def test_measures_are_double_precision_in_both_dialects() -> None:
 
 
 def test_jsonpaths_follow_staging_columns_in_order() -> None:
-    paths = model.jsonpaths(model.staging_events)["jsonpaths"]
+    paths = jsonpaths(model.staging_events)["jsonpaths"]
     assert len(paths) == len(model.staging_events.columns)
     assert paths[:3] == ["$['artist']", "$['auth']", "$['firstName']"]
     assert paths[-2:] == ["$['userAgent']", "$['userId']"]
-    songs = model.jsonpaths(model.staging_songs)["jsonpaths"]
+    songs = jsonpaths(model.staging_songs)["jsonpaths"]
     # Song fields are named as their columns, but for the file a record came from.
     assert songs[:-1] == [f"$['{c.name}']" for c in model.staging_songs.columns][:-1]
     assert songs[-1] == f"$['{model.SOURCE_FILE_FIELD}']"

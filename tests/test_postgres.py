@@ -275,6 +275,32 @@ EDGE_CASES = [
         [event(userId="99999999999"), event(userId="2147483648"), event(userId="2147483647")],
         rejects=(2, 0),
     ),
+    # Not JSON text, each line a reject on both (tasks/warehouse/json_text.py): a byte order
+    # mark before the file's first record, NaN, Infinity, a trailing comma, a raw NUL byte.
+    Case(
+        "not_json",
+        [
+            "\ufeff" + json.dumps(event(userId="9012", itemInSession=1)),
+            json.dumps(event(userId="9012", itemInSession=2, length=float("nan"))),
+            json.dumps(event(userId="9012", itemInSession=3, length=float("inf"))),
+            json.dumps(event(userId="9012", itemInSession=4))[:-1] + ", }",
+            json.dumps(event(userId="9012", itemInSession=5, song="a_b")).replace("a_b", "a\0b"),
+            event(userId="9012", itemInSession=6, song="NaN, Infinity ,}"),
+        ],
+        rejects=(5, 0),
+    ),
+    # A play is a user's: a NextSong event whose userId is '', null or missing is a reject on
+    # both, not an event the transforms pass over; another page without a user loads.
+    Case(
+        "play_without_user",
+        [
+            play("Edge Song", "Edge Artist", 200.25, userId=""),
+            play("Edge Song", "Edge Artist", 200.25, userId=None),
+            without(play("Edge Song", "Edge Artist", 200.25), "userId"),
+            event(userId="", page="Home", auth="Logged Out"),
+        ],
+        rejects=(3, 0),
+    ),
     # A file of no bytes is an empty-file reject on both (Redshift's side knows it from the S3
     # listing); a file of blank lines holds no record and no reject on both.
     Case("empty_event_file", [EMPTY], rejects=(1, 0)),

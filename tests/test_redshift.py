@@ -17,6 +17,7 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
 from flows.etl import etl
 from sql import model
+from sql.fields import jsonpaths
 from tasks.run.quality import default_checks
 from tasks.source.s3 import S3Source
 from tasks.warehouse.protocol import Reject
@@ -331,12 +332,17 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
         "DELETE FROM staging_events WHERE staging_events.user_id IS NOT NULL "
         "AND staging_events.user_id !~ %s"
     )
+    # A play needs a user: NextSong events without a userId are counted (none here).
+    assert stage[copy + 7] == (
+        "SELECT count(*) AS count_1 FROM staging_events WHERE staging_events.page = %s "
+        "AND coalesce(staging_events.user_id, %s) = %s"
+    )
     # The staging table's statistics, once its rows are final (its COPY has STATUPDATE OFF).
-    assert stage[copy + 7] == "analyze staging_events"
+    assert stage[copy + 8] == "analyze staging_events"
     # One reject row from the load-error log, one for the bad userIds (executemany: one each).
-    assert stage[copy + 8].startswith("INSERT INTO load_rejects")
-    assert stage[copy + 9] == stage[copy + 8]
-    assert stage[copy + 10] == "DELETE FROM staging_songs"
+    assert stage[copy + 9].startswith("INSERT INTO load_rejects")
+    assert stage[copy + 10] == stage[copy + 9]
+    assert stage[copy + 11] == "DELETE FROM staging_songs"
     assert run.index("analyze staging_songs") > copies[1]
     # The files staged, with their versions, for the ledger: 2 days and the 60 song files,
     # in one statement.
@@ -370,7 +376,7 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
     for uri in entries:
         client.head_object(Bucket=bucket_name, Key=uri.split("/", 3)[3])
     paths = client.get_object(Bucket=bucket_name, Key=jsonpaths_uri.split("/", 3)[3])["Body"]
-    assert json.loads(paths.read()) == model.jsonpaths(model.staging_events)
+    assert json.loads(paths.read()) == jsonpaths(model.staging_events)
     # The 60 song files went to COPY combined into one object (tests/test_song_bundles.py),
     # deleted once the COPY ran.
     songs_manifest = re.search(r"FROM '([^']+)'", run[copies[1]]).group(1)

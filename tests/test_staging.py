@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from flows.etl import etl
 from sql import model
-from sql.model import json_fields
+from sql.fields import json_fields
 from tasks.source.local import LocalSource
 from tasks.warehouse.duckdb.records import FieldRule, parse_json_records
 from tasks.warehouse.duckdb.sql import events_staging_sql

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from flows.etl import etl
 from sql import model
-from sql.model import json_fields
+from sql.fields import json_fields
 from tasks.warehouse.duckdb import lines
 from tasks.warehouse.duckdb.records import FieldRule
 from tasks.warehouse.duckdb.staging import parse_songs, stage_events_duckdb, stage_songs_duckdb

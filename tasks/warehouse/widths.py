@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Table
 
 from sql import model
+from sql.fields import json_fields
 from sql.model import SOURCE_FILE_FIELD
 from tasks.source.files import Source
 from tasks.warehouse.duckdb.records import column_kind, read_stored, stored_content, text_width
@@ -64,7 +65,7 @@ def measure(table: Table, source: Source, files: list[str]) -> list[FieldWidth]:
     """The widths of the table's text fields over the files' records."""
     fields = [
         f
-        for f in model.json_fields(table)
+        for f in json_fields(table)
         if column_kind(f.sql_type) == "text" and f.field != SOURCE_FILE_FIELD
     ]
     widths = {f.field: FieldWidth(table.name, f.field, text_width(f)) for f in fields}

@@ -34,6 +34,7 @@ from tasks.warehouse.duckdb.records import (
     escaped,
     utf8_fault,
 )
+from tasks.warehouse.json_text import json_fault, suspect, suspect_file, suspect_lines
 
 # Bytes read from a file at a time: one Arrow record batch of lines, a unit DuckDB scans in
 # parallel with the others.
@@ -67,7 +68,8 @@ class FileToRead:
 def readable_whole(file: FileToRead) -> bool:
     """Whether DuckDB's read_json may stage the file whole: JSON text (not gzipped, no NUL byte
     or gzip data at its head), no line longer than MAX_LINE_BYTES, no vertical tab or form feed
-    (which read_json, unlike JSON, takes for white space around a line's text), under a path that
+    (which read_json, unlike JSON, takes for white space around a line's text) and nothing else
+    read_json would take that JSON does not (json_text.suspect_file), under a path that
     read_json takes as it is (no glob pattern). The file is mapped, not read: the last line break
     within each MAX_LINE_BYTES is found from the end of that span, a few bytes a line."""
     if is_gzipped(file.name) or any(c in file.path for c in "*?[]{}\\"):
@@ -78,8 +80,11 @@ def readable_whole(file: FileToRead) -> bool:
         except ValueError:  # an empty file
             return False
     with content:
-        if binary_reason(file.name, content[:SNIFF_BYTES]) or any(
-            content.find(space) >= 0 for space in (b"\x0b", b"\x0c")
+        if (
+            b"\0" in content[:SNIFF_BYTES]
+            or binary_reason(file.name, content[:SNIFF_BYTES])
+            or any(content.find(space) >= 0 for space in (b"\x0b", b"\x0c"))
+            or suspect_file(content)
         ):
             return False
         start, size = 0, len(content)
@@ -263,10 +268,22 @@ class _LineReader:
                 pc.fill_null(pa.nulls(count, pa.int32()), self.file.index),
                 pa.Array.from_buffers(pa.int64(), count, [None, pa.py_buffer(numbers)]),
                 lines,
-                pa.nulls(count, pa.string()),
+                _json_faults(lines),
             ],
             schema=LINES_SCHEMA,
         )
+
+
+def _json_faults(lines: pa.Array) -> pa.Array:
+    """Each line's fault as JSON text (tasks/warehouse/json_text.py), null for most: only the
+    lines `suspect_lines` flags are read again."""
+    flagged = pc.indices_nonzero(suspect_lines(lines)).to_pylist()
+    if not flagged:
+        return pa.nulls(len(lines), pa.string())
+    faults: list[str | None] = [None] * len(lines)
+    for n in flagged:
+        faults[n] = json_fault(lines[n].as_py())
+    return pa.array(faults, pa.string())
 
 
 def _line_offsets(data: bytes, cut: int) -> array[int]:
@@ -287,6 +304,8 @@ def _checked_lines(index: int, first: int, data: bytes, offsets: array[int]) -> 
     for start, end in itertools.pairwise(offsets):
         line = data[start:end]
         fault = _too_long() if len(line.rstrip(b"\n")) > MAX_LINE_BYTES else utf8_fault(line)
+        if fault is None and suspect(line):
+            fault = json_fault(line)
         texts.append(line.decode() if fault is None else escaped(line))
         faults.append(fault)
     count = len(texts)

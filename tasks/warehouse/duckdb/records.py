@@ -25,8 +25,10 @@ import pyarrow as pa
 from sqlalchemy import BigInteger, DateTime, Double, Integer, Table
 from sqlalchemy.types import TypeEngine
 
-from sql.model import SOURCE_FILE_FIELD, JsonField, json_fields
+from sql.fields import JsonField, json_fields
+from sql.model import SOURCE_FILE_FIELD
 from tasks.source.files import is_gzipped
+from tasks.warehouse.json_text import MALFORMED, first_values, json_fault, suspect
 from tasks.warehouse.protocol import MAX_RAW_LINE, Reject
 from tasks.warehouse.rejects import file_rejects, unreadable_reason
 
@@ -37,7 +39,6 @@ EXPECTED = {
     "timestamp": "epoch milliseconds",
     "text": "a string",
 }
-MALFORMED = "malformed JSON: not a valid JSON object"
 INTEGER_KINDS = ("integer", "bigint")
 # An integer as Redshift's COPY reads one from JSON: a number or a string of digits, no fraction.
 INTEGER_TEXT = "[+-]?[0-9]+"
@@ -82,14 +83,24 @@ def file_digests(files: list[str], paths: dict[str, str]) -> dict[str, str | Non
 
 
 def binary_reason(name: str, head: bytes) -> str | None:
-    """Why a file whose (decompressed) content starts with `head` is not JSON text, or None: JSON
-    text holds no NUL byte, and gzip data is read as such only under a .gz name."""
+    """Why a file whose (decompressed) content starts with `head` is not JSON text, or None: gzip
+    data is read as such only under a .gz name, and a head with NUL bytes that is not UTF-8
+    either cannot be lines of text at all. (A NUL byte in UTF-8 text costs its line only.)"""
     if head.startswith(b"\x1f\x8b"):
         where = "inside a .gz file" if is_gzipped(name) else "in a file not named .gz"
         return f"binary file: gzip-compressed data {where}"
-    if b"\0" in head[:SNIFF_BYTES]:
+    if b"\0" in head[:SNIFF_BYTES] and not _utf8_head(head[:SNIFF_BYTES]):
         return "binary file: NUL bytes, not JSON text"
     return None
+
+
+def _utf8_head(head: bytes) -> bool:
+    """Whether the head of a file is UTF-8 text, though it may end within a character."""
+    try:
+        head.decode()
+    except UnicodeDecodeError as error:
+        return error.reason == "unexpected end of data"
+    return True
 
 
 def utf8_fault(line: bytes) -> str | None:
@@ -252,6 +263,7 @@ def _parsed_records(
     rejects += file_rejects(list(stored), {name: data or None for name, data in stored.items()})
     skipped = {r.source_file for r in rejects}
     records: list[_Record] = []
+    keys = [orjson.dumps(r.field.field) for r in rules]
     for name in files:
         if name in skipped:
             continue
@@ -262,7 +274,7 @@ def _parsed_records(
         for number, line in enumerate(content.splitlines(), start=1):
             if not line.strip():
                 continue
-            record = _json_object(line)
+            record = _json_object(line, keys)
             if isinstance(record, str):
                 rejects.append(Reject(name, number, record, escaped(line)))
                 continue
@@ -283,12 +295,16 @@ def _parsed_records(
 _Record = tuple[str, int, bytes, dict[str, Any]]
 
 
-def _json_object(line: bytes) -> dict[str, Any] | str:
-    """A line's JSON object, or the reason it holds none."""
+def _json_object(line: bytes, keys: list[bytes]) -> dict[str, Any] | str:
+    """A line's JSON object (the first value of a key given twice), or the reason it holds
+    none (tasks/warehouse/json_text.py)."""
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError:
         return utf8_fault(line) or MALFORMED
+    if suspect(line) and (fault := json_fault(line)):
+        return fault
+    record = first_values(line, keys) or record
     return record if isinstance(record, dict) else MALFORMED
 
 

@@ -10,18 +10,18 @@ from typing import Any
 import orjson
 from sqlalchemy import Table
 
-from sql.model import JsonField, json_fields
+from sql.fields import JsonField, json_fields
 from tasks.warehouse.duckdb.records import (
     EXPECTED,
     INTEGER_KINDS,
     INTEGER_TEXT,
-    MALFORMED,
     TIMESTAMP_MS,
     column_kind,
     out_of_range,
     text_width,
     too_long,
 )
+from tasks.warehouse.json_text import MALFORMED
 from tasks.warehouse.protocol import MAX_RAW_LINE
 
 # DuckDB type of each kind of staging column, as read from JSON (timestamps as epoch ms).
@@ -76,6 +76,17 @@ def _field_ok_sql(f: JsonField, text: str) -> tuple[list[str], list[Any]]:
     return conditions, params
 
 
+def _needed_sql(fields: list[JsonField], texts: list[str]) -> list[tuple[str, JsonField, str]]:
+    """For each field needed where another column holds a value: the SQL that is true when the
+    record lacks it there, the field, and that value (bound)."""
+    text_of = {f.column: text for f, text in zip(fields, texts, strict=True)}
+    return [
+        (f"({text_of[f.needed_when[0]]} = ? and coalesce({text}, '') = '')", f, f.needed_when[1])
+        for f, text in zip(fields, texts, strict=True)
+        if f.needed_when is not None
+    ]
+
+
 def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
     """A CASE expression naming the first problem of a parsed line, and its bind values."""
     whens = ["when s is null then ?"]
@@ -99,6 +110,9 @@ def _reason_sql(fields: list[JsonField]) -> tuple[str, list[Any]]:
         if (width := text_width(f)) is not None:
             whens.append(f"when strlen({text}) > ? then ?")
             params += [width, too_long(f, width)]
+    for lacking, f, value in _needed_sql(fields, _texts(fields)):
+        whens.append(f"when {lacking} then ?")
+        params += [value, f.needed_says]
     return "case " + " ".join(whens) + " else ? end", [*params, "invalid record"]
 
 
@@ -122,6 +136,7 @@ def _typed_and_ok(fields: list[JsonField], texts: list[str]) -> tuple[str, str, 
     casts = [_cast_sql(f, text) for f, text in zip(fields, texts, strict=True)]
     typed = ", ".join(f"{sql} as {f.column}" for f, (sql, _) in zip(fields, casts, strict=True))
     checks = [_field_ok_sql(f, text) for f, text in zip(fields, texts, strict=True)]
+    checks += [([f"not coalesce({sql}, false)"], [v]) for sql, _, v in _needed_sql(fields, texts)]
     ok = " and ".join(c for conditions, _ in checks for c in conditions)
     params = [p for _, params in checks for p in params] + [p for _, ps in casts for p in ps]
     return typed, ok, params

@@ -36,7 +36,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
 from sql import model
-from sql.model import jsonpaths
+from sql.fields import json_fields, jsonpaths
 from tasks.common.aws import DEFAULT_REGION
 from tasks.common.progress import Progress
 from tasks.source.files import RunFiles, Source
@@ -274,21 +274,27 @@ def _reject_bad_patterns(
     conn: Connection, target: Table, manifest_uri: str
 ) -> tuple[int, list[Reject]]:
     """Remove staged rows whose text breaks a column's pattern (a userId that is not digits would
-    fail the transform's cast); COPY cannot check this. Recorded per column against the manifest,
-    since COPY keeps no file or line for loaded rows. Returns the rows removed and the rejects."""
+    fail the transform's cast) or that lack a value needed there (a NextSong event without a
+    userId); COPY cannot check either. Recorded per column against the manifest, since COPY
+    keeps no file or line for loaded rows. Returns the rows removed and the rejects."""
     removed, rejects = 0, list[Reject]()
-    for col in target.columns:
-        pattern = col.info.get("pattern")
-        if not pattern:
-            continue
-        bad = and_(col.is_not(None), not_(col.regexp_match(f"^({pattern})$")))
-        count = int(conn.execute(select(func.count()).select_from(target).where(bad)).scalar_one())
-        if count:
-            conn.execute(delete(target).where(bad))
-            says = col.info["pattern_says"]
-            reason = f"bad value for {col.info['json']}: {says} ({count} records)"
-            rejects.append(Reject(manifest_uri, 0, reason))
-            removed += count
+    for f in json_fields(target):
+        col = target.c[f.column]
+        checks = []
+        if f.pattern:
+            bad = and_(col.is_not(None), not_(col.regexp_match(f"^({f.pattern})$")))
+            checks.append((bad, f"bad value for {f.field}: {f.pattern_says}"))
+        if f.needed_when:
+            other, value = f.needed_when
+            lacking = and_(target.c[other] == value, func.coalesce(col, "") == "")
+            checks.append((lacking, f.needed_says))
+        for bad, says in checks:
+            counted = select(func.count()).select_from(target).where(bad)
+            count = int(conn.execute(counted).scalar_one())
+            if count:
+                conn.execute(delete(target).where(bad))
+                rejects.append(Reject(manifest_uri, 0, f"{says} ({count} records)"))
+                removed += count
     return removed, rejects
 
 
