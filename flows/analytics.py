@@ -11,7 +11,7 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.common.cli import add_debug_argument, command
+from tasks.common.cli import add_debug_argument, command, stop_on_interrupt
 from tasks.common.errors import fails_in_one_line
 from tasks.common.local_server import start_temporary_server
 from tasks.run.analytics import QUERIES, run_query
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     add_debug_argument(parser)
     args = parser.parse_args(argv)
     check_warehouse(args.warehouse, must_exist=True)
+    stop_on_interrupt("analytics", argv)
     start_temporary_server()
     print(render(analytics(args.warehouse)))
     return 0

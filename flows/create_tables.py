@@ -10,7 +10,7 @@ import sys
 
 from prefect import flow, get_run_logger
 
-from tasks.common.cli import add_debug_argument, command
+from tasks.common.cli import add_debug_argument, command, stop_on_interrupt
 from tasks.common.errors import fails_in_one_line
 from tasks.common.local_server import start_temporary_server
 from tasks.warehouse.duckdb.warehouse import DEFAULT_DUCKDB_FILE
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     add_debug_argument(parser)
     args = parser.parse_args(argv)
     check_warehouse(args.warehouse)
+    stop_on_interrupt("create_tables", argv)
     start_temporary_server()
     tables = create_all_tables(args.warehouse, args.yes)
     print(f"created {len(tables)} tables: {', '.join(tables)}")

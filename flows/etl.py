@@ -17,7 +17,12 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
 from tasks.cluster.settings import add_cluster_arguments, cluster_settings_from_args
-from tasks.common.cli import add_debug_argument, add_flow_parameters, command
+from tasks.common.cli import (
+    add_debug_argument,
+    add_flow_parameters,
+    command,
+    stop_on_interrupt,
+)
 from tasks.common.errors import fails_in_one_line
 from tasks.common.local_server import start_temporary_server
 from tasks.run.artifacts import publish_load, publish_rejects
@@ -149,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         check_source(args.source)
         check_warehouse(args.warehouse)
+        stop_on_interrupt("etl", argv)  # an ephemeral cluster's teardown must run: not there
     start_temporary_server()
     try:
         if args.ephemeral_cluster:

@@ -14,7 +14,7 @@ from datetime import date
 
 from prefect import flow
 
-from tasks.common.cli import add_debug_argument, command
+from tasks.common.cli import add_debug_argument, command, stop_on_interrupt
 from tasks.common.errors import fails_in_one_line
 from tasks.common.local_server import start_temporary_server
 from tasks.run.report import format_table
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     add_debug_argument(parser)
     args = parser.parse_args(argv)
     check_source(args.source)
+    stop_on_interrupt("widths", argv)
     start_temporary_server()
     rows = widths(args.source, args.start_date, args.end_date, args.aws_credentials)
     print(format_table(list(rows[0]), [list(r.values()) for r in rows]))

@@ -16,6 +16,7 @@ import sys
 import textwrap
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from prefect.settings import (
     temporary_settings,
 )
 
+from sql import model
 from tasks.common.local_server import (
     LOCAL_STARTUP_TIMEOUT_SECONDS,
     local_startup_timeout,
@@ -33,9 +35,11 @@ from tasks.common.local_server import (
     start_lock_path,
 )
 from tasks.common.server_watch import running
-from tasks.warehouse.hold import WAIT_VARIABLE
-from tests.conftest import PROJECT_ROOT
-from tests.helpers import table_counts
+from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
+from tasks.warehouse.hold import WAIT_VARIABLE, transaction
+from tasks.warehouse.tables import create_tables
+from tests.conftest import HOLD_FILE, PROJECT_ROOT
+from tests.helpers import snapshot, table_counts
 from tests.shared_servers import migrated_home
 
 # data/sample, the default source, loaded into an empty warehouse.
@@ -232,11 +236,7 @@ def test_a_local_run_killed_outright_leaves_no_temporary_server(tmp_path: Path) 
             assert run.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
-        servers = [
-            pid
-            for pid in child_pids(run.pid)
-            if b"uvicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        ]
+        servers = uvicorn_children(run.pid)
         assert len(servers) == 1, child_pids(run.pid)
         run.kill()
         run.wait(timeout=30)
@@ -249,3 +249,57 @@ def test_a_local_run_killed_outright_leaves_no_temporary_server(tmp_path: Path) 
         for pid in servers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def uvicorn_children(pid: int) -> list[int]:
+    """The process's children that are Prefect's temporary server."""
+    return [c for c in child_pids(pid) if b"uvicorn" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def test_ctrl_c_stops_a_run_at_once_in_one_line_keeping_the_warehouse(tmp_path: Path) -> None:
+    """Ctrl-C in the terminal (SIGINT to the run's process group, its temporary server with it)
+    while the run is in flight, its flow begun and waiting for a warehouse that holds a load:
+    the run ends with exit status 130 and one line, no traceback, no server left behind, and the
+    warehouse as it was."""
+    db = tmp_path / "wh.duckdb"
+    with transaction(DuckDBWarehouse(path=str(db)).get_engine()) as conn:
+        create_tables(conn)
+        conn.execute(
+            model.users.insert().values(user_id=1, level="free", last_seen_at=datetime(2018, 11, 1))
+        )
+    before = snapshot(db)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FILE, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert holder.stdout.readline().strip() == b"held"
+    log = tmp_path / "run.log"
+    env = {**local_env(migrated_home(tmp_path / "home")), WAIT_VARIABLE: "300"}
+    command = [sys.executable, "flows/etl.py", "--warehouse", str(db)]
+    with log.open("w") as out:
+        run = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=out, start_new_session=True
+        )
+    servers: list[int] = []
+    try:
+        deadline = time.monotonic() + 240
+        while "is held by another process" not in log.read_text():
+            assert run.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        servers = uvicorn_children(run.pid)
+        os.killpg(run.pid, signal.SIGINT)
+        assert run.wait(timeout=60) == 130, log.read_text()[-3000:]
+        output = log.read_text()
+        assert "Traceback" not in output, output[-3000:]
+        assert output.rstrip().splitlines()[-1].startswith("etl: interrupted: the run stopped;")
+        deadline = time.monotonic() + 30
+        while any(running(pid) for pid in servers):
+            assert time.monotonic() < deadline, "the temporary server outlived its run"
+            time.sleep(0.2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert servers
+    assert snapshot(db) == before

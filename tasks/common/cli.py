@@ -12,7 +12,10 @@ import argparse
 import atexit
 import functools
 import inspect
+import os
+import signal
 import sys
+import threading
 import traceback
 import typing
 from collections.abc import Callable, Sequence
@@ -22,6 +25,8 @@ from typing import Any
 from tasks.common.errors import UserError, debug_enabled, set_debug
 
 USER_ERROR_STATUS = 2
+# A process stopped by SIGINT exits 128 + 2, as shells report it.
+INTERRUPTED_STATUS = 130
 DEBUG_FLAG = "--debug"
 
 Main = Callable[[list[str] | None], int | None]
@@ -78,6 +83,34 @@ def command(prog: str) -> Callable[[Main], Callable[[list[str] | None], int]]:
         return wrapped
 
     return decorate
+
+
+def stop_on_interrupt(prog: str, argv: list[str] | None) -> None:
+    """Make Ctrl-C (SIGINT) end a script's process (argv None: its own command line, in its
+    main thread) at once with one line and INTERRUPTED_STATUS; a main called with arguments
+    (in another program's process) leaves SIGINT alone.
+
+    A KeyboardInterrupt would reach the main thread only, while the run's work goes on in
+    Prefect's task threads (a DuckDB statement runs to its end), each layer logging its
+    traceback, and a temporary server that the terminal's Ctrl-C stopped too would make every
+    call to it retry for a minute. Ending the process is what kill -9 does, and a run survives
+    that at any point: the warehouse keeps its last committed state (DuckDB discards an
+    uncommitted transaction; Redshift rolls back one whose connection drops), and the
+    temporary server's watcher stops the server. Only for commands that hold nothing else to
+    clean up: a run with an ephemeral cluster and the cluster commands keep Python's
+    KeyboardInterrupt, so that their teardown runs."""
+    if argv is not None or threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        line = (
+            f"{prog}: interrupted: the run stopped; the warehouse keeps its last committed "
+            "load, nothing half-written: rerun the command to load what this run did not"
+        )
+        os.write(sys.stderr.fileno(), f"\n{line}\n".encode())
+        os._exit(INTERRUPTED_STATUS)
+
+    signal.signal(signal.SIGINT, stop)
 
 
 def say_last(line: str, at_exit: bool) -> None:
