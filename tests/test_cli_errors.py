@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tasks.common.cli import INTERRUPTED_LINE, INTERRUPTED_STATUS, run_cli
 from tasks.common.errors import (
     BadArgument,
     DatesReversed,
@@ -594,3 +595,21 @@ def test_a_warehouse_on_a_read_only_file_system_is_one_line_for_a_load(
     ]
     assert said.server_starts == 0
     assert not (read_only_dir / "new.duckdb").exists()
+
+
+def test_ctrl_c_where_python_handles_it_still_ends_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A command that keeps Python's KeyboardInterrupt (a cluster command, whose teardown must
+    run) ends in the same one line and status 130, once its cleanup ran."""
+    cleaned = []
+
+    def main(argv: list[str] | None) -> int:
+        try:
+            raise KeyboardInterrupt
+        finally:
+            cleaned.append(True)
+
+    assert run_cli(main, [], "cluster") == INTERRUPTED_STATUS == 130
+    assert cleaned == [True]
+    assert capsys.readouterr().err == f"cluster: {INTERRUPTED_LINE}\n"

@@ -27,6 +27,10 @@ from tasks.common.errors import UserError, debug_enabled, set_debug
 USER_ERROR_STATUS = 2
 # A process stopped by SIGINT exits 128 + 2, as shells report it.
 INTERRUPTED_STATUS = 130
+INTERRUPTED_LINE = (
+    "interrupted: the run stopped; the warehouse keeps its last committed load, nothing "
+    "half-written: rerun the command to load what this run did not"
+)
 DEBUG_FLAG = "--debug"
 
 Main = Callable[[list[str] | None], int | None]
@@ -67,6 +71,13 @@ def run_cli(main: Main, argv: list[str] | None, prog: str) -> int:
             traceback.print_exc()
         say_last(f"{prog}: {error}", at_exit=argv is None)
         return USER_ERROR_STATUS
+    except KeyboardInterrupt:
+        # Ctrl-C where the command keeps Python's handling (see stop_on_interrupt): its cleanup
+        # (a cluster's teardown) ran on the way here.
+        if debug_enabled():
+            traceback.print_exc()
+        say_last(f"{prog}: {INTERRUPTED_LINE}", at_exit=argv is None)
+        return INTERRUPTED_STATUS
     finally:
         set_debug(False)
     return 0 if status is None else status
@@ -103,11 +114,7 @@ def stop_on_interrupt(prog: str, argv: list[str] | None) -> None:
         return
 
     def stop(signum: int, frame: object) -> None:
-        line = (
-            f"{prog}: interrupted: the run stopped; the warehouse keeps its last committed "
-            "load, nothing half-written: rerun the command to load what this run did not"
-        )
-        os.write(sys.stderr.fileno(), f"\n{line}\n".encode())
+        os.write(sys.stderr.fileno(), f"\n{prog}: {INTERRUPTED_LINE}\n".encode())
         os._exit(INTERRUPTED_STATUS)
 
     signal.signal(signal.SIGINT, stop)
