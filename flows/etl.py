@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.flows import load_flow_from_entrypoint
 from prefect.runtime import flow_run
+from prefect.states import State
 from prefect.utilities.annotations import quote
 
 from tasks.cluster.settings import add_cluster_arguments, cluster_settings_from_args
@@ -27,6 +27,7 @@ from tasks.common.errors import fails_in_one_line
 from tasks.common.local_server import start_temporary_server
 from tasks.run.artifacts import publish_load, publish_rejects
 from tasks.run.ledger import choose_files
+from tasks.run.outcome import etl_run_name, final_state
 from tasks.run.pipeline import (
     EtlSummary,
     RunChecks,
@@ -51,7 +52,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = str(PROJECT_ROOT / "data" / "sample")
 
 
-@flow(name="sparkify-etl")
+@flow(name="sparkify-etl", flow_run_name=etl_run_name)
 @fails_in_one_line
 def etl(
     source: str = DEFAULT_SOURCE,
@@ -61,9 +62,11 @@ def etl(
     aws_credentials: str | None = None,
     days_back: int | None = None,
     reload: bool = False,
-) -> dict:
+) -> State:
     """Load the source's events of [start_date, end_date] (every day when open) and its songs
-    into the star schema: the files new or changed since the warehouse loaded them.
+    into the star schema: the files new or changed since the warehouse loaded them. The run
+    ends in a Completed state named by its outcome (tasks/run/outcome.py); a caller of the flow
+    gets the run's summary, a dict.
 
     Args:
         source: a directory holding log_data/ and song_data/, s3://bucket/prefix, or an
@@ -122,7 +125,7 @@ def etl(
             summary.unchanged_files,
         )
     get_run_logger().info("published to %s: %s", summary.warehouse, counts)
-    return asdict(summary)
+    return final_state(summary)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

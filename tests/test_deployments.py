@@ -228,7 +228,11 @@ def test_deployment_run_loads_the_warehouse_and_explains_itself(
     source, bad_file, bad_line = _sample_with_a_bad_line(tmp_path)
     db = tmp_path / "wh.duckdb"
     run_id = deployed.run("sparkify-etl/backfill", {"source": str(source), "warehouse": str(db)})
-    deployed.wait_completed(run_id)
+    run = deployed.wait_completed(run_id)
+    # The run list says what the run loaded and what came of it.
+    assert run["name"] == "backfill all days → wh.duckdb"
+    assert run["state"]["name"] == "Completed with rejects"
+    assert "; 1 rejected" in run["state"]["message"]
 
     expected = expected_from_json(SAMPLE)
     assert table_counts(db) == expected.counts
@@ -275,6 +279,8 @@ def test_a_run_scheduled_at_two_on_the_twelfth_loads_the_eleventh_end_to_end(
     )
     run = deployed.wait_completed(run_id)
 
+    assert run["name"] == "daily 2018-11-11 → day.duckdb"
+    assert run["state"]["name"] == "Completed"
     assert run["expected_start_time"].startswith("2018-11-12T02:00:00")
     assert run["parameters"].get("days_back", 1) == 1
     days = query(db, "select distinct cast(start_time as date) from songplays")
