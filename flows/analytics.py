@@ -25,7 +25,11 @@ from tasks.warehouse.tables import table_counts
 @flow(name="sparkify-analytics")
 @fails_in_one_line
 def analytics(warehouse: str = DEFAULT_DUCKDB_FILE) -> dict[str, Any]:
-    """Row counts of the star schema plus the most played songs, plays by hour and by level."""
+    """Row counts of the star schema plus the most played songs, plays by hour and by level.
+
+    Args:
+        warehouse: a DuckDB file path ending in .duckdb, or a saved warehouse block TYPE/NAME
+    """
     target = resolve_warehouse(warehouse)
     counts = table_counts(target)
     results = {name: run_query(target, name) for name in QUERIES}

@@ -61,8 +61,13 @@ def cluster_create(
     source: str, cluster: ClusterSettings = DEFAULT_CLUSTER, aws_credentials: str | None = None
 ) -> dict[str, Any]:
     """Create (or reuse) the COPY role and the cluster, wait until it is available, and save the
-    Redshift warehouse block for its endpoint. source: the s3:// prefix (or s3-bucket/BLOCK) the
-    role may read; cluster: how the cluster is made; aws_credentials: an AwsCredentials block."""
+    Redshift warehouse block for its endpoint.
+
+    Args:
+        source: the s3:// prefix (or s3-bucket/BLOCK) the cluster's role may read
+        cluster: how the cluster is made: identifier, node type and count, ingress, block name
+        aws_credentials: an AwsCredentials block's name (default: boto3's credential chain)
+    """
     return provision_cluster(source, cluster, aws_credentials)
 
 
@@ -71,7 +76,12 @@ def cluster_create(
 def cluster_status(
     identifier: str = DEFAULT_IDENTIFIER, aws_credentials: str | None = None
 ) -> dict[str, Any]:
-    """State, endpoint, age, expiry and estimated cost so far of the cluster."""
+    """State, endpoint, age, expiry and estimated cost so far of the cluster.
+
+    Args:
+        identifier: the cluster's identifier
+        aws_credentials: an AwsCredentials block's name (default: boto3's credential chain)
+    """
     credentials = load_credentials(aws_credentials)
     info = describe_cluster(credentials, identifier)
     report = status_report(info, aws_region(credentials), datetime.now(UTC))
@@ -87,7 +97,14 @@ def cluster_pause(
     timeout_minutes: float = TIMEOUT_MINUTES,
     poll_seconds: float = POLL_SECONDS,
 ) -> str:
-    """Pause the cluster: compute billing stops, storage is still billed."""
+    """Pause the cluster: compute billing stops, storage is still billed.
+
+    Args:
+        identifier: the cluster's identifier
+        aws_credentials: an AwsCredentials block's name (default: boto3's credential chain)
+        timeout_minutes: how long to wait for the cluster to get there
+        poll_seconds: how often to look while waiting
+    """
     credentials = load_credentials(aws_credentials)
     return pause_cluster(credentials, identifier, timeout_minutes * 60, poll_seconds)
 
@@ -100,7 +117,14 @@ def cluster_resume(
     timeout_minutes: float = TIMEOUT_MINUTES,
     poll_seconds: float = POLL_SECONDS,
 ) -> str:
-    """Resume a paused cluster and wait until it is available again."""
+    """Resume a paused cluster and wait until it is available again.
+
+    Args:
+        identifier: the cluster's identifier
+        aws_credentials: an AwsCredentials block's name (default: boto3's credential chain)
+        timeout_minutes: how long to wait for the cluster to get there
+        poll_seconds: how often to look while waiting
+    """
     credentials = load_credentials(aws_credentials)
     resume_cluster(credentials, identifier)
     return wait_until_available(credentials, identifier, timeout_minutes * 60, poll_seconds).status
@@ -117,8 +141,17 @@ def cluster_delete(
     poll_seconds: float = POLL_SECONDS,
 ) -> bool:
     """Delete the cluster (with a final snapshot if named), wait until it is gone, and remove
-    its ingress group and its warehouse block (block_name); a cluster already gone is success.
-    Returns whether there was a cluster to delete."""
+    its ingress group and its warehouse block; a cluster already gone is success. Returns
+    whether there was a cluster to delete.
+
+    Args:
+        identifier: the cluster's identifier
+        final_snapshot: the identifier of a snapshot to take before deleting; none when empty
+        block_name: the Redshift warehouse block to remove with the cluster
+        aws_credentials: an AwsCredentials block's name (default: boto3's credential chain)
+        timeout_minutes: how long to wait for the cluster to get there
+        poll_seconds: how often to look while waiting
+    """
     return remove_cluster(
         identifier,
         aws_credentials,
@@ -137,8 +170,13 @@ def serverless_create(
     aws_credentials: str | None = None,
 ) -> dict[str, Any]:
     """Create (or reuse) the COPY role, the Redshift Serverless namespace and workgroup, wait
-    until it is available, and save the Redshift warehouse block for its endpoint. source: the
-    s3:// prefix (or s3-bucket/BLOCK) the role may read; serverless: how they are made."""
+    until it is available, and save the Redshift warehouse block for its endpoint.
+
+    Args:
+        source: the s3:// prefix (or s3-bucket/BLOCK) the namespace's role may read
+        serverless: how the namespace and workgroup are made: names, base capacity, ingress
+        aws_credentials: an AwsCredentials block's name (default: boto3's credential chain)
+    """
     return provision_serverless(source, serverless, aws_credentials)
 
 
@@ -150,7 +188,13 @@ def serverless_status(
     aws_credentials: str | None = None,
 ) -> dict[str, Any]:
     """States, endpoint, base capacity, age, expiry and estimated cost of the workgroup and its
-    namespace."""
+    namespace.
+
+    Args:
+        workgroup: the Serverless workgroup's name
+        namespace: its namespace's name (default: the workgroup's own)
+        aws_credentials: an AwsCredentials block's name (default: boto3's credential chain)
+    """
     credentials = load_credentials(aws_credentials)
     found, in_namespace = describe_serverless(credentials, workgroup, namespace)
     report = serverless_report(found, in_namespace, aws_region(credentials), datetime.now(UTC))
@@ -170,8 +214,18 @@ def serverless_delete(
     poll_seconds: float = POLL_SECONDS,
 ) -> bool:
     """Delete the workgroup, wait until it is gone with its ingress group, then its namespace
-    (with a final snapshot if named), and remove the warehouse block (block_name); what is
-    already gone is success. Returns whether there was anything to delete."""
+    (with a final snapshot if named), and remove the warehouse block; what is already gone is
+    success. Returns whether there was anything to delete.
+
+    Args:
+        workgroup: the Serverless workgroup's name
+        namespace: its namespace's name (default: the workgroup's own)
+        final_snapshot: the name of a snapshot of the namespace to take before deleting it
+        block_name: the Redshift warehouse block to remove with them
+        aws_credentials: an AwsCredentials block's name (default: boto3's credential chain)
+        timeout_minutes: how long to wait for each deletion to finish
+        poll_seconds: how often to look while waiting
+    """
     return remove_serverless(
         workgroup,
         aws_credentials,

@@ -23,7 +23,12 @@ from tasks.warehouse.tables import recreate_tables
 def create_all_tables(
     warehouse: str = DEFAULT_DUCKDB_FILE, confirm_drop: bool = False
 ) -> list[str]:
-    """Drop and recreate every table; refuses to drop existing tables unless confirmed."""
+    """Drop and recreate every table; refuses to drop existing tables unless confirmed.
+
+    Args:
+        warehouse: a DuckDB file path ending in .duckdb, or a saved warehouse block TYPE/NAME
+        confirm_drop: drop the tables that exist, and with them all their data
+    """
     tables = recreate_tables(resolve_warehouse(warehouse), confirm_drop)
     get_run_logger().info("created %s", ", ".join(tables))
     return tables

@@ -70,7 +70,16 @@ def ephemeral_etl(
 ) -> dict:
     """Create a cluster for this run, load [start_date, end_date] of the S3 source into it as
     the sparkify-etl flow does, and delete the cluster and its block whatever the outcome.
-    cluster: how the cluster is made (its identifier and block name are the run's own)."""
+
+    Args:
+        source: s3://bucket/prefix (or an s3-bucket block's name) holding log_data/ and
+            song_data/: Redshift loads by COPY from S3
+        start_date: the first day of events to load (inclusive); every day when empty
+        end_date: the last day of events to load (inclusive); every day when empty
+        aws_credentials: an AwsCredentials block's name (default: boto3's credential chain)
+        cluster: how the cluster is made (node type, nodes, ingress); its identifier and block
+            name are the run's own
+    """
     settings = ephemeral_settings(cluster, runtime.flow_run.id)
     try:
         created = provision_cluster(source, settings, aws_credentials)

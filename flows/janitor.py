@@ -46,7 +46,16 @@ def cluster_janitor(
 ) -> list[str]:
     """Delete the project's expired clusters (with final snapshots if asked) and wait until they
     are gone; then, with serverless, its expired Serverless workgroups and namespaces. Returns
-    the cluster identifiers, then `workgroup/NAME` and `namespace/NAME`. dry_run only lists."""
+    the cluster identifiers, then `workgroup/NAME` and `namespace/NAME`. dry_run only lists.
+
+    Args:
+        aws_credentials: an AwsCredentials block's name (default: boto3's credential chain)
+        dry_run: only list what has expired, delete nothing
+        final_snapshot: take a final snapshot of each cluster and namespace before deleting it
+        timeout_minutes: how long to wait for each deletion to finish
+        poll_seconds: how often to look while waiting
+        serverless: sweep expired Serverless workgroups and namespaces too
+    """
     credentials = load_credentials(aws_credentials)
     require_aws(credentials, "nothing to sweep")
     now = datetime.now(UTC)

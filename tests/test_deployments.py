@@ -369,6 +369,17 @@ def test_deploy_all_from_the_root_creates_every_deployment_by_a_name_that_says_w
     # The janitor needs AWS: its schedule ships inactive; the daily load's is on.
     assert schedules["sparkify-cluster-janitor/hourly"] == [False]
     assert schedules["sparkify-etl/daily"] == [True]
+    # The UI's run form describes every parameter of every deployment (from the flows'
+    # docstrings, as the server keeps them).
+    undescribed = {
+        f"{flows[d['flow_id']]}/{d['name']}": [
+            name
+            for name, schema in d["parameter_openapi_schema"]["properties"].items()
+            if not schema.get("description")
+        ]
+        for d in found
+    }
+    assert {name: params for name, params in undescribed.items() if params} == {}
 
 
 def test_the_ecs_pool_s_job_variables_fit_prefect_aws_s_ecs_job_template() -> None:
