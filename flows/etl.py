@@ -79,6 +79,71 @@ def etl(
             for schedules: 1 loads yesterday
         reload: stage every file of the run again, also those loaded before and unchanged since
     """
+    return load(source, warehouse, start_date, end_date, aws_credentials, days_back, reload)
+
+
+# The deployments' flows: the same flow (by name) as etl, each with the parameters its
+# deployment uses only, so that the UI's run form shows no other.
+
+
+@flow(name="sparkify-etl", flow_run_name=etl_run_name)
+@fails_in_one_line
+def daily_etl(
+    source: str = DEFAULT_SOURCE,
+    warehouse: str = DEFAULT_DUCKDB_FILE,
+    days_back: int = 1,
+    aws_credentials: str | None = None,
+    reload: bool = False,
+) -> State:
+    """Load one day's events, the day `days_back` days before the run's scheduled start (UTC),
+    and the songs new or changed since the warehouse loaded them.
+
+    Args:
+        source: a directory holding log_data/ and song_data/, s3://bucket/prefix, or an
+            s3-bucket block's name
+        warehouse: a DuckDB file path ending in .duckdb, or a saved warehouse block TYPE/NAME
+        days_back: which day: 1 loads the day before the scheduled start, 0 that day itself
+        aws_credentials: an AwsCredentials block for an s3:// source (default: boto3's chain)
+        reload: stage the day's file and the songs again, also if unchanged since their load
+    """
+    return load(source, warehouse, None, None, aws_credentials, days_back, reload)
+
+
+@flow(name="sparkify-etl", flow_run_name=etl_run_name)
+@fails_in_one_line
+def backfill_etl(
+    source: str = DEFAULT_SOURCE,
+    warehouse: str = DEFAULT_DUCKDB_FILE,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    aws_credentials: str | None = None,
+    reload: bool = False,
+) -> State:
+    """Load the events of [start_date, end_date] (every day when open) and the songs: the files
+    new or changed since the warehouse loaded them.
+
+    Args:
+        source: a directory holding log_data/ and song_data/, s3://bucket/prefix, or an
+            s3-bucket block's name
+        warehouse: a DuckDB file path ending in .duckdb, or a saved warehouse block TYPE/NAME
+        start_date: the first day to load (inclusive); from the earliest day when empty
+        end_date: the last day to load (inclusive); to the latest day when empty
+        aws_credentials: an AwsCredentials block for an s3:// source (default: boto3's chain)
+        reload: stage every file of the range again, also those unchanged since their load
+    """
+    return load(source, warehouse, start_date, end_date, aws_credentials, None, reload)
+
+
+def load(
+    source: str,
+    warehouse: str,
+    start_date: date | None,
+    end_date: date | None,
+    aws_credentials: str | None,
+    days_back: int | None,
+    reload: bool,
+) -> State:
+    """The ETL flows' body: stage, transform, check and publish, in one transaction."""
     start_date, end_date = days_of_the_run(
         start_date, end_date, days_back, flow_run.scheduled_start_time
     )

@@ -72,10 +72,10 @@ def test_days_back_with_dates_or_negative_is_refused() -> None:
 def test_prefect_yaml_declares_the_deployments_on_the_process_pool() -> None:
     config = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
     deployments = {(d["entrypoint"], d["name"]): d for d in config["deployments"]}
-    daily = deployments[("flows/etl.py:etl", "daily")]
+    daily = deployments[("flows/etl.py:daily_etl", "daily")]
     assert daily["parameters"]["days_back"] == 1
     assert daily["schedules"][0]["cron"] == "0 2 * * *"
-    assert "days_back" not in deployments[("flows/etl.py:etl", "backfill")]["parameters"]
+    assert "days_back" not in deployments[("flows/etl.py:backfill_etl", "backfill")]["parameters"]
     assert ("flows/create_tables.py:create_all_tables", "drop-and-create") in deployments
     assert ("flows/analytics.py:analytics", "standing-queries") in deployments
     assert {d["work_pool"]["name"] for d in config["deployments"]} == {"sparkify-process"}
@@ -380,6 +380,27 @@ def test_deploy_all_from_the_root_creates_every_deployment_by_a_name_that_says_w
         for d in found
     }
     assert {name: params for name, params in undescribed.items() if params} == {}
+    # A form shows only what its deployment uses: no dates for the daily load, no days_back
+    # for a backfill.
+    forms = {
+        f"{flows[d['flow_id']]}/{d['name']}": set(d["parameter_openapi_schema"]["properties"])
+        for d in found
+    }
+    assert forms["sparkify-etl/daily"] == {
+        "source",
+        "warehouse",
+        "days_back",
+        "aws_credentials",
+        "reload",
+    }
+    assert forms["sparkify-etl/backfill"] == {
+        "source",
+        "warehouse",
+        "start_date",
+        "end_date",
+        "aws_credentials",
+        "reload",
+    }
 
 
 def test_the_ecs_pool_s_job_variables_fit_prefect_aws_s_ecs_job_template() -> None:
