@@ -189,7 +189,8 @@ def load(
             files,
             summary.unchanged_files,
         )
-    get_run_logger().info("published to %s: %s", summary.warehouse, counts)
+    rows = ", ".join(f"{table} {n:,}" for table, n in sorted(counts.items()))
+    get_run_logger().info("published to %s: %s", summary.warehouse, rows)
     return final_state(summary)
 
 

@@ -4,6 +4,7 @@ called as its command line (main(argv)) in the test's process, on the session's 
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -34,9 +35,13 @@ def week_db(loaded_week: Path, tmp_path: Path) -> Path:
     return Path(shutil.copy(loaded_week, tmp_path / "wh.duckdb"))
 
 
-def test_etl_cli_prints_row_counts(
-    week_source: Path, tmp_path: Path, command_line: Callable[..., Said]
+def test_etl_cli_prints_row_counts_after_a_log_at_a_human_pace(
+    week_source: Path,
+    tmp_path: Path,
+    command_line: Callable[..., Said],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
     db = tmp_path / "wh.duckdb"
     said = command_line("etl.py", "--source", str(week_source), "--warehouse", str(db))
     assert said.status == 0, said.err
@@ -45,6 +50,16 @@ def test_etl_cli_prints_row_counts(
     assert f"songplays     {songplays:,}" in said.out
     assert "table" in said.out
     assert "users" in said.out
+    # The run's log: a line per stage of seconds, numbers as people write them, no Python
+    # reprs, no task saying it completed; the flow's end with its one-line summary.
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("prefect")]
+    assert not [line for line in logged if line.startswith("Finished in state Completed()")]
+    assert not [line for line in logged if "{'" in line or "': " in line]
+    for stage in ("staging events", "staging songs", "transform"):
+        assert len([line for line in logged if line.startswith(f"{stage}: ")]) == 1, logged
+    assert f"songplays {songplays:,}" in next(m for m in logged if m.startswith("published to"))
+    (end,) = [line for line in logged if line.startswith("Finished in state")]
+    assert end == f"Finished in state Completed('{songplays:,} plays loaded; 0 rejected')"
 
 
 def test_etl_cli_fails_and_publishes_nothing_when_a_check_fails(

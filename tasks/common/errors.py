@@ -139,13 +139,26 @@ class UserErrorLogFilter(logging.Filter):
         return True
 
 
+class CompletedTaskFilter(logging.Filter):
+    """Drops a task run's "Finished in state Completed()": one line per task, that says what
+    the task's state says already (a failed or other task still logs its end)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a completed task run's end."""
+        return not record.getMessage().startswith("Finished in state Completed(")
+
+
 def install_log_filter() -> None:
-    """Put the UserError filter on Prefect's run loggers (once; the filter survives Prefect's
-    logging setup, which replaces handlers but keeps loggers' filters)."""
-    for name in RUN_LOGGERS:
+    """Put the UserError filter on Prefect's run loggers, and the CompletedTaskFilter on its
+    task runs' (once; filters survive Prefect's logging setup, which replaces handlers but
+    keeps loggers' filters)."""
+    wanted = {name: [UserErrorLogFilter] for name in RUN_LOGGERS}
+    wanted["prefect.task_runs"].append(CompletedTaskFilter)
+    for name, kinds in wanted.items():
         logger = logging.getLogger(name)
-        if not any(isinstance(f, UserErrorLogFilter) for f in logger.filters):
-            logger.addFilter(UserErrorLogFilter())
+        for kind in kinds:
+            if not any(isinstance(f, kind) for f in logger.filters):
+                logger.addFilter(kind())
 
 
 def fails_in_one_line(body: Body) -> Body:

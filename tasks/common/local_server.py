@@ -32,12 +32,14 @@ import time as clock
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from prefect.logging import get_logger
 
 from tasks.common.errors import UserError
 
 LOCK_SUFFIX = ".server-start.lock"
+ANALYTICS_VARIABLE = "PREFECT_SERVER_ANALYTICS_ENABLED"
 # Long enough for a server's start on a loaded two-core laptop (imports, migrations, blocks).
 LOCAL_STARTUP_TIMEOUT_SECONDS = 120
 # The lock is held for one server's start, bounded by the start-up limit; past this wait its
@@ -64,16 +66,17 @@ def start_temporary_server() -> None:
         check_api_reachable()
         return
     from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED, temporary_settings
     from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as SETTING
-    from prefect.settings import temporary_settings
 
     server = SubprocessASGIServer()
     if server.running:
         return
-    with (
-        temporary_settings(updates={SETTING: local_startup_timeout()}),
-        server_start_lock(start_lock_path()),
-    ):
+    updates: dict[Any, Any] = {SETTING: local_startup_timeout()}
+    if ANALYTICS_VARIABLE not in os.environ:
+        # The server's usage report: offline (or firewalled), each start logs an ERROR line.
+        updates[PREFECT_SERVER_ANALYTICS_ENABLED] = False
+    with temporary_settings(updates=updates), server_start_lock(start_lock_path()):
         server.start()
     if server.server_process is not None:
         watch_server(server.server_process.pid)

@@ -21,11 +21,12 @@ What it shows:
   `sparkify-progress-staging-events`), with the last line as its description; updated at most
   once a second and when the block ends, at 100% when it ends without an exception. A wait shows
   the fraction of its timeout spent.
-- Everywhere, outside any run too, lines through the run logger (tasks/common/logs.py):
-  `staging events: 120/600 files (20%), 14.2s - <note>` when the work starts, at each further 10%,
-  at least 5 s after the previous line, and at the end; a wait's lines,
-  `waiting for cluster c1 to be available: creating, 35.0s (timeout 1800s)`, come when the state
-  changes or 5 s after the previous line. Leaving with an exception logs where the work stopped.
+- Everywhere, outside any run too, lines through the run logger (tasks/common/logs.py), at a
+  pace a person reads: `staging events: 120/600 files (20%), 14.2s - <note>` every 10 s while
+  the work goes on, and once at its end (work of a few seconds says only its end); a wait's
+  lines, `waiting for cluster c1 to be available: creating, 35.0s (timeout 1800s)`, come when
+  the state changes or 10 s after the previous line. Leaving with an exception logs where the
+  work stopped.
 
 Lines and updates happen inside `advance` and `status`: a part that takes a minute shows
 nothing during that minute. The artifact's calls to the Prefect API are made in order by a
@@ -55,9 +56,8 @@ from prefect.context import FlowRunContext, TaskRunContext
 from tasks.common.logs import run_logger
 
 KEY_PREFIX = "sparkify-progress"
-# A log line at each step of this fraction, or after this many seconds, whichever comes first.
-LOG_STEP = 0.1
-LOG_EVERY_S = 5.0
+# A log line while the work goes on at most this often.
+LOG_EVERY_S = 10.0
 # The artifact is written at most this often (each write is a call to the Prefect API).
 ARTIFACT_EVERY_S = 1.0
 
@@ -126,7 +126,6 @@ class Progress:
         self._context: contextvars.Context | None = None
         self._logged_at = -math.inf
         self._logged_note: str | None = None
-        self._next_log_fraction = 0.0
 
     @classmethod
     def wait(
@@ -154,8 +153,8 @@ class Progress:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="progress-artifact")
             self._artifact_at = self._started
             self._send(self._create_artifact, self.line(self._started))
-        if self.total:
-            self._log(self._started)
+        if self.timeout_s is None:
+            self._logged_at = self._started  # counted work: its first line 10 s in, if it lasts
         return self
 
     def advance(self, n: int = 1, note: str | None = None) -> None:
@@ -233,17 +232,14 @@ class Progress:
     def _should_log(self, now: float) -> bool:
         if self.timeout_s is not None:
             return self.note != self._logged_note or now - self._logged_at >= LOG_EVERY_S
-        fraction = self.fraction(now)
-        if fraction >= 1.0:
+        if self.fraction(now) >= 1.0:
             return False  # the line at 100% is the end's, with the whole time taken
-        return fraction >= self._next_log_fraction or now - self._logged_at >= LOG_EVERY_S
+        return now - self._logged_at >= LOG_EVERY_S
 
     def _log(self, now: float, line: str | None = None) -> None:
         self._logger.info("%s", line or self.line(now))
         self._logged_at = now
         self._logged_note = self.note
-        step = math.floor(self.fraction(now) / LOG_STEP + 1e-9) + 1
-        self._next_log_fraction = step * LOG_STEP
 
     # --- the artifact: calls made in order by the block's writer thread ----------------------
 

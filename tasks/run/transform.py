@@ -87,12 +87,14 @@ def transform(conn: Connection) -> list[TableChange]:
     reporting the tables done of all tables as they finish."""
     with Progress("transform", total=len(transform_files()), unit="tables") as progress:
         changes = run_transforms(conn, progress=progress)
-    for change in changes:
-        get_run_logger().info(
-            "%s: %d deleted, %d inserted in %.2fs",
-            change.table,
-            change.deleted,
-            change.inserted,
-            change.seconds,
-        )
+    if changes:
+        get_run_logger().info("rows written: %s", written(changes))
     return changes
+
+
+def written(changes: list[TableChange]) -> str:
+    """What the transforms wrote, in one line: `songplays 3,729, users 83 (80 replaced), …`."""
+    return ", ".join(
+        f"{c.table} {c.inserted:,}" + (f" ({c.deleted:,} replaced)" if c.deleted else "")
+        for c in changes
+    )

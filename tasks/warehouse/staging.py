@@ -117,12 +117,12 @@ def stage(warehouse: Warehouse, conn: Connection, source: Source, files: RunFile
     result = warehouse.stage_files(conn, source, files, at)
     for report in (result.events, result.songs):
         logger.info(
-            "staged %d rows into %s from %d files in %.2fs (%d rejected)",
-            report.rows,
+            "staged %s rows into %s from %s files in %.2fs (%s rejected)",
+            f"{report.rows:,}",
             report.table,
-            report.files,
+            f"{report.files:,}",
             report.seconds,
-            report.rejects,
+            f"{report.rejects:,}",
         )
         for reject in report.reject_samples:
             logger.warning("rejected %s", reject.describe())
