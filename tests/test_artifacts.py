@@ -13,7 +13,7 @@ from uuid import UUID
 
 import pytest
 
-import tasks.run.quality
+import tasks.run.transform
 from flows.analytics import analytics
 from flows.etl import etl
 from tasks.run.artifacts import (
@@ -30,7 +30,7 @@ from tasks.run.artifacts import (
     rejects_markdown,
     result_table,
 )
-from tasks.run.quality import CheckResult, run_checks
+from tasks.run.quality import CheckResult
 from tasks.run.transform import TableChange
 from tasks.source.files import RunFiles, SkippedFile
 from tasks.warehouse.protocol import Reject, StageReport
@@ -106,7 +106,7 @@ def test_load_rows_list_skipped_files_and_missing_days_after_the_tables() -> Non
 def test_quality_rows_say_pass_or_fail() -> None:
     checks = [
         CheckResult("unique_users_user_id", "unique", "users", 0),
-        CheckResult("not_null_songplays_user_id", "not_null", "songplays", 4),
+        CheckResult("not_null_songplays_user_id", "not_null", "songplays", 4, ["a=1", "a=2"]),
     ]
     assert quality_rows(checks) == [
         {
@@ -115,6 +115,7 @@ def test_quality_rows_say_pass_or_fail() -> None:
             "table": "users",
             "failing_rows": 0,
             "result": "pass",
+            "sample_failing_rows": "",
         },
         {
             "check": "not_null_songplays_user_id",
@@ -122,6 +123,7 @@ def test_quality_rows_say_pass_or_fail() -> None:
             "table": "songplays",
             "failing_rows": 4,
             "result": "FAIL",
+            "sample_failing_rows": "a=1\na=2",
         },
     ]
     assert quality_description(checks).startswith("1 of 2 checks FAILED")
@@ -258,28 +260,51 @@ def test_skipped_files_and_missing_days_are_in_the_log_and_the_load_artifact(
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_quality_artifact_is_published_when_a_check_fails(
-    week_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_failed_check_shows_its_failing_rows_and_fails_its_task(
+    week_source: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def one_failing(conn: Any, checks: Any = None) -> list[CheckResult]:
-        return [*run_checks(conn, checks), CheckResult("injected_failure", "unique", "users", 2)]
+    """One more transform, run after the others, breaks a user's level (staging rejects such a
+    value in the data, so only a faulty transform makes the check fail)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    monkeypatch.setattr(tasks.run.quality, "run_checks", one_failing)
+    broken = tmp_path / "transform"
+    shutil.copytree(tasks.run.transform.TRANSFORM_DIR, broken)
+    (broken / "99_zz_break_a_level.sql").write_text(
+        "update users set level = 'premium' where user_id = (select min(user_id) from users);"
+    )
+    monkeypatch.setattr(tasks.run.transform, "TRANSFORM_DIR", broken)
+    caplog.set_level(logging.INFO)
     state = etl(str(week_source), str(tmp_path / "wh.duckdb"), return_state=True)
 
     assert state.is_failed()
-    found = _artifacts(state.state_details.flow_run_id)
+    line = "quality checks failed, nothing was published: accepted_values_users_level (1 rows)"
+    assert state.message == line
+    flow_run_id = state.state_details.flow_run_id
+    found = _artifacts(flow_run_id)
     assert LOAD_KEY not in found
     assert REJECTS_KEY not in found
     quality = {row["check"]: row for row in _table(found[QUALITY_KEY])}
-    assert quality["injected_failure"] == {
-        "check": "injected_failure",
-        "kind": "unique",
-        "table": "users",
-        "failing_rows": 2,
-        "result": "FAIL",
-    }
+    failed = quality["accepted_values_users_level"]
+    assert (failed["failing_rows"], failed["result"]) == (1, "FAIL")
+    # The failing row, read before the rollback: its key and the value the check refused.
+    [sample] = failed["sample_failing_rows"].splitlines()
+    assert sample.startswith("user_id=")
+    assert ", level=premium, " in sample
     assert found[QUALITY_KEY].description.startswith("1 of ")
+    with get_client(sync_client=True) as client:
+        tasks_of_run = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    checks = [t for t in tasks_of_run if t.name.startswith("quality-checks")]
+    assert [t.state.type.value for t in checks] == ["FAILED"]
+    # The reason once at ERROR, no traceback.
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors if r.getMessage() == line] == [line]
+    assert not [r for r in errors if r.exc_info or r.exc_text]
 
 
 @pytest.mark.usefixtures("prefect_server")

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, Unicode, create_engine, insert
 
 from sql import model
-from tasks.run.quality import compile_checks, default_checks, run_checks
+from tasks.run.quality import compile_checks, default_checks, failing_samples, run_checks
 from tasks.run.transform import TRANSFORM_DIR, run_transform_file
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 from tasks.warehouse.hold import transaction
@@ -61,6 +61,19 @@ def play(songplay_id: str, user_id: int, start: datetime = T0, **extra) -> dict:
     }
 
 
+def insert_flawed_users(conn) -> None:
+    """User 1 twice, user 2 at a level no user has; one time row, at T0."""
+    conn.execute(
+        insert(model.users),
+        [
+            {"user_id": 1, "level": "paid", "last_seen_at": T0},
+            {"user_id": 1, "level": "free", "last_seen_at": T0},
+            {"user_id": 2, "level": "gold", "last_seen_at": T0},
+        ],
+    )
+    conn.execute(insert(model.time), [{"start_time": T0}])
+
+
 def test_every_star_key_is_tested() -> None:
     names = {c.name for c in default_checks()}
     for table in model.STAR_TABLES:
@@ -77,15 +90,7 @@ def test_clean_tables_pass(conn) -> None:
 
 
 def test_duplicates_orphans_and_bad_values_are_counted(conn) -> None:
-    conn.execute(
-        insert(model.users),
-        [
-            {"user_id": 1, "level": "paid", "last_seen_at": T0},
-            {"user_id": 1, "level": "free", "last_seen_at": T0},
-            {"user_id": 2, "level": "gold", "last_seen_at": T0},
-        ],
-    )
-    conn.execute(insert(model.time), [{"start_time": T0}])
+    insert_flawed_users(conn)
     conn.execute(
         insert(model.songplays),
         [
@@ -104,6 +109,26 @@ def test_duplicates_orphans_and_bad_values_are_counted(conn) -> None:
         "relationships_songplays_start_time__time_start_time": 1,
         "relationships_songplays_song_id__songs_song_id": 1,
     }
+
+
+def test_a_failed_check_samples_its_failing_rows(conn) -> None:
+    insert_flawed_users(conn)
+    conn.execute(insert(model.songplays), [play("a", 1), play("b", 9)])
+    stage_plays(conn, T0)
+    run_transform_file(conn, next(TRANSFORM_DIR.glob("*_staged_plays.sql")))
+    checks = {c.name: c for c in default_checks()}
+
+    def sample(name: str) -> list[str]:
+        return failing_samples(conn, checks[name])
+
+    assert sample("unique_users_user_id") == ["user_id=1, copies=2"]
+    [gold] = sample("accepted_values_users_level")
+    assert gold.startswith("user_id=2, ")
+    assert ", level=gold, " in gold
+    [orphan] = sample("relationships_songplays_user_id__users_user_id")
+    assert orphan.startswith("songplay_id=b, ")
+    assert ", user_id=9, " in orphan
+    assert sample("row_count_songs") == []
 
 
 def test_keys_and_times_are_checked_on_the_days_of_the_run_only(conn) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any, TypeVar, cast
 
+from prefect.logging import get_run_logger
 from prefect.states import Failed
 
 Body = TypeVar("Body", bound=Callable[..., Any])
@@ -42,6 +43,11 @@ class UserError(Exception):
         # Rebuilt from its line and attributes, whatever the subclass's constructor takes:
         # Prefect pickles a failed run's exception into the run's result.
         return _rebuild, (type(self), str(self), dict(self.__dict__))
+
+
+class OneLineFailure(Exception):
+    """A run's failure that its one line says all of (a failed data test): logged and shown
+    without traceback, like a UserError, but no mistake of the user's (exit status 1)."""
 
 
 class BadArgument(UserError, ValueError):
@@ -118,10 +124,10 @@ def debug_enabled() -> bool:
     return _debug or flag not in ("", "0", "false", "no", "off")
 
 
-def user_error_of(record: logging.LogRecord) -> UserError | None:
-    """The UserError a log record carries as its exception, if it carries one."""
+def user_error_of(record: logging.LogRecord) -> UserError | OneLineFailure | None:
+    """The UserError (or OneLineFailure) a log record carries as its exception, if any."""
     error = record.exc_info[1] if isinstance(record.exc_info, tuple) else None
-    return error if isinstance(error, UserError) else None
+    return error if isinstance(error, UserError | OneLineFailure) else None
 
 
 class UserErrorLogFilter(logging.Filter):
@@ -162,18 +168,20 @@ def install_log_filter() -> None:
 
 
 def fails_in_one_line(body: Body) -> Body:
-    """A flow body whose UserError ends its run Failed with the error's one line as the state's
-    message, as the UI shows it, rather than Prefect's "Flow run encountered an exception: ..."
-    and a logged traceback; a caller of the flow still gets the UserError raised. Put it under
-    @flow: the flow keeps the body's name, signature and docstring."""
+    """A flow body whose UserError (or OneLineFailure) ends its run Failed with the error's one
+    line as the state's message, as the UI shows it, rather than Prefect's "Flow run
+    encountered an exception: ..." and a logged traceback, the line logged once at ERROR; a
+    caller of the flow still gets the error raised. Put it under @flow: the flow keeps the
+    body's name, signature and docstring."""
 
     @functools.wraps(body)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return body(*args, **kwargs)
-        except UserError as error:
+        except (UserError, OneLineFailure) as error:
             if debug_enabled():
                 raise
+            get_run_logger().error("%s", error)
             return Failed(message=str(error), data=error)
 
     # Annotations resolved where the body was written: Prefect reads the flow's parameter types

@@ -111,7 +111,8 @@ def load_description(
 
 
 def quality_rows(checks: Sequence[CheckResult]) -> list[dict[str, Any]]:
-    """One row per data test: check, kind, table, failing rows and pass/fail."""
+    """One row per data test: check, kind, table, failing rows, pass/fail, and a failed check's
+    sample failing rows (keys and values, read before the rollback), one per line."""
     return [
         {
             "check": c.check,
@@ -119,6 +120,7 @@ def quality_rows(checks: Sequence[CheckResult]) -> list[dict[str, Any]]:
             "table": c.table,
             "failing_rows": c.failing_rows,
             "result": "pass" if c.passed else "FAIL",
+            "sample_failing_rows": "\n".join(c.samples),
         }
         for c in checks
     ]

@@ -26,9 +26,9 @@ from tasks.run.quality import (
     CheckResult,
     QualityCheckFailed,
     add_up,
-    check_quality,
     default_checks,
     reads_staged,
+    results_of,
 )
 from tasks.run.transform import TableChange
 from tasks.source.files import RunFiles, Source
@@ -119,7 +119,7 @@ class RunChecks:
     def after_part(self, conn: Connection) -> None:
         """Check what the part staged; QualityCheckFailed (results published) if one fails."""
         if self.each_part:
-            self.results.append(check_quality(conn, quote(self.each_part)))
+            self.results.append(results_of(conn, quote(self.each_part)))
             if not all(c.passed for c in self.results[-1]):
                 publish_quality(self.results[-1])
                 raise_if_failed(self.results[-1])
@@ -128,10 +128,10 @@ class RunChecks:
         """Every check's result over the run, published; QualityCheckFailed if one failed."""
         if self.each_part:
             at_end = [c for c in self.checks if not reads_staged(c)]
-            self.results.append(check_quality(conn, quote(at_end)))
+            self.results.append(results_of(conn, quote(at_end)))
             checked = add_up(self.checks, self.results)
         else:
-            checked = check_quality(conn)
+            checked = results_of(conn)
         publish_quality(checked)
         raise_if_failed(checked)
         return checked

@@ -12,18 +12,21 @@ instead of reading every day the warehouse holds.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Column, ColumnElement, Connection, Select, Table, and_, func, select
 from sqlalchemy.sql.expression import FromClause
 
 from sql import model
+from tasks.common.errors import OneLineFailure
 
 COLUMN_TESTS = ("not_null", "unique", "relationships", "accepted_values")
 TABLE_TESTS = ("row_count",)
+# Failing rows a failed check shows, read before the run rolls back.
+SAMPLE_ROWS = 10
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class CheckResult:
     kind: str
     table: str
     failing_rows: int
+    # Up to SAMPLE_ROWS failing rows of a failed check, each as `column=value, ...`.
+    samples: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -167,6 +172,39 @@ def failing_rows_query(check: Check) -> Select:
     raise ValueError(f"unknown check kind {check.kind!r}")
 
 
+def failing_sample_query(check: Check) -> Select | None:
+    """Up to SAMPLE_ROWS of the rows failing a check, in key order: the table's rows (a
+    duplicated key with its copies, for unique); None for a row count (the table is empty)."""
+    table = check.table
+    column = table.c[check.column] if check.column else None
+    key = table.c[model.key_column(table)]
+    rows = select(*table.columns).order_by(key).limit(SAMPLE_ROWS)
+    if check.kind == "not_null":
+        return rows.where(column.is_(None))
+    if check.kind == "unique":
+        copies = func.count().label("copies")
+        keys = select(column, copies).where(*_within(check)).group_by(column)
+        return keys.having(func.count() > 1).order_by(column).limit(SAMPLE_ROWS)
+    if check.kind == "relationships":
+        parent = table.metadata.tables[check.to[0]].c[check.to[1]]
+        missing = ~select(parent).where(parent == column).exists()
+        return rows.where(column.is_not(None), missing, *_within(check))
+    if check.kind == "accepted_values":
+        return rows.where(column.is_not(None), column.not_in(check.values))
+    return None
+
+
+def failing_samples(conn: Connection, check: Check) -> list[str]:
+    """A failed check's sample rows, each as `column=value, ...`."""
+    query = failing_sample_query(check)
+    if query is None:
+        return []
+    return [
+        ", ".join(f"{name}={value!s}" for name, value in row._mapping.items())
+        for row in conn.execute(query)
+    ]
+
+
 def _within(check: Check, column: Column | None = None) -> list[ColumnElement[bool]]:
     """The condition keeping a check to the rows of the run's range (none when it reads the
     whole table): the range column (or `column`) between the least and greatest of the
@@ -209,27 +247,55 @@ def add_up(checks: list[Check], runs: list[list[CheckResult]]) -> list[CheckResu
     """The checks' results over several runs of some of them (a check's failing rows added
     up), in the order of `checks`."""
     failing: dict[str, int] = {}
+    samples: dict[str, list[str]] = {}
     for results in runs:
         for result in results:
             failing[result.check] = failing.get(result.check, 0) + result.failing_rows
-    return [CheckResult(c.name, c.kind, c.table.name, failing[c.name]) for c in checks]
+            samples.setdefault(result.check, []).extend(result.samples)
+    return [
+        CheckResult(c.name, c.kind, c.table.name, failing[c.name], samples[c.name][:SAMPLE_ROWS])
+        for c in checks
+    ]
 
 
 @task(name="quality-checks", cache_policy=NO_CACHE)
 def check_quality(conn: Connection, checks: list[Check] | None = None) -> list[CheckResult]:
     """Run the data tests (the model's, or `checks`) inside the caller's transaction, before it
-    commits."""
+    commits. When one fails the task fails: QualityCheckFailed, carrying every result
+    (`results`), each failed check's with sample failing rows read now, before the caller
+    rolls back."""
+    checks = checks if checks is not None else default_checks()
     results = run_checks(conn, checks)
-    for result in results:
-        if not result.passed:
-            get_run_logger().error("check %s failed: %d rows", result.check, result.failing_rows)
+    failed = [(c, r) for c, r in zip(checks, results, strict=True) if not r.passed]
+    for check, result in failed:
+        result.samples = failing_samples(conn, check)
+    if failed:
+        raise QualityCheckFailed([r for _, r in failed], results)
     return results
 
 
-class QualityCheckFailed(Exception):
-    """A data test failed: the run's changes were rolled back."""
+def results_of(conn: Connection, checks: list[Check] | None = None) -> list[CheckResult]:
+    """Every check's result, from check_quality, whether they passed or not."""
+    try:
+        return check_quality(conn, checks)
+    except QualityCheckFailed as error:
+        return error.results
 
-    def __init__(self, failed: list[CheckResult]) -> None:
-        names = ", ".join(f"{r.check} ({r.failing_rows} rows)" for r in failed)
-        super().__init__(f"quality checks failed, nothing was published: {names}")
+
+def failed_line(failed: list[CheckResult]) -> str:
+    """The failed checks in one line."""
+    names = ", ".join(f"{r.check} ({r.failing_rows:,} rows)" for r in failed)
+    return f"quality checks failed, nothing was published: {names}"
+
+
+class QualityCheckFailed(OneLineFailure):
+    """A data test failed: the run's changes were rolled back. `results`: every check's."""
+
+    def __init__(self, failed: list[CheckResult], results: list[CheckResult] | None = None) -> None:
+        super().__init__(failed_line(failed))
         self.failed = failed
+        self.results = results if results is not None else failed
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its results: Prefect pickles a failed run's exception into its result.
+        return QualityCheckFailed, (self.failed, self.results)
