@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import re
 import shutil
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+from xml.etree import ElementTree
 
 import pytest
 
@@ -321,3 +324,28 @@ def test_analytics_publishes_its_tables(week_source: Path, tmp_path: Path) -> No
         rows = _table(found[artifact_key("sparkify-analytics", name)])
         assert len(rows) == len(result["rows"]) > 0
         assert list(rows[0]) == result["columns"]
+
+    # The headline and the charts: SVG documents in data URIs, a bar per row of each query.
+    charts = found["sparkify-analytics-charts"]
+    assert charts.type == "markdown"
+    plays, users, matched = report["queries"]["headline"]["rows"][0]
+    assert f"**{plays:,} plays** by **{users:,} users**. {matched:,} of the {plays:,}" in (
+        charts.data
+    )
+    images = re.findall(
+        r"!\[([^\]]+)\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", charts.data
+    )
+    bars = {}
+    for title, encoded in images:
+        svg = ElementTree.fromstring(base64.b64decode(encoded))
+        assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+        rects = svg.findall("{http://www.w3.org/2000/svg}rect")
+        bars[title] = len([r for r in rects if r.get("width") != "100%"])
+    assert bars == {
+        "Plays by hour of day (UTC)": len(report["queries"]["plays_by_hour"]["rows"]),
+        "Plays per day": len(report["queries"]["daily_plays"]["rows"]),
+        "Plays by level (free or paid)": len(report["queries"]["plays_by_level"]["rows"]),
+        "Most played songs": len(report["queries"]["most_played_songs"]["rows"]),
+        "Most played artists": len(report["queries"]["top_artists"]["rows"]),
+    }
+    assert min(bars.values()) > 0

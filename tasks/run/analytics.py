@@ -13,7 +13,14 @@ from tasks.warehouse.protocol import Warehouse
 
 # Package data, found wherever the project is installed.
 ANALYTICS_DIR: Traversable = resources.files("sql") / "analytics"
-QUERIES = ("most_played_songs", "plays_by_hour", "plays_by_level")
+QUERIES = (
+    "headline",
+    "most_played_songs",
+    "top_artists",
+    "plays_by_hour",
+    "daily_plays",
+    "plays_by_level",
+)
 
 
 @task(name="analytics-query", cache_policy=NO_CACHE)

@@ -16,6 +16,7 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from tasks.run.charts import analytics_markdown
 from tasks.run.quality import CheckResult
 from tasks.run.report import count_of
 from tasks.run.transform import TableChange
@@ -244,3 +245,8 @@ def publish_analytics(report: Mapping[str, Any]) -> None:
             key=artifact_key(ANALYTICS_KEY_PREFIX, name),
             description=name.replace("_", " "),
         )
+    create_markdown_artifact(
+        analytics_markdown(report["queries"]),
+        key=artifact_key(ANALYTICS_KEY_PREFIX, "charts"),
+        description="Key figures and charts of the star schema",
+    )
