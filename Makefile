@@ -68,6 +68,7 @@ deploy: $(STAMP)
 	$(MAKE) --no-print-directory -o $(STAMP) blocks
 	$(BIN)/prefect variable set sparkify_project_dir "$(CURDIR)" --overwrite
 	$(BIN)/prefect --no-prompt deploy --all
+	$(BIN)/python flows/alerts.py
 
 worker: $(STAMP)
 	$(BIN)/prefect worker start --pool $(WORK_POOL)

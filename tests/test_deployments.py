@@ -403,6 +403,48 @@ def test_deploy_all_from_the_root_creates_every_deployment_by_a_name_that_says_w
     }
 
 
+def test_make_deploy_creates_the_alert_automations(deployed: Deployed) -> None:
+    """`make deploy` ran flows/alerts.py: a failed run and a daily load missing for 26 hours
+    are automations on the server, paused (doing nothing) while no notification block named
+    sparkify-alerts exists, as in the session."""
+    from flows.alerts import FAILED, NOT_COMPLETED
+
+    found = {a["name"]: a for a in deployed.post("/automations/filter", {})}
+    assert {FAILED, NOT_COMPLETED} <= set(found)
+    failed, missing = found[FAILED], found[NOT_COMPLETED]
+    assert failed["trigger"]["posture"] == "Reactive"
+    assert set(failed["trigger"]["expect"]) == {
+        "prefect.flow-run.Failed",
+        "prefect.flow-run.Crashed",
+        "prefect.flow-run.TimedOut",
+    }
+    assert missing["trigger"]["posture"] == "Proactive"
+    assert missing["trigger"]["within"] == 26 * 3600
+    assert "prefect.flow-run.Completed with rejects" in missing["trigger"]["expect"]
+    daily = next(
+        d for d in deployed.post("/deployments/filter", {"limit": 200}) if d["name"] == "daily"
+    )
+    assert missing["trigger"]["match_related"] == {
+        "prefect.resource.id": f"prefect.deployment.{daily['id']}"
+    }
+    for automation in (failed, missing):
+        assert automation["enabled"] is False
+        assert [a["type"] for a in automation["actions"]] == ["do-nothing"]
+
+
+def test_with_a_notification_block_the_alerts_notify_through_it() -> None:
+    from uuid import uuid4
+
+    from flows.alerts import automations
+
+    block, daily = uuid4(), uuid4()
+    for automation in automations(block, daily):
+        assert automation.enabled
+        [action] = automation.actions
+        assert (action.type, action.block_document_id) == ("send-notification", block)
+        assert action.subject.startswith("Sparkify: ")
+
+
 def test_the_ecs_pool_s_job_variables_fit_prefect_aws_s_ecs_job_template() -> None:
     import jsonschema
     from prefect_aws.workers.ecs_worker import ECSWorker
