@@ -16,13 +16,14 @@ from tasks.common.errors import fails_in_one_line
 from tasks.common.local_server import start_temporary_server
 from tasks.run.analytics import QUERIES, run_query
 from tasks.run.artifacts import publish_analytics
+from tasks.run.outcome import analytics_run_name
 from tasks.run.report import format_table
 from tasks.warehouse.duckdb.warehouse import DEFAULT_DUCKDB_FILE
 from tasks.warehouse.resolve import check_warehouse, resolve_warehouse
 from tasks.warehouse.tables import table_counts
 
 
-@flow(name="sparkify-analytics")
+@flow(name="sparkify-analytics", flow_run_name=analytics_run_name)
 @fails_in_one_line
 def analytics(warehouse: str = DEFAULT_DUCKDB_FILE) -> dict[str, Any]:
     """Row counts of the star schema plus the most played songs, plays by hour and by level.

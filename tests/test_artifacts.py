@@ -343,7 +343,7 @@ def test_analytics_publishes_its_tables(week_source: Path, tmp_path: Path) -> No
         bars[title] = len([r for r in rects if r.get("width") != "100%"])
     assert bars == {
         "Plays by hour of day (UTC)": len(report["queries"]["plays_by_hour"]["rows"]),
-        "Plays per day": len(report["queries"]["daily_plays"]["rows"]),
+        "Plays per day (month-day)": len(report["queries"]["daily_plays"]["rows"]),
         "Plays by level (free or paid)": len(report["queries"]["plays_by_level"]["rows"]),
         "Most played songs": len(report["queries"]["most_played_songs"]["rows"]),
         "Most played artists": len(report["queries"]["top_artists"]["rows"]),

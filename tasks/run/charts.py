@@ -42,7 +42,7 @@ def column_chart(title: str, labels: Sequence[str], values: Sequence[float]) -> 
     plot_w, plot_h = WIDTH - 2 * left, height - top - bottom
     peak = max(values, default=0) or 1
     step = plot_w / max(len(values), 1)
-    every = max(1, len(labels) // 16)  # at most about 16 axis labels
+    every = -(-len(labels) // 12) or 1  # at most 12 axis labels
     parts = []
     for n, (label, value) in enumerate(zip(labels, values, strict=True)):
         bar_h = plot_h * value / peak
@@ -112,7 +112,9 @@ def analytics_markdown(queries: dict[str, dict]) -> str:
             _column(hours, "plays"),
         ),
         column_chart(
-            "Plays per day", [str(d) for d in _column(days, "day")], _column(days, "plays")
+            "Plays per day (month-day)",
+            [f"{d:%m-%d}" if hasattr(d, "month") else str(d) for d in _column(days, "day")],
+            _column(days, "plays"),
         ),
         bar_chart(
             "Plays by level (free or paid)",

@@ -77,6 +77,14 @@ def etl_run_name() -> str:
     return f"{prefix}{days} → {target}"
 
 
+def analytics_run_name() -> str:
+    """The name of an analytics flow run: the warehouse it reads."""
+    from tasks.warehouse.duckdb.warehouse import DEFAULT_DUCKDB_FILE
+
+    spec = str(flow_run.parameters.get("warehouse") or DEFAULT_DUCKDB_FILE)
+    return f"analytics of {warehouse_label(spec)}"
+
+
 def outcome(summary: EtlSummary) -> tuple[str, str]:
     """The final state's name and its one-line message."""
     events, songs = summary.staged["events"], summary.staged["songs"]
