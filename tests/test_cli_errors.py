@@ -38,7 +38,9 @@ from tests.conftest import PROJECT_ROOT, Said
 from tests.helpers import run
 from tests.shared_servers import free_port, migrated_home
 
-SOURCE_FIX = "give --source a directory holding log_data/ and song_data/, or s3://bucket/prefix"
+SOURCE_FIX = (
+    "give the source (--source) a directory holding log_data/ and song_data/, or s3://bucket/prefix"
+)
 
 
 def last_line(text: str) -> str:
@@ -89,38 +91,42 @@ def argument_cases(tmp: Path, not_duckdb: Path) -> list[tuple[str, list[str], st
             "etl.py",
             ["--start-date", "2018-11-07", "--end-date", "2018-11-01"],
             "start date 2018-11-07 is after end date 2018-11-01: "
-            "give --start-date on or before --end-date",
+            "give the start date (--start-date) on or before the end date (--end-date)",
         ),
         (
             "etl.py",
             ["--warehouse", f"{tmp}/x.sqlite"],
-            f"warehouse {tmp}/x.sqlite is not a DuckDB file name (.sqlite): give --warehouse a "
+            f"warehouse {tmp}/x.sqlite is not a DuckDB file name (.sqlite): give the warehouse "
+            "(--warehouse) a "
             "path ending in .duckdb (created on first use) or a saved block TYPE/NAME",
         ),
         (
             "etl.py",
             ["--warehouse", str(not_duckdb)],
-            f"warehouse {not_duckdb} is a SQLite database, not a DuckDB one: give --warehouse "
+            f"warehouse {not_duckdb} is a SQLite database, not a DuckDB one: give the warehouse "
+            "(--warehouse) "
             "a DuckDB file, or a new path ending in .duckdb to create one",
         ),
         (
             "etl.py",
             ["--warehouse", f"{tmp}/missing/dir/wh.duckdb"],
             f"warehouse {tmp}/missing/dir/wh.duckdb is in a directory that does not exist "
-            f"({tmp}/missing/dir): create it first (mkdir -p {tmp}/missing/dir), or give "
-            "--warehouse a path in an existing directory",
+            f"({tmp}/missing/dir): create it first (mkdir -p {tmp}/missing/dir), or give the "
+            "warehouse (--warehouse) a path in an existing directory",
         ),
         (
             "etl.py",
             ["--warehouse", "production"],
-            "warehouse 'production' is neither a DuckDB file nor a saved block: give --warehouse "
+            "warehouse 'production' is neither a DuckDB file nor a saved block: give the "
+            "warehouse (--warehouse) "
             f"a path ending in .duckdb, or a block as {block_types_named()}",
         ),
         (
             "etl.py",
             ["--warehouse", "sparkify-duckdb-warehous/laptop"],
             "warehouse sparkify-duckdb-warehous/laptop: sparkify-duckdb-warehous is no warehouse "
-            f"block type: give --warehouse a block as {block_types_named()}, or a path ending in "
+            f"block type: give the warehouse (--warehouse) a block as {block_types_named()}, or a "
+            "path ending in "
             ".duckdb",
         ),
         (
@@ -131,7 +137,7 @@ def argument_cases(tmp: Path, not_duckdb: Path) -> list[tuple[str, list[str], st
         (
             "etl.py",
             ["--source", "s3:///raw"],
-            "source s3:///raw: it names no bucket: give --source s3://bucket/prefix",
+            "source s3:///raw: it names no bucket: give the source (--source) s3://bucket/prefix",
         ),
         (
             "etl.py",
@@ -141,13 +147,15 @@ def argument_cases(tmp: Path, not_duckdb: Path) -> list[tuple[str, list[str], st
         (
             "etl.py",
             ["--source", f"{tmp}/no-logs"],
-            f"{tmp}/no-logs has no log_data/ folder: give --source the directory or s3:// prefix "
+            f"{tmp}/no-logs has no log_data/ folder: give the source (--source) the directory or "
+            "s3:// prefix "
             "that holds log_data/ and song_data/",
         ),
         (
             "etl.py",
             ["--ephemeral-cluster", "--source", f"{tmp}/no-logs"],
-            f"source {tmp}/no-logs is not on S3: Redshift loads by COPY from S3: give --source "
+            f"source {tmp}/no-logs is not on S3: Redshift loads by COPY from S3: give the source "
+            "(--source) "
             "s3://bucket/prefix or s3-bucket/NAME",
         ),
         (
@@ -159,13 +167,15 @@ def argument_cases(tmp: Path, not_duckdb: Path) -> list[tuple[str, list[str], st
         (
             "create_tables.py",
             ["--warehouse", str(tmp)],
-            f"warehouse {tmp} is a directory: give --warehouse a file in it, such as "
+            f"warehouse {tmp} is a directory: give the warehouse (--warehouse) a file in it, such "
+            "as "
             f"{tmp}/sparkify.duckdb",
         ),
         (
             "cluster.py",
             ["create", "--source", "data/sample"],
-            "source data/sample is not on S3: Redshift loads by COPY from S3: give --source "
+            "source data/sample is not on S3: Redshift loads by COPY from S3: give the source "
+            "(--source) "
             "s3://bucket/prefix or s3-bucket/NAME",
         ),
         (
@@ -263,7 +273,8 @@ def test_a_mistake_in_a_script_is_one_line_with_no_server_and_the_file_untouched
 
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
-        f"etl: warehouse {not_duckdb} is a SQLite database, not a DuckDB one: give --warehouse "
+        f"etl: warehouse {not_duckdb} is a SQLite database, not a DuckDB one: give the warehouse "
+        "(--warehouse) "
         "a DuckDB file, or a new path ending in .duckdb to create one"
     ]
     assert done.stdout == ""
@@ -353,7 +364,7 @@ def test_a_block_that_does_not_exist_is_one_line_in_the_logs_and_the_state(
     assert done.returncode == 2, done.stderr
     line = last_line(done.stderr).removeprefix("etl: ")
     assert line.startswith(f"warehouse block {spec} does not exist"), done.stderr
-    assert "give --warehouse" in line
+    assert "give the warehouse (--warehouse)" in line
     assert ".duckdb" in line
     assert "Traceback" not in done.stdout + done.stderr
     assert "404" not in done.stderr
@@ -591,7 +602,8 @@ def test_a_warehouse_on_a_read_only_file_system_is_one_line_for_a_load(
     assert said.status == 2, said
     assert said.err.splitlines() == [
         f"etl: warehouse {warehouse} cannot be written ({read_only_dir} is on a read-only file "
-        "system): give the run write access there, or give --warehouse a path it can write"
+        "system): give the run write access there, or give the warehouse (--warehouse) a path it "
+        "can write"
     ]
     assert said.server_starts == 0
     assert not (read_only_dir / "new.duckdb").exists()

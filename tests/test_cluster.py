@@ -551,7 +551,8 @@ def test_pausing_or_resuming_a_cluster_that_does_not_exist_fails_in_one_line(
 ) -> None:
     identifier = unique("sparkify-absent")
     line = (
-        f"cluster {identifier} does not exist: give --identifier of an existing cluster, "
+        f"cluster {identifier} does not exist: give the identifier (--identifier) of an existing "
+        "cluster, "
         "or create it first with python flows/cluster.py create"
     )
     lifecycle_flow = {"pause": cluster_pause, "resume": cluster_resume}[step]

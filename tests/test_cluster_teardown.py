@@ -356,7 +356,8 @@ def no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
 
 NO_AWS = (
     "janitor: no AWS region/credentials configured: nothing to sweep; set AWS_DEFAULT_REGION "
-    "and credentials (environment, profile or instance role), or give --aws-credentials a "
+    "and credentials (environment, profile or instance role), or give the aws credentials "
+    "(--aws-credentials) a "
     "saved AwsCredentials block"
 )
 

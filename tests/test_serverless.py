@@ -690,7 +690,7 @@ def test_a_source_without_a_bucket_fails_the_create_run_in_one_line(
 ) -> None:
     """A deployment or the UI hands the flow its source unchecked: the run refuses a malformed
     S3 URI before anything is made, with the line as the state's message."""
-    line = "source s3:///raw: it names no bucket: give --source s3://bucket/prefix"
+    line = "source s3:///raw: it names no bucket: give the source (--source) s3://bucket/prefix"
     settings = settings_for(names)
 
     state = serverless_create("s3:///raw", settings, credentials_block, return_state=True)

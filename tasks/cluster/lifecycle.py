@@ -44,7 +44,8 @@ class ClusterNotFound(UserError, ValueError):
     def __init__(self, identifier: str) -> None:
         self.identifier = identifier
         super().__init__(
-            f"cluster {identifier} does not exist: give --identifier of an existing cluster, "
+            f"cluster {identifier} does not exist: give the identifier (--identifier) of an "
+            "existing cluster, "
             "or create it first with python flows/cluster.py create"
         )
 

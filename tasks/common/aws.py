@@ -32,7 +32,8 @@ def load_credentials(name: str | None) -> AwsCredentials:
         if "Unable to find block document" not in str(error):
             raise
         raise BadArgument(
-            f"no AwsCredentials block is named {name!r}: give --aws-credentials the name of a "
+            f"no AwsCredentials block is named {name!r}: give the aws credentials "
+            "(--aws-credentials) the name of a "
             "saved block (prefect block ls), or leave it out to use boto3's standard chain"
         ) from None
 
@@ -76,7 +77,8 @@ def require_aws(credentials: AwsCredentials, otherwise: str) -> None:
         return
     raise BadArgument(
         f"no AWS region/credentials configured: {otherwise}; set AWS_DEFAULT_REGION and "
-        "credentials (environment, profile or instance role), or give --aws-credentials a "
+        "credentials (environment, profile or instance role), or give the aws credentials "
+        "(--aws-credentials) a "
         "saved AwsCredentials block"
     )
 

@@ -26,7 +26,9 @@ DEBUG_VARIABLE = "SPARKIFY_DEBUG"
 # Prefect's loggers that log a failed run's exception with its traceback: the flow and task
 # engines (exc_info=True) and the engine a worker's subprocess runs.
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs", "prefect.engine")
-SOURCE_FIX = "give --source a directory holding log_data/ and song_data/, or s3://bucket/prefix"
+SOURCE_FIX = (
+    "give the source (--source) a directory holding log_data/ and song_data/, or s3://bucket/prefix"
+)
 
 _HOLDER_PID = re.compile(r"\(PID (?P<pid>[0-9]+)\)")
 _PID_ONLY = r"PID \g<pid>"
@@ -60,7 +62,8 @@ class DatesReversed(BadArgument):
     def __init__(self, start: date, end: date) -> None:
         self.start, self.end = start, end
         super().__init__(
-            f"start date {start} is after end date {end}: give --start-date on or before --end-date"
+            f"start date {start} is after end date {end}: give the start date (--start-date) on "
+            "or before the end date (--end-date)"
         )
 
 

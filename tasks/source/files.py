@@ -34,7 +34,8 @@ class SourceLayoutError(UserError, ValueError):
 def no_events_folder(where: str) -> SourceLayoutError:
     """The error for a source without log_data/ (a run of it would load no event at all)."""
     return SourceLayoutError(
-        f"{where} has no {EVENTS_PREFIX}/ folder: give --source the directory or s3:// prefix "
+        f"{where} has no {EVENTS_PREFIX}/ folder: give the source (--source) the directory or "
+        "s3:// prefix "
         f"that holds {EVENTS_PREFIX}/ and {SONGS_PREFIX}/"
     )
 

@@ -20,7 +20,10 @@ S3_SCHEME = "s3://"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
 # What S3 accepts in a bucket name, old us-east-1 names included (today's rules are stricter).
 _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
-REDSHIFT_FIX = "Redshift loads by COPY from S3: give --source s3://bucket/prefix or s3-bucket/NAME"
+REDSHIFT_FIX = (
+    "Redshift loads by COPY from S3: give the source (--source) s3://bucket/prefix "
+    "or s3-bucket/NAME"
+)
 
 
 def resolve_source(spec: str, aws_credentials: str | None = None) -> Source:
@@ -71,7 +74,7 @@ def check_s3_uri(spec: str) -> None:
     bucket = spec.removeprefix(S3_SCHEME).split("/", 1)[0]
     if not _BUCKET.fullmatch(bucket):
         named = f"bucket name {bucket!r} is not valid" if bucket else "it names no bucket"
-        raise BadSource(f"source {spec}: {named}: give --source s3://bucket/prefix")
+        raise BadSource(f"source {spec}: {named}: give the source (--source) s3://bucket/prefix")
     prefix = spec.removeprefix(S3_SCHEME).partition("/")[2]
     if any(part in (".", "..") for part in prefix.split("/")):
         raise BadSource(

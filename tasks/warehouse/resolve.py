@@ -35,7 +35,10 @@ DUCKDB_MAGIC_AT = slice(8, 12)
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # A saved block: TYPE/NAME, each as Prefect spells slugs and block names.
 _BLOCK_SPEC = re.compile(r"(?P<slug>[a-z0-9-]+)/(?P<name>[a-z0-9-]+)")
-WAREHOUSE_FIX = "give --warehouse a DuckDB file path ending in .duckdb or a saved block TYPE/NAME"
+WAREHOUSE_FIX = (
+    "give the warehouse (--warehouse) a DuckDB file path ending in .duckdb or a "
+    "saved block TYPE/NAME"
+)
 # Saved blocks named in the message for a block that does not exist.
 BLOCKS_NAMED = 5
 
@@ -90,7 +93,8 @@ def warehouse_kind(spec: str) -> Literal["duckdb", "block"]:
         raise BadArgument(f"no warehouse given: {WAREHOUSE_FIX}")
     if spec == ":memory:":
         raise BadArgument(
-            "an in-memory DuckDB cannot outlive the run: give --warehouse a file path such as "
+            "an in-memory DuckDB cannot outlive the run: give the warehouse (--warehouse) a file "
+            "path such as "
             "sparkify.duckdb"
         )
     path = Path(spec).expanduser()
@@ -99,7 +103,8 @@ def warehouse_kind(spec: str) -> Literal["duckdb", "block"]:
         return "duckdb"
     if suffix:
         raise UnknownWarehouse(
-            f"warehouse {spec} is not a DuckDB file name ({suffix}): give --warehouse a path "
+            f"warehouse {spec} is not a DuckDB file name ({suffix}): give the warehouse "
+            "(--warehouse) a path "
             "ending in .duckdb (created on first use) or a saved block TYPE/NAME"
         )
     block = _BLOCK_SPEC.fullmatch(spec)
@@ -107,13 +112,15 @@ def warehouse_kind(spec: str) -> Literal["duckdb", "block"]:
         return "block"
     if block and not path.parent.is_dir():
         raise UnknownWarehouse(
-            f"warehouse {spec}: {block['slug']} is no warehouse block type: give --warehouse "
+            f"warehouse {spec}: {block['slug']} is no warehouse block type: give the warehouse "
+            "(--warehouse) "
             f"{block_forms()}, or a path ending in .duckdb"
         )
     if os.sep in spec or "/" in spec:
         return "duckdb"
     raise UnknownWarehouse(
-        f"warehouse {spec!r} is neither a DuckDB file nor a saved block: give --warehouse a path "
+        f"warehouse {spec!r} is neither a DuckDB file nor a saved block: give the warehouse "
+        "(--warehouse) a path "
         f"ending in .duckdb, or {block_forms()}"
     )
 
@@ -130,7 +137,7 @@ def check_duckdb_path(spec: str, block: str | None = None) -> None:
     is not a DuckDB database (checked by its header: never opened, never retried)."""
     path = Path(spec).expanduser()
     subject = f"warehouse block {block}'s path {spec}" if block else f"warehouse {spec}"
-    fix = f"point block {block} at" if block else "give --warehouse"
+    fix = f"point block {block} at" if block else "give the warehouse (--warehouse)"
     if path.is_dir():
         raise BadArgument(
             f"{subject} is a directory: {fix} a file in it, such as {path / 'sparkify.duckdb'}"
@@ -201,19 +208,22 @@ def missing_block_message(spec: str) -> str:
         return (
             f"warehouse block {spec} does not exist: this Prefect server has no warehouse block "
             "types yet (run `make blocks`, then save a block in the UI, or `python "
-            "flows/cluster.py create` for Redshift), or give --warehouse a path ending in .duckdb"
+            "flows/cluster.py create` for Redshift), or give the warehouse (--warehouse) a path "
+            "ending in .duckdb"
         )
     if not saved:
         return (
             f"warehouse block {spec} does not exist and no warehouse block is saved: save one "
-            "(in the UI, or `python flows/cluster.py create` for Redshift), or give --warehouse "
+            "(in the UI, or `python flows/cluster.py create` for Redshift), or give the warehouse "
+            "(--warehouse) "
             "a path ending in .duckdb"
         )
     shown = ", ".join(saved[:BLOCKS_NAMED])
     if len(saved) > BLOCKS_NAMED:
         shown += f" and {len(saved) - BLOCKS_NAMED} more"
     return (
-        f"warehouse block {spec} does not exist (saved: {shown}): give --warehouse one of "
+        f"warehouse block {spec} does not exist (saved: {shown}): give the warehouse "
+        "(--warehouse) one of "
         "those, or a path ending in .duckdb"
     )
 
