@@ -27,7 +27,7 @@ from tasks.common.errors import fails_in_one_line
 from tasks.common.local_server import start_temporary_server
 from tasks.run.artifacts import publish_load, publish_rejects
 from tasks.run.ledger import choose_files
-from tasks.run.outcome import etl_run_name, final_state
+from tasks.run.outcome import etl_run_name, final_state, outcome
 from tasks.run.pipeline import (
     EtlSummary,
     RunChecks,
@@ -188,6 +188,7 @@ def load(
             timer.seconds,
             files,
             summary.unchanged_files,
+            outcome(summary)[1],
         )
     rows = ", ".join(f"{table} {n:,}" for table, n in sorted(counts.items()))
     get_run_logger().info("published to %s: %s", summary.warehouse, rows)

@@ -33,6 +33,7 @@ from tasks.run.artifacts import (
     rejects_markdown,
     result_table,
 )
+from tasks.run.load_card import LOAD_CARD_KEY, load_card
 from tasks.run.quality import CheckResult
 from tasks.run.transform import TableChange
 from tasks.source.files import RunFiles, SkippedFile
@@ -104,6 +105,19 @@ def test_load_rows_list_skipped_files_and_missing_days_after_the_tables() -> Non
     assert load_description("duckdb:/x", {}, RunFiles([], [])) == (
         "Loaded into `duckdb:/x`. Stages: none timed."
     )
+
+
+def test_the_load_card_writes_figures_as_people_do() -> None:
+    rows = load_rows(
+        [StageReport("staging_events", 30, 12_345, 2, 1.5)],
+        [TableChange("songplays", 10, 1_010, 0.25)],
+        {"songplays": 1_234_567},
+    )
+    card = load_card(rows, "Loaded into `wh.duckdb`.", "1,000 plays loaded; 2 rejected")
+    assert card.startswith("**1,000 plays loaded; 2 rejected**\n\nLoaded into `wh.duckdb`.\n")
+    assert "| staging_events | 30 | 12,345 | 2 |  |  |  | 1.50 |" in card
+    assert "| songplays |  |  |  | 1,000 | 10 | 1,234,567 | 0.25 |" in card
+    assert "###" not in card  # nothing skipped, missing or unchanged: no section
 
 
 def test_quality_rows_say_pass_or_fail() -> None:
@@ -257,6 +271,14 @@ def test_skipped_files_and_missing_days_are_in_the_log_and_the_load_artifact(
         {"name": f"{source}/song_data/.DS_Store", "reason": "hidden file or folder"},
     ]
     assert summary["missing_days"] == ["2018-11-07"]
+    # The load card: figures with separators, what was not loaded in sections of its own.
+    card = _artifacts(flow_run_id)[LOAD_CARD_KEY]
+    assert card.type == "markdown"
+    staged = summary["staged"]["events"]["rows"]
+    assert f"| staging_events | 1 | {staged:,} | 0 |" in card.data
+    assert f"### Skipped files (2)\n\n- {notes}\n- {store}\n" in card.data
+    assert f"### Missing days (1)\n\n- {missing}\n" in card.data
+    assert card.description == state.message
     warnings = _warnings(flow_run_id)
     for line in (f"skipped file: {notes}", f"skipped file: {store}", f"missing day: {missing}"):
         assert line in warnings

@@ -17,6 +17,7 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks.run.charts import analytics_markdown
+from tasks.run.load_card import LOAD_CARD_KEY, load_card
 from tasks.run.quality import CheckResult
 from tasks.run.report import count_of
 from tasks.run.transform import TableChange
@@ -204,15 +205,19 @@ def publish_load(
     seconds: Mapping[str, float],
     files: RunFiles | None = None,
     unchanged: Mapping[str, int] | None = None,
+    outcome: str | None = None,
 ) -> None:
     """Publish the rows staged, inserted, updated and rejected per table, with timings, the
     files the run skipped and the requested days without an event file, and how many files it
-    did not stage because they were loaded before, unchanged."""
-    create_table_artifact(
-        load_rows(staged, changes, counts, files, unchanged),
-        key=LOAD_KEY,
-        description=load_description(warehouse, seconds, files),
-    )
+    did not stage because they were loaded before, unchanged; with the run's one-line
+    `outcome`, the same as a load card people read (tasks/run/load_card.py)."""
+    rows = load_rows(staged, changes, counts, files, unchanged)
+    description = load_description(warehouse, seconds, files)
+    create_table_artifact(rows, key=LOAD_KEY, description=description)
+    if outcome is not None:
+        create_markdown_artifact(
+            load_card(rows, description, outcome), key=LOAD_CARD_KEY, description=outcome
+        )
 
 
 def publish_quality(checks: Sequence[CheckResult]) -> None:
