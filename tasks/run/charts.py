@@ -36,6 +36,14 @@ def _document(title: str, height: int, parts: list[str]) -> str:
     )
 
 
+def _bar(x: float, y: float, width: float, height: float, label: str, value: float) -> str:
+    """One bar, its label and value in its tooltip."""
+    return (
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}" '
+        f'fill="{BAR_COLOR}"><title>{escape(label)}: {value:,}</title></rect>'
+    )
+
+
 def column_chart(title: str, labels: Sequence[str], values: Sequence[float]) -> str:
     """Vertical bars, one per label, in the given order (an ordered axis: hours, days)."""
     height, top, bottom, left = 300, 40, 50, 20
@@ -47,11 +55,7 @@ def column_chart(title: str, labels: Sequence[str], values: Sequence[float]) -> 
     for n, (label, value) in enumerate(zip(labels, values, strict=True)):
         bar_h = plot_h * value / peak
         x, y = left + n * step, top + plot_h - bar_h
-        parts.append(
-            f'<rect x="{x + step * 0.1:.1f}" y="{y:.1f}" width="{step * 0.8:.1f}" '
-            f'height="{bar_h:.1f}" fill="{BAR_COLOR}"><title>{escape(label)}: {value:,}'
-            "</title></rect>"
-        )
+        parts.append(_bar(x + step * 0.1, y, step * 0.8, bar_h, label, value))
         if n % every == 0:
             parts.append(_text(x + step / 2, height - bottom + 16, label, "middle"))
     parts.append(_text(left, height - 12, f"highest: {peak:,}", "start"))
@@ -70,10 +74,7 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float]) -> str
         shown = label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
         bar_w = plot_w * value / peak
         parts.append(_text(label_w - 8, y + row * 0.65, shown, "end"))
-        parts.append(
-            f'<rect x="{label_w}" y="{y + 3}" width="{bar_w:.1f}" height="{row - 6}" '
-            f'fill="{BAR_COLOR}"><title>{escape(label)}: {value:,}</title></rect>'
-        )
+        parts.append(_bar(label_w, y + 3, bar_w, row - 6, label, value))
         parts.append(_text(label_w + bar_w + 6, y + row * 0.65, f"{value:,}"))
     return _document(title, height, parts)
 
@@ -105,34 +106,39 @@ def analytics_markdown(queries: dict[str, dict]) -> str:
     levels, songs = queries["plays_by_level"], queries["most_played_songs"]
     artists = queries["top_artists"]
     song_names = zip(_column(songs, "title"), _column(songs, "artist"), strict=True)
-    charts = [
-        column_chart(
+    specs = [
+        (
             "Plays by hour of day (UTC)",
+            column_chart,
             [f"{h:02d}" for h in _column(hours, "hour")],
             _column(hours, "plays"),
         ),
-        column_chart(
+        (
             "Plays per day (month-day)",
+            column_chart,
             [f"{d:%m-%d}" if hasattr(d, "month") else str(d) for d in _column(days, "day")],
             _column(days, "plays"),
         ),
-        bar_chart(
+        (
             "Plays by level (free or paid)",
+            bar_chart,
             [str(level) for level in _column(levels, "level")],
             _column(levels, "plays"),
         ),
-        bar_chart(
+        (
             "Most played songs",
+            bar_chart,
             [f"{title} — {artist or 'unknown artist'}" for title, artist in song_names],
             _column(songs, "plays"),
         ),
-        bar_chart(
+        (
             "Most played artists",
+            bar_chart,
             [str(a) for a in _column(artists, "artist")],
             _column(artists, "plays"),
         ),
     ]
-    for svg in charts:
-        title = svg.split("<title>", 1)[1].split("</title>", 1)[0]
+    charts = [(title, draw(title, labels, values)) for title, draw, labels, values in specs]
+    for title, svg in charts:
         lines += ["", markdown_image(title, svg)]
     return "\n".join(lines) + "\n"
