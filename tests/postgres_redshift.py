@@ -11,6 +11,7 @@ quality checks, load-error queries) runs on PostgreSQL as sent.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -60,6 +61,9 @@ REDSHIFT_CATALOG = (
     """create function redshift_copy_failed(reason text) returns void language plpgsql as $$
         begin raise exception using message = reason, errcode = 'XX000'; end
     $$""",
+    """create function redshift_refuses(reason text) returns void language plpgsql as $$
+        begin raise exception using message = reason, errcode = '25001'; end
+    $$""",
 )
 
 
@@ -80,6 +84,7 @@ class PostgresRedshiftWarehouse(RedshiftWarehouse):
     def get_engine(self) -> Engine:
         """An engine on the PostgreSQL database (psycopg2; no pool, so nothing outlives a run)."""
         engine = create_engine(self.postgres_url.get_secret_value(), poolclass=NullPool)
+        event.listen(engine, "before_cursor_execute", refuse_in_transaction, retval=True)
         if self.datestyle:
             event.listen(engine, "connect", self._set_datestyle)
         return engine
@@ -95,6 +100,27 @@ class PostgresRedshiftWarehouse(RedshiftWarehouse):
     def describe(self) -> str:
         """The stand-in and its database."""
         return f"redshift-on-postgres:{make_url(self.postgres_url.get_secret_value()).database}"
+
+
+# Statements Redshift refuses inside a transaction block (BEGIN ... END), which PostgreSQL
+# runs there: ALTER TABLE's ALTER COLUMN and APPEND, VACUUM, and TRUNCATE, which Redshift runs
+# but only by committing the transaction it is in first.
+REFUSED_IN_TRANSACTION = re.compile(
+    r"^\s*(alter\s+table\s+\S+\s+(alter\s+column|append)|vacuum|truncate)\b", re.IGNORECASE
+)
+
+
+def refuse_in_transaction(
+    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+) -> tuple[str, Any]:
+    """A statement Redshift refuses inside a transaction block fails there on the stand-in
+    too, with Redshift's message (psycopg2 opens a block before a statement unless the
+    connection is in autocommit)."""
+    refused = REFUSED_IN_TRANSACTION.match(statement)
+    if refused and not cursor.connection.autocommit:
+        says = f"{refused.group(1).split()[0].upper()} cannot run inside a transaction block"
+        return "select redshift_refuses(%(says)s)", {"says": f"{says}: {statement[:80]}"}
+    return statement, parameters
 
 
 def stand_in(postgres_url: str, aws_credentials: AwsCredentials, **changes: Any):

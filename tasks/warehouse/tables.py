@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, Table, column, func, inspect, select
+from sqlalchemy import Connection, Engine, Table, column, func, inspect, select
 from sqlalchemy import table as table_clause
 
 from sql import model
@@ -17,8 +17,9 @@ from tasks.warehouse.protocol import Warehouse
 
 def create_tables(conn: Connection, drop: bool = False) -> list[str]:
     """Create every table of the model that is missing (dropping them all first if asked), and
-    bring existing ones to the model: staging tables hold nothing between runs, so one whose
-    columns differ is recreated; a text column narrower than the model's is widened."""
+    bring staging tables to the model: they hold nothing between runs, so one whose columns
+    differ is recreated. Narrow text columns of existing tables are widened before the run's
+    transaction (`widen_text_columns`)."""
     if drop:
         model.metadata.drop_all(conn)
     existing = set(inspect(conn).get_table_names())
@@ -26,10 +27,21 @@ def create_tables(conn: Connection, drop: bool = False) -> list[str]:
         if table.name in existing and list(_stored_columns(conn, table)) != table.columns.keys():
             table.drop(conn)
     model.metadata.create_all(conn, checkfirst=True)
-    for table in model.ALL_TABLES:
-        if table.name in existing:
-            _widen_text_columns(conn, table)
     return [t.name for t in model.ALL_TABLES]
+
+
+def widen_text_columns(engine: Engine) -> list[str]:
+    """Widen every bounded text column of the existing tables that is narrower than the
+    model's, each ALTER committed on its own, outside any transaction block: Redshift refuses
+    ALTER COLUMN inside one (DuckDB's VARCHAR has no length to widen). The columns widened,
+    as table.column."""
+    widened = []
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        existing = set(inspect(conn).get_table_names())
+        for table in model.ALL_TABLES:
+            if table.name in existing:
+                widened += _widen(conn, table)
+    return widened
 
 
 _INFO_COLUMNS = table_clause(
@@ -54,11 +66,12 @@ def _stored_columns(conn: Connection, table: Table) -> dict[str, int | None]:
     return {name: length for name, length in conn.execute(query)}
 
 
-def _widen_text_columns(conn: Connection, table: Table) -> None:
-    """ALTER a bounded text column shorter than the model's to the model's length (Redshift
-    widens a VARCHAR in place; DuckDB's VARCHAR has no length to widen)."""
+def _widen(conn: Connection, table: Table) -> list[str]:
+    """ALTER each bounded text column shorter than the model's to the model's length (Redshift
+    widens a VARCHAR in place); the columns widened."""
     stored = _stored_columns(conn, table)
     preparer = conn.dialect.identifier_preparer
+    widened = []
     for col in table.columns:
         wanted = getattr(col.type, "length", None)
         length = stored.get(col.name)
@@ -67,6 +80,8 @@ def _widen_text_columns(conn: Connection, table: Table) -> None:
                 f"alter table {preparer.format_table(table)} alter column "
                 f"{preparer.quote(col.name)} type {col.type.compile(dialect=conn.dialect)}"
             )
+            widened.append(f"{table.name}.{col.name}")
+    return widened
 
 
 class RefusedToDrop(UserError):

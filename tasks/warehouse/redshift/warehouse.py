@@ -38,6 +38,7 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 from sql import model
 from sql.fields import json_fields, jsonpaths
 from tasks.common.aws import DEFAULT_REGION
+from tasks.common.logs import run_logger
 from tasks.common.progress import Progress
 from tasks.source.files import RunFiles, Source
 from tasks.source.s3 import S3Source
@@ -62,6 +63,7 @@ from tasks.warehouse.redshift.song_bundles import (
 )
 from tasks.warehouse.rejects import file_rejects
 from tasks.warehouse.staging import insert_rejects, insert_values, reset_staging, stage_in_turn
+from tasks.warehouse.tables import widen_text_columns
 
 # Redshift's upper limit of COPY's MAXERROR.
 MAX_COPY_ERRORS = 100_000
@@ -172,6 +174,8 @@ class RedshiftWarehouse(Block):
         wait = lock_wait_seconds(self.lock_wait_seconds)
         engine = self.get_engine()
         ensure_lock_table(engine)
+        if widened := widen_text_columns(engine):  # refused inside the run's transaction
+            run_logger().info("widened %s to the model's width", ", ".join(widened))
         with held_transaction(engine.connect()) as conn:
             take_run_lock(conn, wait, self.describe())
             yield conn
