@@ -518,8 +518,8 @@ def test_rejected_song_records_name_their_song_file_and_line(
     )
 
 
-# COPY runs with STATUPDATE OFF, so the run analyzes each staging table itself, in its
-# transaction (where ANALYZE may run, and does here on PostgreSQL too).
+# COPY runs without STATUPDATE (which needs the table's owner), so the run analyzes each
+# staging table itself, in its transaction (where ANALYZE may run, and does on PostgreSQL too).
 def test_staging_tables_are_analyzed_in_the_runs_transaction(
     postgres_database: str, aws_credentials, s3_week: S3Source
 ) -> None:

@@ -129,7 +129,7 @@ def test_copy_statements_are_exact_and_carry_no_bind_markers(target) -> None:
         f"'s3://raw-bucket/sparkify/_sparkify/manifests/20181101T000000000000/{target.name}.manifest'"
         f" IAM_ROLE '{ROLE}' "
         f"FORMAT AS JSON 's3://raw-bucket/sparkify/_sparkify/jsonpaths/{target.name}.json' "
-        "MANIFEST TIMEFORMAT 'epochmillisecs' COMPUPDATE OFF STATUPDATE OFF "
+        "MANIFEST TIMEFORMAT 'epochmillisecs' COMPUPDATE OFF "
         "MAXERROR 10 REGION 'us-west-2'"
     )
     assert not re.search(r"%s|%\(|\$\d|\?", text)
@@ -337,7 +337,7 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
         "SELECT count(*) AS count_1 FROM staging_events WHERE staging_events.page = %s "
         "AND coalesce(staging_events.user_id, %s) = %s"
     )
-    # The staging table's statistics, once its rows are final (its COPY has STATUPDATE OFF).
+    # The staging table's statistics, once its rows are final (after every COPY and removal).
     assert stage[copy + 8] == "analyze staging_events"
     # One reject row from the load-error log, one for the bad userIds (executemany: one each).
     assert stage[copy + 9].startswith("INSERT INTO load_rejects")

@@ -244,9 +244,9 @@ def copy_statement(
     """The exact COPY text for a staging table. Redshift refuses bind parameters inside COPY,
     so values are written as literals (`redshift_literal`), the table and columns as quoted
     identifiers of the model. IAM_ROLE is the documented form of role authorisation: the
-    block's role ARN, or the keyword `default` (the cluster's default role); STATUPDATE OFF
-    needs no table ownership (ON would; the ANALYZE after the COPYs updates the statistics
-    once); MAXERROR is the block's. No TRUNCATECOLUMNS: a value longer than its column is a
+    block's role ARN, or the keyword `default` (the cluster's default role). No STATUPDATE:
+    with it, ON or OFF, COPY needs the table's owner or a superuser, without it only INSERT
+    (the ANALYZE after the COPYs updates the statistics); MAXERROR is the block's. No TRUNCATECOLUMNS: a value longer than its column is a
     rejected record, as on DuckDB, not a value cut short. GZIP says every file of the manifest
     is gzipped (it applies to all of a COPY's files)."""
     quote = RedshiftDialect_redshift_connector().identifier_preparer.quote
@@ -262,7 +262,6 @@ def copy_statement(
             *(["GZIP"] if gzip else []),
             "TIMEFORMAT 'epochmillisecs'",
             "COMPUPDATE OFF",
-            "STATUPDATE OFF",
             f"MAXERROR {int(warehouse.max_errors)}",
             f"REGION {redshift_literal(warehouse.region)}",
         ]
@@ -367,10 +366,10 @@ def stage_by_copy(
 
 def analyze(conn: Connection, target: Table) -> None:
     """Update the planner's statistics of a staging table just loaded, which the transforms
-    join and group next: its COPYs ran with STATUPDATE OFF, which never updates them. ANALYZE
-    may run inside the run's transaction (VACUUM may not). Like STATUPDATE ON it needs the
-    table's owner (the flows' user, who created it), a superuser or the ANALYZE privilege, but
-    it runs once, after the table's last COPY and the rows removed after it."""
+    join and group next: a COPY without STATUPDATE updates them only into an empty table, so
+    not after a second COPY or the rows removed after it. ANALYZE may run inside the run's
+    transaction (VACUUM may not); it needs the table's owner (the flows' user, who created
+    it), a superuser or the ANALYZE privilege."""
     conn.exec_driver_sql(f"analyze {conn.dialect.identifier_preparer.format_table(target)}")
 
 
