@@ -246,9 +246,10 @@ def copy_statement(
     identifiers of the model. IAM_ROLE is the documented form of role authorisation: the
     block's role ARN, or the keyword `default` (the cluster's default role). No STATUPDATE:
     with it, ON or OFF, COPY needs the table's owner or a superuser, without it only INSERT
-    (the ANALYZE after the COPYs updates the statistics); MAXERROR is the block's. No TRUNCATECOLUMNS: a value longer than its column is a
-    rejected record, as on DuckDB, not a value cut short. GZIP says every file of the manifest
-    is gzipped (it applies to all of a COPY's files)."""
+    (the ANALYZE after the COPYs updates the statistics); MAXERROR is the block's. No
+    TRUNCATECOLUMNS: a value longer than its column is a rejected record, as on DuckDB, not a
+    value cut short. GZIP says every file of the manifest is gzipped (it applies to all of a
+    COPY's files)."""
     quote = RedshiftDialect_redshift_connector().identifier_preparer.quote
     columns = ", ".join(quote(c.name) for c in target.columns)
     role = warehouse.iam_role_arn
