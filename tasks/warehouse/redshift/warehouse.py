@@ -71,6 +71,13 @@ MAX_COPY_ERRORS = 100_000
 CONTROL_PREFIX = "_sparkify"
 # The block's iam_role_arn that makes COPY use the cluster's default IAM role (IAM_ROLE default).
 DEFAULT_IAM_ROLE = "default"
+# TCP keepalive of each connection: probes after this much silence, this far apart, and the peer
+# given up after this many unanswered. A long COPY sends nothing until it ends; NAT gateways and
+# firewalls drop a flow idle for minutes (AWS NAT: 350 s), and the operating system's default
+# idle time (two hours on Linux) would let the run hang on a connection already gone.
+KEEPALIVE_IDLE_SECONDS = 60
+KEEPALIVE_INTERVAL_SECONDS = 10
+KEEPALIVE_PROBES = 6
 
 
 class RedshiftWarehouse(Block):
@@ -160,9 +167,16 @@ class RedshiftWarehouse(Block):
         """A SQLAlchemy engine on redshift_connector; dropped connections are detected.
         No socket timeout: redshift_connector applies `timeout` to every read for the
         connection's life, which would fail any statement quiet for that long (a big COPY, a
-        queued query, a resuming workgroup); TCP keepalives detect a dead peer instead.
+        queued query, a resuming workgroup); TCP keepalives, probing a quiet connection after a
+        minute, keep it through NAT gateways and detect a dead peer instead.
         IAM sign-in fetches temporary credentials for each new connection."""
-        engine = create_engine(self.url(), pool_pre_ping=True, connect_args={"tcp_keepalive": True})
+        keepalive = {
+            "tcp_keepalive": True,
+            "tcp_keepalive_idle": KEEPALIVE_IDLE_SECONDS,
+            "tcp_keepalive_interval": KEEPALIVE_INTERVAL_SECONDS,
+            "tcp_keepalive_count": KEEPALIVE_PROBES,
+        }
+        engine = create_engine(self.url(), pool_pre_ping=True, connect_args=keepalive)
         if self.sign_in == "iam":
             sign_in_per_connection(engine, self)
         return engine
