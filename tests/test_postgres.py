@@ -85,7 +85,8 @@ def event(**fields: Any) -> dict[str, Any]:
 
 def play(title: str, artist: str, length: float, **fields: Any) -> dict[str, Any]:
     """A NextSong event of that song."""
-    return event(page="NextSong", method="PUT", song=title, artist=artist, length=length, **fields)
+    play_fields = {"page": "NextSong", "method": "PUT", "song": title, "artist": artist}
+    return event(**{**play_fields, "length": length, **fields})
 
 
 def song(song_id: str, title: str, artist: str, duration: float) -> dict[str, Any]:
@@ -272,8 +273,30 @@ EDGE_CASES = [
     # on both, the largest that fits loads.
     Case(
         "user_id_beyond_integer",
-        [event(userId="99999999999"), event(userId="2147483648"), event(userId="2147483647")],
-        rejects=(2, 0),
+        [
+            event(userId="999999999999"),
+            event(userId="99999999999"),
+            event(userId="2147483648"),
+            event(userId="2147483647"),
+        ],
+        rejects=(3, 0),
+    ),
+    # Trailing white space other than blanks (U+00A0, U+3000) is text on both warehouses: kept,
+    # and matched as kept (DuckDB's rtrim strips it unless told which characters to trim).
+    Case(
+        "other_white_space",
+        [play("Nbsp Title\u00a0", "Ideographic Artist\u3000", 203.5, userId="9013")],
+        [song("SONBSP00001", "Nbsp Title\u00a0", "Ideographic Artist\u3000", 203.5)],
+    ),
+    # A page with trailing blanks is the page without them on both, as Redshift compares it:
+    # a play, and a reject when it has no user.
+    Case(
+        "padded_page",
+        [
+            play("Edge Song", "Edge Artist", 200.25, userId="9014", page="NextSong "),
+            play("Edge Song", "Edge Artist", 200.25, userId="", page="NextSong  "),
+        ],
+        rejects=(1, 0),
     ),
     # Not JSON text, each line a reject on both (tasks/warehouse/json_text.py): a byte order
     # mark before the file's first record, NaN, Infinity, a trailing comma, a raw NUL byte.

@@ -5,7 +5,9 @@
 -- again (01_artists.sql, 02_songs.sql), and plays loaded earlier that match them are matched
 -- again (08_songplays.sql), so a run gives the tables a full load of the files would give.
 -- Ids, titles and names lose trailing blanks once, here: Redshift ignores them when comparing
--- VARCHAR and DuckDB does not, so both warehouses see the same values only without them. A
+-- VARCHAR and DuckDB does not, so both warehouses see the same values only without them. The
+-- characters to trim are spelled out (' '): DuckDB's rtrim without them also strips other
+-- white space, such as U+00A0 and U+3000, which Redshift's keeps. A
 -- temp table lives until the session ends and Redshift has no ON COMMIT DROP, so a run drops
 -- the previous run's first.
 drop table if exists catalog_changes;
@@ -17,8 +19,12 @@ where source_file in (select source_file from staging_files where kind = 'songs'
 
 union all
 
-select rtrim(song_id) as song_id, rtrim(title) as title, rtrim(artist_id) as artist_id,
-    rtrim(artist_name) as artist_name, duration
+select
+    rtrim(song_id, ' ') as song_id,
+    rtrim(title, ' ') as title,
+    rtrim(artist_id, ' ') as artist_id,
+    rtrim(artist_name, ' ') as artist_name,
+    duration
 from staging_songs;
 
 delete from song_catalog
@@ -30,11 +36,11 @@ insert into song_catalog (
 )
 select
     source_file,
-    rtrim(song_id) as song_id,
-    rtrim(title) as title,
-    rtrim(artist_id) as artist_id,
-    rtrim(artist_name) as artist_name,
-    rtrim(artist_location) as artist_location,
+    rtrim(song_id, ' ') as song_id,
+    rtrim(title, ' ') as title,
+    rtrim(artist_id, ' ') as artist_id,
+    rtrim(artist_name, ' ') as artist_name,
+    rtrim(artist_location, ' ') as artist_location,
     artist_latitude,
     artist_longitude,
     year,

@@ -2,8 +2,8 @@
 -- A stored row is replaced only by an event at least as new, so loading an older day after a
 -- newer one changes nothing (loads are order-free). user_id is cast only through nullif: Redshift
 -- does not promise to apply the filter before the cast, and '' is no integer. The level loses
--- trailing blanks (see 01_artists.sql); among events at the same moment a known level wins over
--- a NULL one on both warehouses (NULLS LAST spelled out: Redshift puts NULLs first in DESC).
+-- trailing blanks (see 00_song_catalog.sql); among events at the same moment a known level wins
+-- over a NULL one on both warehouses (NULLS LAST spelled out: Redshift puts NULLs first in DESC).
 delete from users
 where exists (
     select 1
@@ -20,7 +20,7 @@ with identified as (
         first_name,
         last_name,
         gender,
-        rtrim(level) as level,
+        rtrim(level, ' ') as level,
         ts,
         session_id,
         item_in_session

@@ -3,7 +3,8 @@
 -- the transforms on the same connection. The key hashes the event (session, item, user, and ts
 -- as the integer of epoch milliseconds the log carries, never a formatted timestamp, whose text
 -- depends on each engine and on DATESTYLE) so a reload replaces its rows instead of duplicating
--- them. Text compared later (level, song, artist) loses trailing blanks (see 01_artists.sql).
+-- them. Text compared later (level, song, artist) loses trailing blanks (see 00_song_catalog.sql),
+-- and so does the page before it is compared: Redshift would find 'NextSong ' a play anyway.
 -- A temp table lives until the session ends and Redshift has no ON COMMIT DROP, so a run drops
 -- the previous run's first. user_id is cast only through nullif: Redshift does not promise to
 -- apply the filter before the cast.
@@ -17,15 +18,15 @@ select
     ) as songplay_id,
     ts as start_time,
     cast(nullif(user_id, '') as integer) as user_id,
-    rtrim(level) as level,
-    rtrim(song) as song,
-    rtrim(artist) as artist,
+    rtrim(level, ' ') as level,
+    rtrim(song, ' ') as song,
+    rtrim(artist, ' ') as artist,
     length,
     session_id,
     location,
     user_agent
 from staging_events
-where page = 'NextSong' and nullif(user_id, '') is not null;
+where rtrim(page, ' ') = 'NextSong' and nullif(user_id, '') is not null;
 
 -- An event logged twice (the same key, e.g. one line in two files) is one play. Repeats are rare,
 -- so only their keys are ranked (a window over every play costs as much as the whole insert):

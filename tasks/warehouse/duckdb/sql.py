@@ -77,11 +77,16 @@ def _field_ok_sql(f: JsonField, text: str) -> tuple[list[str], list[Any]]:
 
 
 def _needed_sql(fields: list[JsonField], texts: list[str]) -> list[tuple[str, JsonField, str]]:
-    """For each field needed where another column holds a value: the SQL that is true when the
-    record lacks it there, the field, and that value (bound)."""
+    """For each field needed where another column holds a value (trailing blanks aside, as the
+    transforms compare): the SQL that is true when the record lacks it there, the field, and
+    that value (bound)."""
     text_of = {f.column: text for f, text in zip(fields, texts, strict=True)}
     return [
-        (f"({text_of[f.needed_when[0]]} = ? and coalesce({text}, '') = '')", f, f.needed_when[1])
+        (
+            f"(rtrim({text_of[f.needed_when[0]]}, ' ') = ? and coalesce({text}, '') = '')",
+            f,
+            f.needed_when[1],
+        )
         for f, text in zip(fields, texts, strict=True)
         if f.needed_when is not None
     ]

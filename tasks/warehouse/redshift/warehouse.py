@@ -304,7 +304,9 @@ def _reject_bad_patterns(
             checks.append((bad, f"bad value for {f.field}: {f.pattern_says}"))
         if f.needed_when:
             other, value = f.needed_when
-            lacking = and_(target.c[other] == value, func.coalesce(col, "") == "")
+            # Trailing blanks aside, as the transforms compare (Redshift ignores them anyway).
+            other_text = func.rtrim(target.c[other], " ")
+            lacking = and_(other_text == value, func.coalesce(col, "") == "")
             checks.append((lacking, f.needed_says))
         for bad, says in checks:
             counted = select(func.count()).select_from(target).where(bad)
