@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import tracemalloc
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -497,3 +498,41 @@ def test_a_gzipped_song_file_that_does_not_decompress_goes_to_copy_as_itself(
     assert "GZIP" in gzip_copy.split()
     assert list(zipped) == [files[1]]
     assert f"{files[1]} is not gzip data" in str(failure.value)
+
+
+def test_combining_many_files_holds_a_bounded_part_of_them_in_memory(
+    song_bucket: S3Source,
+) -> None:
+    # Files of a few long lines, some 48 MB in all: with the bounds of production they fill the
+    # goal's number of objects. Combining them held about three times that before.
+    source = song_bucket
+    lines = {
+        f"{n:03d}/TR{n:05d}.json": [song_line(n * 10 + i, 16_000 + n % 7) for i in range(10)]
+        for n in range(300)
+    }
+    files = put_songs(source, {name: b"\n".join(rows) + b"\n" for name, rows in lines.items()})
+    total = sum(len(line) + 1 for rows in lines.values() for line in rows)
+    source.local_copies(files)  # cached, the client made: what is measured is the combining
+    prefix = source.key("_sparkify/bundles/20240101T000000000000/staging_songs")
+
+    tracemalloc.start()
+    try:
+        [copied] = combine_song_files(source, files, prefix)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert len(copied.origins) == 16
+    # A chunk of one object and the lines' origins at a time, not the files' bytes.
+    assert peak < total // 8, (peak, total)
+    # The objects hold every line, in the files' order, each with its file's name first.
+    client = source.client()
+    bodies = b"".join(read_s3(client, uri) for uri in copied.origins)
+    assert bodies == b"".join(
+        tagged(uri, line) + b"\n"
+        for uri, rows in zip(files, lines.values(), strict=True)
+        for line in rows
+    )
+    assert [o for origins in copied.origins.values() for o in origins] == [
+        (uri, i) for uri in files for i in range(1, 11)
+    ]

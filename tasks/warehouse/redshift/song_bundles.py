@@ -15,6 +15,11 @@ line of each of its lines, so that a record COPY rejects is reported against the
 line it came from (`tasks/warehouse/redshift/load_errors.py`, `traced_to_origins`). The objects are
 deleted once their COPY has run: each is a copy of the catalog, written again by every run.
 
+The catalog can be larger than the memory of the machine that runs the flow: each file is read
+once, its written lines go to a temporary spool file, and each object is cut from the spool and
+uploaded from a file of its own (their sizes depend on the total, known once every file is read).
+What stays in memory is one file at a time, a chunk of an object, and each line's origin.
+
 A file that is anything else (an object spread over lines, malformed JSON, binary, not UTF-8,
 a gzipped file that does not decompress) is left alone: COPY reads it as itself, a gzipped one
 in a COPY with GZIP, and rejects what it cannot read as before. Its records lack the field, so
@@ -26,11 +31,13 @@ from __future__ import annotations
 
 import gzip
 import io
+import tempfile
 import zlib
-from collections.abc import Mapping
+from array import array
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
@@ -59,25 +66,70 @@ _JSON_BLANKS = b" \t\r"
 _GZIP_ERRORS = (OSError, EOFError, zlib.error)
 # The start of the field each combined line is written with.
 _SOURCE_FILE_KEY = orjson.dumps(SOURCE_FILE_FIELD) + b":"
+# How much of an object is read from the spool at once when it is copied out.
+COPY_CHUNK = 2**18
 
 
 @dataclass(frozen=True)
 class SongBundle:
-    """One combined object: its newline-delimited body and, for each of its lines in order,
-    the file and line number it came from."""
+    """One combined object: where its newline-delimited body lies in the plan's spool and, for
+    each of its lines in order, the file and line number it came from."""
 
-    body: bytes
+    spool: IO[bytes] = field(compare=False, repr=False)
+    start: int
+    size: int
     origins: list[tuple[str, int]]
+
+    def chunks(self) -> Iterator[bytes]:
+        """The object's body, COPY_CHUNK bytes at a time."""
+        self.spool.seek(self.start)
+        left = self.size
+        while left:
+            chunk = self.spool.read(min(left, COPY_CHUNK))
+            if not chunk:
+                raise EOFError(f"the spool ends {left} bytes short of a combined object")
+            left -= len(chunk)
+            yield chunk
+
+    @property
+    def body(self) -> bytes:
+        """The object's whole body (for a small object: a large one is copied by chunks)."""
+        return b"".join(self.chunks())
 
 
 @dataclass(frozen=True)
 class BundlePlan:
     """How a run's files are combined: the objects, the files left as themselves, and how
-    many files the objects hold (a file of blank lines counts, holding no line)."""
+    many files the objects hold (a file of blank lines counts, holding no line); the objects'
+    bodies are in the spool, closed with the plan."""
 
     bundles: list[SongBundle]
     alone: list[str]
     combined: int
+    spool: IO[bytes] | None = field(default=None, compare=False, repr=False)
+
+    def close(self) -> None:
+        """Close the spool (a temporary file: its space is freed)."""
+        if self.spool is not None:
+            self.spool.close()
+
+
+class StoredFiles(Mapping[str, bytes]):
+    """The run's files by URI, each read from its local copy only when asked for, so that
+    plan_bundles holds one file at a time."""
+
+    def __init__(self, files: list[str], paths: Mapping[str, str]) -> None:
+        self._files = list(dict.fromkeys(files))
+        self._paths = paths
+
+    def __getitem__(self, uri: str) -> bytes:
+        return Path(self._paths[uri]).read_bytes()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
 
 
 def gunzipped(data: bytes) -> bytes | None:
@@ -135,36 +187,49 @@ def bundle_count(total: int, longest: int) -> int:
 
 def plan_bundles(contents: Mapping[str, bytes]) -> BundlePlan:
     """The files' record lines (gzipped files' once decompressed), each with its file's name,
-    in the files' order, cut into objects of about equal size."""
-    lines: list[tuple[str, int, bytes]] = []
+    in the files' order, cut into objects of about equal size; each file is read once, and the
+    lines are written to a temporary spool, not held."""
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - the plan keeps it open, closes it
+    origins: list[tuple[str, int]] = []
+    ends = array("q")  # where each written line ends in the spool, its newline included
     alone: list[str] = []
-    combined = 0
-    for name, stored in contents.items():
-        body = gunzipped(stored) if is_gzipped(name) else stored
-        found = None if body is None else record_lines(body)
-        if found is None:
-            alone.append(name)
-            continue
-        combined += 1
-        lines += [(name, n, with_source_file(line, record, name)) for n, line, record in found]
-    if not lines:
+    combined = longest = 0
+    try:
+        for name in contents:
+            stored = contents[name]
+            body = gunzipped(stored) if is_gzipped(name) else stored
+            found = None if body is None else record_lines(body)
+            if found is None:
+                alone.append(name)
+                continue
+            combined += 1
+            for number, line, record in found:
+                written = with_source_file(line, record, name) + b"\n"
+                spool.write(written)
+                ends.append((ends[-1] if ends else 0) + len(written))
+                longest = max(longest, len(written))
+                origins.append((name, number))
+    except BaseException:
+        spool.close()
+        raise
+    if not origins:
+        spool.close()
         return BundlePlan([], alone, combined)
-    total = sum(len(line) + 1 for *_, line in lines)
-    count = bundle_count(total, max(len(line) + 1 for *_, line in lines))
-    parts: list[list[tuple[str, int, bytes]]] = [[] for _ in range(count)]
-    offset = 0
-    for entry in lines:
-        parts[offset * count // total].append(entry)
-        offset += len(entry[2]) + 1
-    bundles = [
-        SongBundle(
-            b"".join(line + b"\n" for *_, line in part),
-            [(name, number) for name, number, _ in part],
-        )
-        for part in parts
-        if part
-    ]
-    return BundlePlan(bundles, alone, combined)
+    spool.flush()
+    total = ends[-1]
+    count = bundle_count(total, longest)
+    # A line goes to the object its start offset falls in when the total is cut in `count`
+    # equal parts: consecutive lines, so each object is one range of the spool.
+    bundles: list[SongBundle] = []
+    first = 0
+    for last in range(len(ends)):
+        start = ends[first - 1] if first else 0
+        part = start * count // total
+        following = ends[last] * count // total if last + 1 < len(ends) else count
+        if following != part:
+            bundles.append(SongBundle(spool, start, ends[last] - start, origins[first : last + 1]))
+            first = last + 1
+    return BundlePlan(bundles, alone, combined, spool)
 
 
 @dataclass(frozen=True)
@@ -209,16 +274,24 @@ def combine_song_files(source: S3Source, files: list[str], prefix: str) -> list[
     they take: the objects with the plain files left alone, then the gzipped ones left alone."""
     if not files:
         return []
-    paths = source.local_copies(files)
-    plan = plan_bundles({uri: Path(paths[uri]).read_bytes() for uri in files})
+    plan = plan_bundles(StoredFiles(files, source.local_copies(files)))
     client = source.client()
     origins: dict[str, list[tuple[str, int]]] = {}
-    for number, bundle in enumerate(plan.bundles, start=1):
-        key = f"{prefix}.{number:04d}.json"
-        client.put_object(
-            Bucket=source.bucket, Key=key, Body=bundle.body, ContentType="application/x-ndjson"
-        )
-        origins[source.uri(key)] = bundle.origins
+    try:
+        for number, bundle in enumerate(plan.bundles, start=1):
+            key = f"{prefix}.{number:04d}.json"
+            # An object is uploaded from a file of its own (a body botocore streams), never
+            # held whole in memory.
+            with tempfile.TemporaryFile() as body:
+                for chunk in bundle.chunks():
+                    body.write(chunk)
+                body.seek(0)
+                client.put_object(
+                    Bucket=source.bucket, Key=key, Body=body, ContentType="application/x-ndjson"
+                )
+            origins[source.uri(key)] = bundle.origins
+    finally:
+        plan.close()
     plain = [uri for uri in plan.alone if not is_gzipped(uri)]
     gzipped = by_compression([uri for uri in plan.alone if is_gzipped(uri)])
     return [CopyFiles([*origins, *plain], origins, plan.combined), *gzipped]
