@@ -36,7 +36,7 @@ REDSHIFT_CATALOG = (
     """create table sys_load_error_detail (
         query_id bigint not null,
         session_id integer not null,
-        start_time timestamp not null default localtimestamp,
+        start_time timestamp not null,
         file_name char(256) not null,
         line_number bigint not null,
         column_name char(127),
@@ -57,6 +57,10 @@ REDSHIFT_CATALOG = (
             select rows_loaded from redshift_copy_log where session_id = pg_backend_pid()
             order by query_id desc limit 1
         ), 0)::integer
+    $$""",
+    # GETDATE(): the current statement's start, in the session's time zone (UTC by default).
+    """create function getdate() returns timestamp language sql stable as $$
+        select statement_timestamp() at time zone 'UTC'
     $$""",
     """create function redshift_copy_failed(reason text) returns void language plpgsql as $$
         begin raise exception using message = reason, errcode = 'XX000'; end

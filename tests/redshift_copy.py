@@ -5,8 +5,9 @@ Redshift's documentation says that COPY does: read the manifest (or list the pre
 JSONPaths document from S3, map each JSON record through the paths to the target columns in
 order, convert each value to its column's type as declared in the database, load the good
 records and log the rejected ones in sys_load_error_detail with the load error reference's
-codes. A path that is not in a record loads NULL; NULL into a NOT NULL column, a value that
-does not convert, a string longer than its column (in bytes, as Redshift counts VARCHAR
+codes, under a query id of the view's own (not pg_last_copy_id()'s) and with file names cut to
+the view's 256 bytes. A path that is not in a record loads NULL; NULL into a NOT NULL column, a
+value that does not convert, a string longer than its column (in bytes, as Redshift counts VARCHAR
 lengths) without TRUNCATECOLUMNS, invalid JSON and invalid UTF-8 reject the record. The load
 fails when the rejects reach MAXERROR (the documented "error_count number of errors or
 greater"; 0 and 1 both fail on the first error). With GZIP every file is decompressed first
@@ -67,9 +68,13 @@ ERRORS = {
 }
 COPY_LOG_COLUMNS = ("query_id", "session_id", "rows_loaded")
 ERROR_LOG_COLUMNS = (
-    *("query_id", "session_id", "file_name", "line_number"),
+    *("query_id", "session_id", "start_time", "file_name", "line_number"),
     *("column_name", "error_code", "error_message"),
 )
+# SYS views log query ids of their own, not pg_last_copy_id()'s (STL's): here an offset.
+SYS_QUERY_ID_OFFSET = 1_000_000
+# Bytes of a file name the load-error log keeps (its CHAR(256) column).
+LOGGED_FILE_NAME = 256
 INTEGER_BITS = ((SmallInteger, 16), (BigInteger, 64), (Integer, 32))
 EPOCH = datetime(1970, 1, 1)
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -102,6 +107,10 @@ class LoadError(Exception):
     def message(self) -> str:
         """The error message, as logged."""
         return f"{ERRORS[self.code]} {self.detail}".strip()
+
+    def logged(self) -> tuple[str | None, int, str]:
+        """Column, code and message, as the load-error log has them."""
+        return self.column, self.code, self.message()
 
 
 @dataclass
@@ -362,7 +371,7 @@ def emulate_copy(conn: Connection, statement: str, s3: Any) -> None:
     load the good records, log the rejected ones, fail when they reach MAXERROR."""
     command = parse_copy(statement)
     query_id = conn.execute(select(func.nextval("redshift_query_id"))).scalar_one()
-    session_id = conn.execute(select(func.pg_backend_pid())).scalar_one()
+    session_id, started = conn.execute(select(func.pg_backend_pid(), func.getdate())).one()
     try:
         rows, rejects = load_records(conn, s3, command)
         failure = None
@@ -372,7 +381,7 @@ def emulate_copy(conn: Connection, statement: str, s3: Any) -> None:
     if len(rejects) >= limit:
         rejects = rejects[:limit]
         failure = f"Load into table '{command.table}' failed. Check 'sys_load_error_detail'."
-    _log_errors(conn, query_id, session_id, rejects)
+    _log_errors(conn, (query_id + SYS_QUERY_ID_OFFSET, session_id, started), rejects)
     if failure is not None:  # a real database error, so the product's error path runs
         conn.execute(select(func.redshift_copy_failed(failure)))
     if rows:
@@ -385,16 +394,20 @@ def emulate_copy(conn: Connection, statement: str, s3: Any) -> None:
     )
 
 
-def _log_errors(conn: Connection, query_id: int, session_id: int, rejects: list) -> None:
-    """Write rejects to sys_load_error_detail on a connection of its own, committed at once."""
+def _logged_name(uri: str) -> str:
+    """A file name as the log's CHAR(256) keeps it: its first 256 bytes, whole characters."""
+    return uri.encode()[:LOGGED_FILE_NAME].decode("utf-8", "ignore")
+
+
+def _log_errors(conn: Connection, copy: tuple[int, int, Any], rejects: list) -> None:
+    """Write rejects to sys_load_error_detail on a connection of its own, committed at once,
+    with the COPY's (query id, session id, start time)."""
     if not rejects:
         return
     log = table("sys_load_error_detail", *(column(n) for n in ERROR_LOG_COLUMNS))
     rows = [
-        dict(zip(ERROR_LOG_COLUMNS, values, strict=True))
-        for values in (
-            (query_id, session_id, u, n, e.column, e.code, e.message()) for u, n, e in rejects
-        )
+        dict(zip(ERROR_LOG_COLUMNS, (*copy, _logged_name(u), n, *e.logged()), strict=True))
+        for u, n, e in rejects
     ]
     engine = create_engine(conn.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     with engine.connect() as log_conn:

@@ -224,12 +224,19 @@ def test_manifest_names_exactly_the_files() -> None:
 
 
 def test_load_error_rows_become_rejects() -> None:
-    query = normal(load_errors_query("stl_load_errors", 77).compile(dialect=DIALECT))
+    since = datetime(2024, 1, 1, 12)
+    query = normal(load_errors_query("stl_load_errors", since).compile(dialect=DIALECT))
     assert query.startswith("SELECT trim(stl_load_errors.filename) AS filename")
-    assert "WHERE stl_load_errors.query = %s ORDER BY" in query
-    sys_query = normal(load_errors_query("sys_load_error_detail", 77).compile(dialect=DIALECT))
+    assert (
+        "WHERE stl_load_errors.session = pg_backend_pid() AND stl_load_errors.starttime >= %s "
+        "ORDER BY" in query
+    )
+    sys_query = normal(load_errors_query("sys_load_error_detail", since).compile(dialect=DIALECT))
     assert "trim(sys_load_error_detail.error_message) AS error_message" in sys_query
-    assert "WHERE sys_load_error_detail.query_id = %s ORDER BY" in sys_query
+    assert (
+        "WHERE sys_load_error_detail.session_id = pg_backend_pid() "
+        "AND sys_load_error_detail.start_time >= %s ORDER BY" in sys_query
+    )
     rows = [
         {
             "filename": "s3://b/p/log_data/2018/11/2018-11-02-events.json   ",
@@ -275,7 +282,6 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
         "ts",
         "Invalid timestamp format or value",
     )
-    recorder.answer(r"pg_last_copy_id", ["pg_last_copy_id"], [(4242,)])
     recorder.answer(r"pg_last_copy_count", ["pg_last_copy_count"], [(1234,)])
     recorder.answer(r"count\(\*\).*user_id !~", ["count"], [(3,)])
     recorder.answer(
@@ -313,36 +319,35 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
     stage = run[begin:]
     assert stage[1].startswith("DELETE FROM load_rejects WHERE load_rejects.source_file IN")
     copy = copies[0] - begin
-    # The last COPY id before this COPY, so a failed COPY's errors can be told from older ones.
-    assert stage[copy - 1] == "SELECT pg_last_copy_id() AS pg_last_copy_id_1"
+    # The server's clock before this COPY: its errors are the session's logged since then.
+    assert stage[copy - 1] == "SELECT getdate() AS getdate_1"
     assert stage[copy + 1] == "SELECT pg_last_copy_count() AS pg_last_copy_count_1"
-    assert stage[copy + 2] == "SELECT pg_last_copy_id() AS pg_last_copy_id_1"
-    assert "FROM sys_load_error_detail WHERE sys_load_error_detail.query_id" in stage[copy + 3]
+    assert "FROM sys_load_error_detail WHERE sys_load_error_detail.session_id" in stage[copy + 2]
     # Levels the tables do not accept and userIds that are not numbers INTEGER holds would fail
     # a check or the transform's cast: checked after COPY, in column order (no bad level here).
-    assert stage[copy + 4] == (
+    assert stage[copy + 3] == (
         "SELECT count(*) AS count_1 FROM staging_events WHERE staging_events.level IS NOT NULL "
         "AND staging_events.level !~ %s"
     )
-    assert stage[copy + 5] == (
+    assert stage[copy + 4] == (
         "SELECT count(*) AS count_1 FROM staging_events WHERE staging_events.user_id IS NOT NULL "
         "AND staging_events.user_id !~ %s"
     )
-    assert stage[copy + 6] == (
+    assert stage[copy + 5] == (
         "DELETE FROM staging_events WHERE staging_events.user_id IS NOT NULL "
         "AND staging_events.user_id !~ %s"
     )
     # A play needs a user: NextSong events without a userId are counted (none here).
-    assert stage[copy + 7] == (
+    assert stage[copy + 6] == (
         "SELECT count(*) AS count_1 FROM staging_events WHERE rtrim(staging_events.page, %s) = %s "
         "AND coalesce(staging_events.user_id, %s) = %s"
     )
     # The staging table's statistics, once its rows are final (after every COPY and removal).
-    assert stage[copy + 8] == "analyze staging_events"
+    assert stage[copy + 7] == "analyze staging_events"
     # One reject row from the load-error log, one for the bad userIds (executemany: one each).
-    assert stage[copy + 9].startswith("INSERT INTO load_rejects")
-    assert stage[copy + 10] == stage[copy + 9]
-    assert stage[copy + 11] == "DELETE FROM staging_songs"
+    assert stage[copy + 8].startswith("INSERT INTO load_rejects")
+    assert stage[copy + 9] == stage[copy + 8]
+    assert stage[copy + 10] == "DELETE FROM staging_songs"
     assert run.index("analyze staging_songs") > copies[1]
     # The files staged, with their versions, for the ledger: 2 days and the 60 song files,
     # in one statement.
@@ -409,11 +414,11 @@ def test_failed_copy_rolls_back_and_reports_the_rejected_records(
     recorder: fake_redshift.Recorder, s3_week: S3Source, bucket_name: str
 ) -> None:
     recorder.fail_on = r"^copy staging_events"
-    recorder.answer(r"pg_last_copy_id", ["pg_last_copy_id"], [(99,)])
+    day = f"s3://{bucket_name}/raw/log_data/2018/11/2018-11-02-events.json"  # of the manifest
     recorder.answer(
         r"from sys_load_error_detail",
         ["file_name", "line_number", "column_name", "error_message"],
-        [(f"s3://{bucket_name}/raw/x.json", n, "ts", "Invalid timestamp") for n in range(1, 12)],
+        [(day, n, "ts", "Invalid timestamp") for n in range(1, 12)],
     )
     block = warehouse()
 
@@ -428,11 +433,11 @@ def test_failed_copy_rolls_back_and_reports_the_rejected_records(
     copy = next(i for i, s in enumerate(statements) if s.startswith("COPY"))
     assert statements[copy + 1] == "ROLLBACK"
     assert "COMMIT" not in statements
-    # A rolled-back COPY leaves pg_last_copy_id() on the COPY before it (99 here): the errors
-    # read are this session's logged after that one, not that one's.
+    # A rolled-back COPY leaves pg_last_copy_id() on the COPY before it: the errors read are
+    # this session's logged since the server's clock read just before the failed COPY.
     errors = next(s for s in statements[copy:] if "FROM sys_load_error_detail" in s)
     assert "sys_load_error_detail.session_id = pg_backend_pid()" in errors
-    assert "sys_load_error_detail.query_id > 99" in errors
+    assert "sys_load_error_detail.start_time >= '2024-01-01 12:00:00'" in errors
 
 
 def test_redshift_needs_an_s3_source(tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ def test_emulated_copy_rejects_what_redshift_documents(probe: Probe) -> None:
         errors = conn.execute(
             text(
                 "select line_number, trim(column_name), error_code from sys_load_error_detail "
-                "where query_id = pg_last_copy_id() order by line_number"
+                "where session_id = pg_backend_pid() order by line_number"
             )
         ).fetchall()
         # A required field missing from a record (as source_file is from a song file COPY reads
@@ -115,7 +115,7 @@ def test_emulated_copy_rejects_what_redshift_documents(probe: Probe) -> None:
             text(
                 "select trim(file_name), line_number, trim(column_name), trim(error_message) "
                 "from sys_load_error_detail "
-                "where query_id = pg_last_copy_id() and error_code = 1213"
+                "where session_id = pg_backend_pid() and error_code = 1213"
             )
         ).one()
     assert missing == (

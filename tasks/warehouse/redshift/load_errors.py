@@ -1,13 +1,20 @@
 """What a Redshift COPY rejected: read from SYS_LOAD_ERROR_DETAIL (provisioned clusters and
-Serverless) or STL_LOAD_ERRORS (provisioned only), for the committed COPY and the failed one."""
+Serverless) or STL_LOAD_ERRORS (provisioned only), for the committed COPY and the failed one.
+
+A COPY's errors are told from others by session, time and file, never by query id: SYS views
+record query ids differently from STL's, and pg_last_copy_id() names the COPY in STL's. They
+are this session's errors logged since the server's clock read just before the COPY (GETDATE(),
+the start of that statement), of the files of its manifest. The views keep a file's name in a
+CHAR(256): a longer URI is logged cut short, and is mapped back to the manifest's full URI."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, column, func, select, table
+from sqlalchemy import Connection, Select, and_, column, func, select, table
 from sqlalchemy.sql import Executable
 
 from tasks.warehouse.protocol import MAX_RAW_LINE, Reject
@@ -18,28 +25,26 @@ LOAD_ERROR_VIEWS = {
     "sys_load_error_detail": ("file_name", "line_number", "column_name", "error_message", None),
     "stl_load_errors": ("filename", "line_number", "colname", "err_reason", "raw_line"),
 }
-# The query id and session columns of each view.
-LOAD_ERROR_IDS = {
-    "sys_load_error_detail": ("query_id", "session_id"),
-    "stl_load_errors": ("query", "session"),
+# The session (pg_backend_pid()) and start time (UTC) columns of each view.
+LOAD_ERROR_KEYS = {
+    "sys_load_error_detail": ("session_id", "start_time"),
+    "stl_load_errors": ("session", "starttime"),
 }
+# Bytes of a file's name the views keep (their file column is a CHAR(256)).
+LOGGED_NAME_BYTES = 256
+
+Fetch = Callable[[Executable], list[dict[str, Any]]]
 
 
-def load_errors_query(view: str, copy_id: int, *, after: bool = False) -> Any:
-    """The rejected records of one COPY, from Redshift's load-error log: the COPY with this
-    query id, or with `after`, this session's COPYs whose query id is greater (query ids grow)."""
+def load_errors_query(view: str, since: datetime) -> Select[Any]:
+    """The rejected records this session's COPYs logged since `since` (the server's clock)."""
     file_col, line_col, column_col, reason_col, raw_col = LOAD_ERROR_VIEWS[view]
-    id_col, session_col = LOAD_ERROR_IDS[view]
+    session_col, start_col = LOAD_ERROR_KEYS[view]
     names = [file_col, line_col, column_col, reason_col] + ([raw_col] if raw_col else [])
-    log = table(view, *(column(n) for n in [id_col, session_col, *names]))
-    which = (
-        and_(log.c[session_col] == func.pg_backend_pid(), log.c[id_col] > copy_id)
-        if after
-        else log.c[id_col] == copy_id
-    )
+    log = table(view, *(column(n) for n in [session_col, start_col, *names]))
     return (
         select(*(func.trim(log.c[n]).label(n) if n != line_col else log.c[n] for n in names))
-        .where(which)
+        .where(and_(log.c[session_col] == func.pg_backend_pid(), log.c[start_col] >= since))
         .order_by(log.c[file_col], log.c[line_col])
     )
 
@@ -95,33 +100,46 @@ class LoadFailed(Exception):
         self.rejects = rejects
 
 
-def last_copy_id(fetch: Callable[[Executable], list[dict[str, Any]]]) -> int:
-    """The query id of the session's last COPY (-1 before any)."""
-    return int(next(iter(fetch(select(func.pg_last_copy_id()))[0].values())))
+def logged_name(uri: str) -> str:
+    """A file's name as the load-error views log it: its first 256 bytes (whole characters),
+    trailing blanks trimmed as the query trims the CHAR column."""
+    return uri.encode()[:LOGGED_NAME_BYTES].decode("utf-8", "ignore").rstrip(" ")
 
 
-def copy_errors(fetch: Callable[[Executable], list[dict[str, Any]]], view: str) -> list[Reject]:
-    """The records the session's last, committed-so-far COPY rejected (`fetch`: a query's rows)."""
-    return parse_load_errors(view, fetch(load_errors_query(view, last_copy_id(fetch))))
+def named_as_logged(files: Sequence[str]) -> dict[str, str]:
+    """The manifest's files by their logged names; a name two files share (URIs alike in their
+    first 256 bytes) maps to itself, as no file can be told from it."""
+    by_name: dict[str, set[str]] = {}
+    for uri in files:
+        by_name.setdefault(logged_name(uri), set()).add(uri)
+    return {name: uris.pop() if len(uris) == 1 else name for name, uris in by_name.items()}
 
 
-def failed_copy_errors(
-    fetch: Callable[[Executable], list[dict[str, Any]]], view: str, before: int
-) -> list[Reject]:
-    """The records a failed COPY rejected. Its transaction was rolled back, and a rolled-back
-    COPY does not update pg_last_copy_id(), which may still name the COPY before it: the errors
-    are those this session logged after `before`, the last COPY id seen before the failed one."""
-    return parse_load_errors(view, fetch(load_errors_query(view, before, after=True)))
+def copy_started(fetch: Fetch) -> datetime:
+    """The server's clock, read just before a COPY: its errors are those logged since."""
+    return next(iter(fetch(select(func.getdate()))[0].values()))
 
 
-def fetch_sqlalchemy(conn: Connection) -> Callable[[Executable], list[dict[str, Any]]]:
+def copy_errors(fetch: Fetch, view: str, since: datetime, files: Sequence[str]) -> list[Reject]:
+    """The records a COPY of these files (its manifest's) rejected: this session's load errors
+    logged since `since`, of these files, each under its file's full URI (`fetch`: a query's
+    rows). Valid for a committed COPY and a failed one alike (logged errors survive a rollback)."""
+    names = named_as_logged(files)
+    return [
+        replace(r, source_file=names[r.source_file])
+        for r in parse_load_errors(view, fetch(load_errors_query(view, since)))
+        if r.source_file in names
+    ]
+
+
+def fetch_sqlalchemy(conn: Connection) -> Fetch:
     """Rows of a query run in the connection's transaction."""
     return lambda query: [dict(row._mapping) for row in conn.execute(query)]
 
 
-def fetch_dbapi(conn: Connection) -> Callable[[Executable], list[dict[str, Any]]]:
+def fetch_dbapi(conn: Connection) -> Fetch:
     """Rows of a query run straight on the DB-API connection (after SQLAlchemy's transaction
-    has ended); values are compiled in, as the query's only values are the view's ids."""
+    has ended); values are compiled in, as the query's only value is a server timestamp."""
 
     def fetch(query: Executable) -> list[dict[str, Any]]:
         compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})

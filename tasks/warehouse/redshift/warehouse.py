@@ -47,10 +47,9 @@ from tasks.warehouse.protocol import REJECT_SAMPLES, Reject, StageReport, StageR
 from tasks.warehouse.redshift.load_errors import (
     LoadFailed,
     copy_errors,
-    failed_copy_errors,
+    copy_started,
     fetch_dbapi,
     fetch_sqlalchemy,
-    last_copy_id,
     traced_to_origins,
 )
 from tasks.warehouse.redshift.lock_table import ensure_lock_table, take_run_lock
@@ -401,8 +400,8 @@ def _copy_files(
     """One COPY of a manifest's files (all gzipped, or none): the rows it loaded and the records
     it rejected, traced from combined objects to the run's files. A failed COPY rolls the
     session back and raises LoadFailed with its rejects."""
-    view = warehouse.load_errors_view
-    before = last_copy_id(fetch_sqlalchemy(conn))
+    view, files = warehouse.load_errors_view, batch.files
+    since = copy_started(fetch_sqlalchemy(conn))
     try:
         statement = copy_statement(target, manifest_uri, paths_uri, warehouse, gzip=batch.gzipped)
         warehouse.copy(conn, statement)
@@ -411,7 +410,8 @@ def _copy_files(
         # and read what the failed load logged in it, so the run says which records and why;
         # SQLAlchemy's transaction is over, so this goes through the DB-API connection.
         conn.connection.dbapi_connection.rollback()
-        rejects = failed_copy_errors(fetch_dbapi(conn), view, before)
+        rejects = copy_errors(fetch_dbapi(conn), view, since, files)
         raise LoadFailed(target.name, traced_to_origins(rejects, batch.origins), error) from error
     rows = int(conn.execute(select(func.pg_last_copy_count())).scalar_one())
-    return rows, traced_to_origins(copy_errors(fetch_sqlalchemy(conn), view), batch.origins)
+    rejects = copy_errors(fetch_sqlalchemy(conn), view, since, files)
+    return rows, traced_to_origins(rejects, batch.origins)

@@ -1,0 +1,105 @@
+"""How the Redshift path records the records COPY rejects, on the PostgreSQL stand-in (COPY
+emulated, S3 on moto): read from the load-error log whatever its query ids, recorded in few
+statements, with reasons and file names that fit load_rejects and are cleared on a rerun."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from sql import model
+from tasks.source.s3 import S3Source
+from tests.postgres_redshift import PostgresRedshiftWarehouse, stand_in
+
+pytestmark = pytest.mark.postgres
+
+AT = datetime(2024, 1, 1)
+REJECTS = model.load_rejects
+
+
+@pytest.fixture
+def source(aws_credentials, bucket_name: str) -> S3Source:
+    """An empty bucket, the run's source."""
+    found = S3Source(bucket_name, "raw", aws_credentials)
+    found.client().create_bucket(Bucket=bucket_name)
+    return found
+
+
+@pytest.fixture
+def block(postgres_database: str, aws_credentials) -> PostgresRedshiftWarehouse:
+    """The stand-in, its tables created."""
+    created = stand_in(postgres_database, aws_credentials)
+    model.metadata.create_all(created.get_engine())
+    return created
+
+
+def put_events(source: S3Source, files: dict[str, list[str]]) -> list[str]:
+    """Event files of these lines under log_data/; their URIs, listed as a run lists them."""
+    for name, lines in files.items():
+        body = "\n".join(lines).encode()
+        source.client().put_object(
+            Bucket=source.bucket, Key=source.key("log_data", name), Body=body
+        )
+    listed = source.listing("log_data") or {}
+    return [uri for uri in listed if listed[uri] in files]
+
+
+def kept_rejects(block: PostgresRedshiftWarehouse) -> list[tuple[str, int]]:
+    """The files and lines load_rejects holds, in order."""
+    with block.get_engine().connect() as conn:
+        query = select(REJECTS.c.source_file, REJECTS.c.line_number)
+        return sorted(tuple(row) for row in conn.execute(query))
+
+
+def test_rejects_are_read_whatever_query_ids_the_load_error_view_logs(
+    block: PostgresRedshiftWarehouse, source: S3Source
+) -> None:
+    # The stand-in logs SYS query ids of another space than pg_last_copy_id()'s, as Redshift's
+    # SYS views may: the rejects are found by session, time and file all the same.
+    [uri] = put_events(source, {"2018-11-02-events.json": ["not json", "{", "[1]"]})
+    with block.get_engine().begin() as conn:
+        report = block.stage_events(conn, source, [uri], AT)
+    assert (report.rows, report.rejects) == (0, 3)
+    assert [(r.source_file, r.line_number) for r in report.reject_samples] == [
+        (uri, 1),
+        (uri, 2),
+        (uri, 3),
+    ]
+    assert kept_rejects(block) == [(uri, 1), (uri, 2), (uri, 3)]
+
+
+def test_a_copy_reads_only_its_own_rejects_in_a_session_of_several(
+    block: PostgresRedshiftWarehouse, source: S3Source
+) -> None:
+    first, second = put_events(
+        source, {"2018-11-02-events.json": ["not json"], "2018-11-03-events.json": ["{", "{"]}
+    )
+    with block.get_engine().begin() as conn:
+        one = block.stage_events(conn, source, [first], AT)
+        two = block.stage_events(conn, source, [second], AT)
+        count = conn.execute(select(func.count()).select_from(REJECTS)).scalar_one()
+    assert [(r.source_file, r.line_number) for r in one.reject_samples] == [(first, 1)]
+    assert [(r.source_file, r.line_number) for r in two.reject_samples] == [
+        (second, 1),
+        (second, 2),
+    ]
+    assert count == 3  # each staging forgets earlier rejects of its own files only
+
+
+def test_rejects_of_a_key_over_256_bytes_are_kept_under_its_uri_and_cleared_on_a_rerun(
+    block: PostgresRedshiftWarehouse, source: S3Source
+) -> None:
+    # The load-error log keeps 256 bytes of a file's name (the stand-in as Redshift does); the
+    # rejects are recorded under the manifest's full URI, which a rerun of the file clears.
+    folder = "é" * 150  # 300 bytes
+    uri, other = put_events(
+        source, {f"a{folder}/2018-11-02-events.json": ["{"], f"b{folder}/x.json": ["{", "{"]}
+    )
+    assert len(uri.encode()) > len(other.encode()) > 256
+    for _ in range(2):
+        with block.get_engine().begin() as conn:
+            report = block.stage_events(conn, source, [uri, other], AT)
+        assert report.rejects == 3
+    assert kept_rejects(block) == sorted([(uri, 1), (other, 1), (other, 2)])
