@@ -6,6 +6,8 @@ staged, and a changed song file's records replace those it loaded before
 (sql/transform/00_song_catalog.sql). The run writes the files it stages, with their versions, to
 staging_files in its transaction; its transforms bring the ledger up to date from there
 (sql/transform/11_loaded_files.sql), so the ledger commits with the tables or not at all.
+The ledger holds every file ever loaded, many times a run's files: a run reads only the rows of
+its own files, named by bind parameters, FILES_PER_STATEMENT at a time.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from sqlalchemy import Connection, delete, select
 
 from sql import model
+from tasks.common.logs import run_logger
 from tasks.source.files import FileVersion, RunFiles
 from tasks.warehouse.protocol import Warehouse
+from tasks.warehouse.staging import batches
 
 EVENTS = "events"
 SONGS = "songs"
@@ -37,11 +41,24 @@ class StagePlan:
     unchanged_songs: int
 
 
-def read_ledger(conn: Connection) -> dict[str, FileVersion]:
-    """Each loaded file's size and version, as the ledger has them."""
+def read_ledger(conn: Connection, names: list[str]) -> dict[str, FileVersion]:
+    """The size and version the ledger has of each of these files it holds."""
     ledger = model.loaded_files.c
-    query = select(ledger.source_file, ledger.size, ledger.version)
-    return {name: FileVersion(int(size), version) for name, size, version in conn.execute(query)}
+    found: dict[str, FileVersion] = {}
+    for batch in batches(names):
+        query = select(ledger.source_file, ledger.size, ledger.version).where(
+            ledger.source_file.in_(batch)
+        )
+        found.update(
+            (name, FileVersion(int(size), version)) for name, size, version in conn.execute(query)
+        )
+    return found
+
+
+def compared_files(files: RunFiles) -> list[str]:
+    """The run's files the ledger can tell unchanged: those with a version seen when listing
+    (a file without one is staged whatever the ledger says)."""
+    return [n for n in (*files.event_files, *files.song_files) if n in files.versions]
 
 
 def plan_staging(files: RunFiles, ledger: dict[str, FileVersion], reload: bool) -> StagePlan:
@@ -64,9 +81,10 @@ def plan_staging(files: RunFiles, ledger: dict[str, FileVersion], reload: bool) 
 def choose_files(conn: Connection, files: RunFiles, reload: bool) -> StagePlan:
     """Compare the run's files with the ledger, in the run's transaction; the files unchanged
     since they were loaded are counted in the run's log."""
-    plan = plan_staging(files, read_ledger(conn), reload)
+    ledger = {} if reload else read_ledger(conn, compared_files(files))
+    plan = plan_staging(files, ledger, reload)
     if plan.unchanged_events or plan.unchanged_songs:
-        get_run_logger().info(
+        run_logger().info(
             "%d event files and %d song files unchanged since they were loaded: not staged "
             "again (--reload stages them)",
             plan.unchanged_events,
