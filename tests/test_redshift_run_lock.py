@@ -1,5 +1,5 @@
 """The Redshift run lock on the PostgreSQL stand-in: a wait for another holder is ended by the
-client, whatever statement_timeout does.
+client, whatever statement_timeout does; the holder is named from what a regular user may read.
 
 Where the stand-in would do what Redshift is not documented to do, the test's database is made to
 behave as Redshift may: set_config is shadowed so statement_timeout never bounds a wait, and
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +43,19 @@ language sql as $$ select value $$
 IGNORE_CANCEL = """
 create function public.pg_cancel_backend(pid integer) returns boolean
 language sql as $$ select true $$
+"""
+# SVV_TRANSACTIONS with Redshift's documented columns and visibility: a regular user sees the
+# rows of their own sessions, a superuser all rows.
+SVV_TRANSACTIONS = """
+create view svv_transactions as
+select a.usename::text as txn_owner, current_database()::text as txn_db,
+       l.transactionid::text::bigint as xid, l.pid, a.xact_start as txn_start,
+       l.mode as lock_mode, l.locktype as lockable_object_type,
+       l.relation::integer as relation, l.granted
+from pg_catalog.pg_locks as l
+join pg_catalog.pg_stat_activity as a on a.pid = l.pid
+where a.usename = current_user
+   or (select rolsuper from pg_catalog.pg_roles where rolname = current_user)
 """
 
 
@@ -152,3 +166,51 @@ def test_a_wait_a_cancel_does_not_end_is_ended_with_its_session(
         assert not fired.is_set(), "the run never ended its wait: the guard ended the holder"
         # Only the holder is left on the database: the waiting session was ended.
         assert sessions_of_database(postgres_database, 1) == 1
+
+
+@pytest.fixture
+def regular_user(postgres_database: str) -> Iterator[str]:
+    """The test's database as a regular (not super) user sees it, with Redshift's
+    SVV_TRANSACTIONS, and pg_locks closed to regular users; the URL of that user."""
+    name = "sparkify_" + uuid.uuid4().hex[:12]
+    run_sql(
+        postgres_database,
+        f"create role {name} login",
+        f"grant usage, create on schema public to {name}",
+        SVV_TRANSACTIONS,
+        f"grant select on svv_transactions to {name}",
+        "revoke select on pg_catalog.pg_locks from public",
+    )
+    yield make_url(postgres_database).set(username=name).render_as_string(hide_password=False)
+    run_sql(postgres_database, f"drop owned by {name}", f"drop role {name}")
+
+
+def test_the_holder_is_named_from_what_a_regular_user_may_read(
+    regular_user: str, postgres_database: str
+) -> None:
+    block = stand_in(regular_user)
+    with (
+        holding(block.get_engine()) as holder,
+        guard(postgres_database, holder),
+        pytest.raises(WarehouseBusy) as busy,
+        block.hold(),
+    ):
+        pass
+    user = make_url(regular_user).username
+    assert f"(database session PID {holder.pid} of user {user})" in str(busy.value)
+
+
+def test_a_holder_the_user_may_not_see_is_not_named(
+    regular_user: str, postgres_database: str
+) -> None:
+    block = stand_in(regular_user)
+    ensure_lock_table(block.get_engine())  # the regular user's table, as the flows' user's
+    superuser = create_engine(postgres_database, poolclass=NullPool)
+    with (
+        holding(superuser) as holder,
+        guard(postgres_database, holder),
+        pytest.raises(WarehouseBusy) as busy,
+        block.hold(),
+    ):
+        pass
+    assert "held by another process after waiting" in str(busy.value)

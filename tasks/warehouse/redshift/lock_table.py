@@ -12,7 +12,7 @@ it is over, a second connection cancels the waiting statement with PG_CANCEL_BAC
 may do to their own sessions' queries, and ends the waiting session with PG_TERMINATE_BACKEND
 should the LOCK still wait (Redshift documents that a query in a transaction block may not be
 cancelled). The waiting session has written nothing, so ending it loses nothing; the run ends with
-WarehouseBusy.
+WarehouseBusy, naming the holder where the database says who it is.
 """
 
 from __future__ import annotations
@@ -49,6 +49,29 @@ RUN_LOCK = Table(
 # again every CANCEL_REPEAT_SECONDS meanwhile) before its session is terminated.
 CANCEL_GRACE_SECONDS = 10.0
 CANCEL_REPEAT_SECONDS = 1.0
+
+# Who holds the lock table, first as Redshift says it to a regular user: SVV_TRANSACTIONS, which
+# every user may read (their own sessions' rows; all rows for a superuser or SYSLOG ACCESS
+# UNRESTRICTED), where STV_LOCKS is for superusers only. Then PostgreSQL's pg_locks (the
+# stand-in). The first query the database answers with a row names the holder.
+HOLDER_QUERIES = (
+    text(
+        "select pid, txn_owner from svv_transactions "
+        "where relation = (select oid from pg_class where relname = :name "
+        "and pg_table_is_visible(oid)) "
+        "and lock_mode = :mode and granted and pid <> pg_backend_pid() "
+        "order by pid limit 1"
+    ),
+    text(
+        "select l.pid, a.usename from pg_locks as l "
+        "join pg_class as c on c.oid = l.relation "
+        "left join pg_stat_activity as a on a.pid = l.pid "
+        "where c.relname = :name and pg_table_is_visible(c.oid) "
+        "and l.mode = :mode and l.granted and l.pid <> pg_backend_pid() "
+        "order by l.pid limit 1"
+    ),
+)
+LOCK_MODE = "AccessExclusiveLock"
 
 log = logging.getLogger("prefect.sparkify")
 
@@ -128,21 +151,15 @@ def take_run_lock(conn: Connection, wait_seconds: float, warehouse: str) -> None
 
 
 def lock_holder(engine: Engine) -> str | None:
-    """The session holding the run lock, as the database names it: STV_LOCKS on Redshift
-    (visible to superusers only), pg_locks on PostgreSQL; None when neither says."""
-    table = RUN_LOCK.name
-    queries = (
-        "select lock_owner_pid from stv_locks where table_id = "
-        "(select oid from pg_class where relname = :name) and lock_status = 'Holding lock'",
-        "select l.pid from pg_locks as l join pg_class as c on c.oid = l.relation "
-        "where c.relname = :name and l.granted and l.pid <> pg_backend_pid()",
-    )
-    for query in queries:
+    """The session holding the run lock, as the database names it to the flows' user
+    (HOLDER_QUERIES); None when it does not say."""
+    for query in HOLDER_QUERIES:
         try:
             with engine.connect() as conn:
-                pid = conn.execute(text(query), {"name": table}).scalar()
+                row = conn.execute(query, {"name": RUN_LOCK.name, "mode": LOCK_MODE}).first()
         except DBAPIError:
             continue
-        if pid is not None:
-            return f"database session PID {pid}"
+        if row is not None:
+            pid, user = row
+            return f"database session PID {pid}" + (f" of user {user.strip()}" if user else "")
     return None
