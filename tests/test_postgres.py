@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, insert, inspect, select, text
+from sqlalchemy import Engine, create_engine, insert, inspect, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateTable
 
@@ -440,6 +441,46 @@ def test_failed_copy_reports_its_own_rejects_not_the_previous_ones(
         (1, "Input line is not valid. Invalid JSON."),
         (2, "ts"),
     ]
+
+
+def loaded_rejects(engine: Engine) -> list[tuple[str, int, str]]:
+    """Each reject of a warehouse: its file's name, line and reason."""
+    columns = (REJECTS.c.source_file, REJECTS.c.line_number, REJECTS.c.reason)
+    with engine.connect() as conn:
+        rows = conn.execute(select(*columns)).all()
+    return sorted((file.rsplit("/", 1)[-1], line, reason) for file, line, reason in rows)
+
+
+# Redshift's COPY fails whole on a gzipped file that does not decompress; each warehouse
+# leaves such a file out instead, with one reject in the same words, and loads the rest.
+def test_a_corrupt_gzipped_file_is_one_reject_on_both_warehouses(
+    load_both, edge_source, postgres_database: str, tmp_path: Path
+) -> None:
+    root = edge_source([play("Edge Song", "Edge Artist", 200.25, userId="9015")])
+    plays = [play("Edge Song", "Edge Artist", 200.25, userId=u) for u in ("9016", "9017")]
+    broken_line = json.dumps(event(userId="9018", song=os.urandom(1500).hex()))
+    lines = [*(json.dumps(p) for p in plays), broken_line]
+    day = gzip.compress("\n".join(lines).encode())
+    (root / "log_data" / "2018" / "11" / "2018-11-09-events.json.gz").write_bytes(day[:-500])
+    song_file = root / "song_data" / "E" / "D" / "G" / "TRSOGZIP0001.json.gz"
+    song_file.parent.mkdir(parents=True, exist_ok=True)
+    song_file.write_bytes(b"\x1f\x8b not gzip data")
+
+    loaded = load_both(root)
+
+    assert loaded.postgres == loaded.duckdb
+    # The whole lines before the break load; the line it broke in is the reject.
+    users = sorted(p[2] for p in loaded.postgres["songplays"] if p[2] in (9015, 9016, 9017))
+    assert users == [9015, 9016, 9017]
+    assert loaded.rejects == {"postgres": (1, 1), "duckdb": (1, 1)}
+    on_postgres = loaded_rejects(create_engine(postgres_database))
+    on_duckdb = loaded_rejects(DuckDBWarehouse(path=str(tmp_path / "wh.duckdb")).get_engine())
+    assert on_postgres == on_duckdb
+    assert [(file, line) for file, line, _ in on_duckdb] == [
+        ("2018-11-09-events.json.gz", 3),
+        ("TRSOGZIP0001.json.gz", 0),
+    ]
+    assert all(reason.startswith("corrupt gzip data: ") for *_, reason in on_duckdb)
 
 
 def gzip_half(source: Path, root: Path) -> Path:

@@ -87,6 +87,11 @@ class S3Source:
         """The s3:// URI of a key."""
         return f"s3://{self.bucket}/{key}"
 
+    def open(self, uri: str) -> Any:
+        """An object's content as a stream, read as it is consumed (botocore's StreamingBody)."""
+        bucket, key = parse_s3_uri(uri)
+        return self.client().get_object(Bucket=bucket, Key=key)["Body"]
+
     def put_json(self, key: str, document: Any) -> str:
         """Write a JSON document (a COPY manifest, JSONPaths) to a key of the bucket; its URI."""
         body = orjson.dumps(document, option=orjson.OPT_INDENT_2)

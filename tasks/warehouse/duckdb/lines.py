@@ -28,12 +28,12 @@ import pyarrow.compute as pc
 
 from tasks.source.files import is_gzipped
 from tasks.warehouse.duckdb.records import (
-    GZIP_ERRORS,
     SNIFF_BYTES,
     binary_reason,
     escaped,
     utf8_fault,
 )
+from tasks.warehouse.gzipped import GZIP_ERRORS, corrupt_gzip_reason
 from tasks.warehouse.json_text import json_fault, suspect, suspect_file, suspect_lines
 
 # Bytes read from a file at a time: one Arrow record batch of lines, a unit DuckDB scans in
@@ -202,7 +202,7 @@ def _file_lines(file: FileToRead) -> Iterator[pa.RecordBatch]:
     except GZIP_ERRORS as error:
         if not is_gzipped(file.name):
             raise
-        yield reader.broken(f"corrupt gzip data: {error}")
+        yield reader.broken(corrupt_gzip_reason(error))
         return
     yield from reader.finish()
 

@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import os
 import re
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from sqlalchemy.types import TypeEngine
 from sql.fields import JsonField, json_fields
 from sql.model import SOURCE_FILE_FIELD
 from tasks.source.files import is_gzipped
+from tasks.warehouse.gzipped import GZIP_ERRORS, corrupt_gzip_reason
 from tasks.warehouse.json_text import MALFORMED, first_values, json_fault, suspect
 from tasks.warehouse.protocol import MAX_RAW_LINE, Reject
 from tasks.warehouse.rejects import file_rejects, unreadable_reason
@@ -45,8 +45,6 @@ INTEGER_TEXT = "[+-]?[0-9]+"
 # Epoch milliseconds of the timestamps every engine here holds, years 1 to 9999 (Python's
 # datetime ends there; DuckDB, PostgreSQL and Redshift go further).
 TIMESTAMP_MS = (-62_135_596_800_000, 253_402_300_799_999)
-# What decompression raises on a truncated or corrupt .gz file (BadGzipFile is an OSError).
-GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 # Bytes of a file's head looked at to tell a binary file from JSON text.
 SNIFF_BYTES = 8192
 
@@ -367,6 +365,6 @@ def stored_content(name: str, data: bytes) -> tuple[bytes, Reject | None]:
         try:
             data = gzip.decompress(data)
         except GZIP_ERRORS as error:
-            return b"", Reject(name, 0, f"corrupt gzip data: {error}")
+            return b"", Reject(name, 0, corrupt_gzip_reason(error))
     reason = binary_reason(name, data[:SNIFF_BYTES])
     return data, (Reject(name, 0, reason, escaped(data[:64])) if reason else None)

@@ -44,6 +44,7 @@ from tasks.source.files import RunFiles, Source
 from tasks.source.s3 import S3Source
 from tasks.warehouse.hold import DEFAULT_LOCK_WAIT_SECONDS, held_transaction, lock_wait_seconds
 from tasks.warehouse.protocol import REJECT_SAMPLES, Reject, StageReport, StageResult
+from tasks.warehouse.redshift.gzip_breaks import check_gzipped
 from tasks.warehouse.redshift.load_errors import (
     LoadFailed,
     copy_errors,
@@ -337,18 +338,24 @@ def stage_by_copy(
     # Whole-file problems, as DuckDB's staging finds them: an empty file, or one with the same
     # content as an earlier one (whose records COPY would load twice) is a reject, not loaded.
     rejects = file_rejects(files, source.content_digests(files))
+    control = source.key(CONTROL_PREFIX)
+    stamp = at.strftime("%Y%m%dT%H%M%S%f")
+    # A gzipped file that breaks off would fail the whole COPY: a reject at the break, and an
+    # event file's whole lines before it loaded from a plain object (gzip_breaks.py).
+    whole = [uri for uri in files if uri not in {r.source_file for r in rejects}]
+    salvage_prefix = f"{control}/salvaged/{stamp}/{target.name}"
+    checked = check_gzipped(source, whole, salvage_prefix, salvage=not combine)
+    rejects += checked.rejects
     skipped = {r.source_file for r in rejects}
     loadable = [uri for uri in files if uri not in skipped]
     rows, counted = 0, len(rejects)
-    control = source.key(CONTROL_PREFIX)
-    if loadable:
+    if loadable or checked.salvaged:
         paths_uri = source.put_json(f"{control}/jsonpaths/{target.name}.json", jsonpaths(target))
-    stamp = at.strftime("%Y%m%dT%H%M%S%f")
     manifests = f"{control}/manifests/{stamp}/{target.name}"
     title = f"staging {target.name.removeprefix('staging_')}"
     with Progress(title, len(files), "files") as progress:
         progress.advance(len(skipped))
-        batches = (
+        batches = checked.with_salvaged(
             combine_song_files(source, loadable, f"{control}/bundles/{stamp}/{target.name}")
             if combine
             else by_compression(loadable)
