@@ -1,5 +1,6 @@
 """The Redshift run lock on the PostgreSQL stand-in: a wait for another holder is ended by the
-client, whatever statement_timeout does; the holder is named from what a regular user may read.
+client, whatever statement_timeout does; the holder is named from what a regular user may read;
+nothing of the hold outlives it.
 
 Where the stand-in would do what Redshift is not documented to do, the test's database is made to
 behave as Redshift may: set_config is shadowed so statement_timeout never bounds a wait, and
@@ -72,6 +73,16 @@ def stand_in(
         "lock_wait_seconds": WAIT_SECONDS,
     }
     return kind(**fields)
+
+
+class PooledStandIn(PostgresRedshiftWarehouse):
+    """The stand-in with a pool of connections, as RedshiftWarehouse.get_engine's engine has."""
+
+    _block_type_slug = "sparkify-redshift-on-postgres-pooled"
+
+    def get_engine(self) -> Engine:
+        """A pooling engine on the PostgreSQL database (psycopg2)."""
+        return create_engine(self.postgres_url.get_secret_value(), pool_pre_ping=True)
 
 
 def admin(url: str) -> Engine:
@@ -214,3 +225,14 @@ def test_a_holder_the_user_may_not_see_is_not_named(
     ):
         pass
     assert "held by another process after waiting" in str(busy.value)
+
+
+def test_nothing_of_a_hold_stays_connected_after_it(postgres_database: str) -> None:
+    block = stand_in(postgres_database, PooledStandIn)
+    with block.hold() as conn:
+        assert conn.exec_driver_sql("select 1").scalar_one() == 1
+    assert sessions_of_database(postgres_database, 0) == 0
+    with holding(stand_in(postgres_database).get_engine()) as holder:
+        with guard(postgres_database, holder), pytest.raises(WarehouseBusy), block.hold():
+            pass
+        assert sessions_of_database(postgres_database, 1) == 1  # the holder alone

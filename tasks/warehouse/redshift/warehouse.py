@@ -184,15 +184,20 @@ class RedshiftWarehouse(Block):
     @contextmanager
     def hold(self) -> Iterator[Connection]:
         """One connection and one transaction for the whole run, begun by locking the run lock
-        table (tasks/warehouse/redshift/lock_table.py): runs from any Prefect server take turns."""
+        table (tasks/warehouse/redshift/lock_table.py): runs from any Prefect server take turns.
+        The engine is the hold's own and is disposed when the hold ends, so none of its
+        connections (the lock table's, the run's, the wait's) outlives it."""
         wait = lock_wait_seconds(self.lock_wait_seconds)
         engine = self.get_engine()
-        ensure_lock_table(engine)
-        if widened := widen_text_columns(engine):  # refused inside the run's transaction
-            run_logger().info("widened %s to the model's width", ", ".join(widened))
-        with held_transaction(engine.connect()) as conn:
-            take_run_lock(conn, wait, self.describe())
-            yield conn
+        try:
+            ensure_lock_table(engine)
+            if widened := widen_text_columns(engine):  # refused inside the run's transaction
+                run_logger().info("widened %s to the model's width", ", ".join(widened))
+            with held_transaction(engine.connect()) as conn:
+                take_run_lock(conn, wait, self.describe())
+                yield conn
+        finally:
+            engine.dispose()
 
     def stage_events(
         self, conn: Connection, source: Source, files: list[str], at: datetime
