@@ -23,6 +23,8 @@ yes    PostgreSQL connection lost                 psycopg2 "could not connect", 
                                                   refused", "server closed the connection", ...
 yes    server dropped or refused the connection   SQLSTATE 08xxx, 57P01-57P03, 53300
 yes    connection invalidated                     sqlalchemy DBAPIError.connection_invalidated
+yes    serializable isolation conflict            Redshift error 1023 ("Serializable isolation
+                                                  violation on table"); SQLSTATE 40001
 
 Everything else fails at once: bad SQL and other ProgrammingErrors, ValueError, a missing file, a
 sqlalchemy OperationalError whose cause is none of the above.
@@ -95,6 +97,14 @@ POSTGRES_CONNECTION_LOST = (
 # 08: connection exception; 57P01-03: admin or crash shutdown, cannot connect now (starting up);
 # 53300: too many connections.
 CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+# Redshift's error (its message field) when a transaction would break serializable isolation:
+# another transaction wrote what this one read, or the reverse. Redshift's advice is to run the
+# transaction again; it has rolled back.
+REDSHIFT_SERIALIZABLE_ERROR = "1023"
+SERIALIZABLE_MESSAGES = ("serializable isolation violation",)
+# PostgreSQL's serialization_failure.
+SERIALIZATION_FAILURE_SQLSTATE = "40001"
 
 # How many links of an exception chain are looked at (chains are short; cycles are cut).
 MAX_CHAIN = 16
@@ -199,6 +209,16 @@ def _postgres_connection_lost(error: BaseException) -> bool:
     )
 
 
+def _serialization_conflict(error: BaseException) -> bool:
+    fields = error.args[0] if driver_of(error) == "redshift_connector" and error.args else None
+    redshift_code = fields.get("M") if isinstance(fields, dict) else None
+    return (
+        redshift_code == REDSHIFT_SERIALIZABLE_ERROR
+        or sqlstate(error) == SERIALIZATION_FAILURE_SQLSTATE
+        or _message(None, SERIALIZABLE_MESSAGES)(error)
+    )
+
+
 def _connection_invalidated(error: BaseException) -> bool:
     return isinstance(error, sa_exc.DBAPIError) and bool(error.connection_invalidated)
 
@@ -225,6 +245,7 @@ RULES: tuple[Rule, ...] = (
     Rule("PostgreSQL connection lost", True, _postgres_connection_lost),
     Rule("server dropped or refused the connection", True, _sqlstate_in(CONNECTION_SQLSTATES)),
     Rule("connection invalidated", True, _connection_invalidated),
+    Rule("serializable isolation conflict", True, _serialization_conflict),
 )
 
 
