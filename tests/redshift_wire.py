@@ -13,8 +13,30 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+import redshift_connector
+from sqlalchemy import create_engine
+
 # Seconds the server waits for its one client before it gives up (a guard, not a measure).
 ACCEPT_GUARD_SECONDS = 60.0
+
+# Redshift's answer to a transaction that breaks serializable isolation, field for field.
+SERIALIZABLE_VIOLATION = {
+    "S": "ERROR",
+    "C": "XX000",
+    "M": "1023",
+    "D": "Serializable isolation violation on table - 100167, transactions forming the cycle "
+    "are: 55705701, 55705754 (pid:16606)",
+    "F": "/home/ec2-user/padb/src/sys/xen_execute.cpp",
+    "L": "9797",
+    "R": "pg_throw",
+}
+# The same internal error class for what no retry cures: a COPY past its MAXERROR.
+COPY_FAILED = {
+    "S": "ERROR",
+    "C": "XX000",
+    "M": "Load into table 'staging_events' failed.  Check 'sys_load_error_detail' system "
+    "table for details.",
+}
 
 
 def error_response(**fields: str) -> bytes:
@@ -60,3 +82,20 @@ def serve_startup(
 
     threading.Thread(target=serve, daemon=True).start()
     return listener.getsockname()[1], done
+
+
+def connect_error(fields: dict[str, str], *, through_sqlalchemy: bool = False) -> Exception:
+    """What redshift_connector raises (or SQLAlchemy, wrapping it) when the server answers the
+    startup with an error of these fields."""
+    port, _ = serve_startup(error_response(**fields))
+    try:
+        if through_sqlalchemy:
+            url = f"redshift+redshift_connector://u:p@127.0.0.1:{port}/d"
+            create_engine(url, connect_args={"ssl": False}).connect()
+        else:
+            redshift_connector.connect(
+                host="127.0.0.1", port=port, user="u", password="p", database="d", ssl=False
+            )
+    except Exception as error:
+        return error
+    raise AssertionError("the connection raised nothing")

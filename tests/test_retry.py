@@ -40,7 +40,7 @@ from tasks.common.retry import (
     retry_if_transient,
     scaled_delays,
 )
-from tests.redshift_wire import error_response, serve_startup
+from tests.redshift_wire import COPY_FAILED, SERIALIZABLE_VIOLATION, connect_error
 from tests.shared_servers import free_port
 
 
@@ -226,41 +226,6 @@ def server_error(code: str, message: str) -> RedshiftProgrammingError:
     return RedshiftProgrammingError({"S": "FATAL", "C": code, "M": message})
 
 
-def redshift_answers(m: Maker, fields: dict[str, str]) -> BaseException:
-    """What redshift_connector raises when a server answers with this error (the test's server
-    speaks no TLS)."""
-    port, _ = serve_startup(error_response(**fields))
-    return raised(
-        lambda: redshift_connector.connect(
-            host="127.0.0.1", port=port, user="u", password="p", database="d", ssl=False
-        )
-    )
-
-
-def redshift_answers_via_sqlalchemy(m: Maker, fields: dict[str, str]) -> BaseException:
-    port, _ = serve_startup(error_response(**fields))
-    url = f"redshift+redshift_connector://u:p@127.0.0.1:{port}/d"
-    return raised(lambda: create_engine(url, connect_args={"ssl": False}).connect())
-
-
-# Redshift's answer to a transaction that breaks serializable isolation, field for field.
-SERIALIZABLE_VIOLATION = {
-    "S": "ERROR",
-    "C": "XX000",
-    "M": "1023",
-    "D": "Serializable isolation violation on table - 100167, transactions forming the cycle "
-    "are: 55705701, 55705754 (pid:16606)",
-    "F": "/home/ec2-user/padb/src/sys/xen_execute.cpp",
-    "L": "9797",
-    "R": "pg_throw",
-}
-# The same internal error class for what no retry cures: a COPY past its MAXERROR.
-COPY_FAILED = {
-    "S": "ERROR",
-    "C": "XX000",
-    "M": "Load into table 'staging_events' failed.  Check 'sys_load_error_detail' system "
-    "table for details.",
-}
 SERIALIZATION_FAILURE = (
     "do $$ begin raise exception 'could not serialize access due to read/write dependencies "
     "among transactions' using errcode = 'serialization_failure'; end $$"
@@ -309,21 +274,13 @@ CASES = [
         True,
     ),
     # retried: a transaction that conflicted with another (run again, it commits)
+    ("redshift-serializable-violation", lambda m: connect_error(SERIALIZABLE_VIOLATION), True),
     (
-        "redshift-serializable-isolation-violation",
-        lambda m: redshift_answers(m, SERIALIZABLE_VIOLATION),
+        "redshift-serializable-violation-via-sqlalchemy",
+        lambda m: connect_error(SERIALIZABLE_VIOLATION, through_sqlalchemy=True),
         True,
     ),
-    (
-        "redshift-serializable-isolation-via-sqlalchemy",
-        lambda m: redshift_answers_via_sqlalchemy(m, SERIALIZABLE_VIOLATION),
-        True,
-    ),
-    (
-        "postgres-serialization-failure",
-        lambda m: postgres_statement(m, SERIALIZATION_FAILURE),
-        True,
-    ),
+    ("postgres-serialization", lambda m: postgres_statement(m, SERIALIZATION_FAILURE), True),
     # retried: AWS throttling and a cluster that is not available yet
     ("aws-throttling", lambda m: aws_error("Throttling"), True),
     ("aws-ec2-request-limit", lambda m: aws_error("RequestLimitExceeded", 503), True),
@@ -346,7 +303,7 @@ CASES = [
         False,
     ),
     ("postgres-unknown-database", postgres_unknown_database, False),
-    ("redshift-copy-failed", lambda m: redshift_answers(m, COPY_FAILED), False),
+    ("redshift-copy-failed", lambda m: connect_error(COPY_FAILED), False),
     ("moto-cluster-not-found", moto_cluster_not_found, False),
     ("aws-access-denied", lambda m: aws_error("AccessDenied", 403), False),
     ("aws-invalid-parameter", lambda m: aws_error("InvalidParameterValue"), False),
