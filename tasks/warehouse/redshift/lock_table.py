@@ -127,7 +127,7 @@ class LockWaitBound:
                     if terminate:
                         return
                     self._returned.wait(CANCEL_REPEAT_SECONDS)
-        except DBAPIError as error:
+        except Exception as error:  # the timer's thread: say it, or the wait goes on unexplained
             log.warning("could not end session %s's wait for the run lock: %s", self.pid, error)
 
 
