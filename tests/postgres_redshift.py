@@ -15,6 +15,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+import psycopg2.extensions
 from prefect_aws import AwsCredentials
 from pydantic import Field, SecretStr
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, select
@@ -86,8 +87,14 @@ class PostgresRedshiftWarehouse(RedshiftWarehouse):
     )
 
     def get_engine(self) -> Engine:
-        """An engine on the PostgreSQL database (psycopg2; no pool, so nothing outlives a run)."""
-        engine = create_engine(self.postgres_url.get_secret_value(), poolclass=NullPool)
+        """An engine on the PostgreSQL database (psycopg2; no pool, so nothing outlives a run),
+        whose connections send statements as redshift_connector does (OneByOneConnection)."""
+        engine = create_engine(
+            self.postgres_url.get_secret_value(),
+            poolclass=NullPool,
+            use_insertmanyvalues=False,  # SQLAlchemy batches no INSERT for redshift_connector
+            connect_args={"connection_factory": OneByOneConnection},
+        )
         event.listen(engine, "before_cursor_execute", refuse_in_transaction, retval=True)
         if self.datestyle:
             event.listen(engine, "connect", self._set_datestyle)
@@ -125,6 +132,33 @@ def refuse_in_transaction(
         says = f"{refused.group(1).split()[0].upper()} cannot run inside a transaction block"
         return "select redshift_refuses(%(says)s)", {"says": f"{says}: {statement[:80]}"}
     return statement, parameters
+
+
+class OneByOneCursor(psycopg2.extensions.cursor):
+    """A psycopg2 cursor whose executemany sends one statement per row, as redshift_connector's
+    does (psycopg2's own hides that); every statement sent is noted on its connection."""
+
+    def execute(self, query: Any, vars: Any = None) -> None:
+        """Send one statement, noted as sent."""
+        self.connection.sent.append(query if isinstance(query, str) else query.decode())
+        super().execute(query, vars)
+
+    def executemany(self, query: Any, vars_list: Any) -> None:
+        """One statement per row: a round trip each."""
+        for row in vars_list:
+            self.execute(query, row)
+
+
+class OneByOneConnection(psycopg2.extensions.connection):
+    """A psycopg2 connection of OneByOneCursors, with the statements it sent (`sent`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent: list[str] = []
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        """A OneByOneCursor."""
+        return super().cursor(*args, **{"cursor_factory": OneByOneCursor, **kwargs})
 
 
 def stand_in(postgres_url: str, aws_credentials: AwsCredentials, **changes: Any):

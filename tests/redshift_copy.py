@@ -55,6 +55,7 @@ from sqlalchemy import (
 from sqlalchemy.pool import NullPool
 
 from tasks.source.s3 import parse_s3_uri
+from tasks.warehouse.staging import insert_values
 
 # Redshift's load error reference: the codes and descriptions this emulation uses.
 ERRORS = {
@@ -385,8 +386,7 @@ def emulate_copy(conn: Connection, statement: str, s3: Any) -> None:
     if failure is not None:  # a real database error, so the product's error path runs
         conn.execute(select(func.redshift_copy_failed(failure)))
     if rows:
-        target = table(command.table, *(column(n) for n in rows[0]))
-        conn.execute(target.insert(), rows)
+        insert_values(conn, table(command.table, *(column(n) for n in rows[0])), rows)
     copy_log = table("redshift_copy_log", *(column(n) for n in COPY_LOG_COLUMNS))
     conn.execute(
         copy_log.insert(),

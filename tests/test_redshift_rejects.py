@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 
 from sql import model
 from tasks.source.s3 import S3Source
+from tasks.warehouse.protocol import MAX_RAW_LINE, Reject
+from tasks.warehouse.staging import insert_values
 from tests.postgres_redshift import PostgresRedshiftWarehouse, stand_in
 
 pytestmark = pytest.mark.postgres
@@ -103,3 +105,32 @@ def test_rejects_of_a_key_over_256_bytes_are_kept_under_its_uri_and_cleared_on_a
             report = block.stage_events(conn, source, [uri, other], AT)
         assert report.rejects == 3
     assert kept_rejects(block) == sorted([(uri, 1), (other, 1), (other, 2)])
+
+
+def test_many_rejects_are_recorded_in_a_few_statements(
+    block: PostgresRedshiftWarehouse, source: S3Source
+) -> None:
+    # The stand-in's driver sends an executemany as redshift_connector does, one statement per
+    # row: the rejects go in multi-row INSERTs, of ROWS_PER_INSERT rows at most.
+    [uri] = put_events(source, {"2018-11-02-events.json": ["{"] * 5000})
+    with block.get_engine().begin() as conn:
+        report = block.stage_events(conn, source, [uri], AT)
+        sent = conn.connection.dbapi_connection.sent
+    assert report.rejects == 5000
+    assert sum(s.startswith("INSERT INTO load_rejects") for s in sent) == 2
+    assert len(sent) < 50
+    assert kept_rejects(block) == [(uri, n) for n in range(1, 5001)]
+
+
+def test_inserts_of_long_raw_lines_stay_within_a_statements_bytes(
+    block: PostgresRedshiftWarehouse,
+) -> None:
+    # A raw line of 4,096 characters is up to 16 KB: the rows of one INSERT are bounded in
+    # bytes too (here 20,000 bytes: two rows of 8 KB raw lines a statement).
+    rows = [Reject("s3://b/f.json", n, "x", "é" * MAX_RAW_LINE).row(AT) for n in range(1, 11)]
+    with block.get_engine().begin() as conn:
+        insert_values(conn, REJECTS, rows, most_bytes=20_000)
+        sent = conn.connection.dbapi_connection.sent
+        kept = conn.execute(select(func.count()).select_from(REJECTS)).scalar_one()
+    assert sum(s.startswith("INSERT INTO load_rejects") for s in sent) == 5
+    assert kept == 10

@@ -59,19 +59,41 @@ def reset_staging(conn: Connection, table: Table, files: list[str] | FileSet) ->
 
 # Rows of one multi-row INSERT: at most 8 values a row within Redshift's 32,767 bound values.
 ROWS_PER_INSERT = 4_000
+# Bytes of text one multi-row INSERT carries at most: half Redshift's 16 MB statement size,
+# leaving room for quoting where a driver writes the values into the statement.
+BYTES_PER_INSERT = 8 * 2**20
 
 
-def insert_values(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert rows (each with every column of the table) as multi-row INSERTs of
-    ROWS_PER_INSERT rows: a warehouse's insert_rows where it has no faster way."""
-    for start in range(0, len(rows), ROWS_PER_INSERT):
-        conn.execute(table.insert().values(rows[start : start + ROWS_PER_INSERT]))
+def _bounded(rows: list[dict[str, Any]], most_bytes: int) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive slices of at most ROWS_PER_INSERT rows and `most_bytes` bytes of text (a
+    row larger than that alone)."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for row in rows:
+        row_size = sum(len(v.encode()) for v in row.values() if isinstance(v, str))
+        if batch and (len(batch) == ROWS_PER_INSERT or size + row_size > most_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(row)
+        size += row_size
+    if batch:
+        yield batch
+
+
+def insert_values(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], most_bytes: int = BYTES_PER_INSERT
+) -> None:
+    """Insert rows (each with every column of the table) as multi-row INSERTs of at most
+    ROWS_PER_INSERT rows and `most_bytes` of text: a warehouse's insert_rows where it has no
+    faster way."""
+    for batch in _bounded(rows, most_bytes):
+        conn.execute(table.insert().values(batch))
 
 
 def insert_rejects(conn: Connection, rejects: list[Reject], at: datetime) -> None:
-    """Keep rejected records in load_rejects."""
-    if rejects:
-        conn.execute(model.load_rejects.insert(), [r.row(at) for r in rejects])
+    """Keep rejected records in load_rejects, as multi-row INSERTs (an executemany is a
+    statement per row on redshift_connector)."""
+    insert_values(conn, model.load_rejects, [r.row(at) for r in rejects])
 
 
 def reject_samples(conn: Connection, files: list[str] | FileSet) -> list[Reject]:
