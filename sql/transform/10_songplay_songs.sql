@@ -1,6 +1,7 @@
 -- songplay_songs: each play's song as its event logged it, kept so that a later change of the
 -- song catalog matches the play again (08_songplays.sql) without its event file. Its rows go
--- and come with the plays' rows: a row has the key and start time of its play in songplays,
+-- and come with the plays' rows: a row has the key and start time of its play in songplays
+-- (by which 07_rematched_plays.sql reads it, start_time being both tables' distribution key),
 -- written and deleted together, so the rows going are those of the plays replaced
 -- (replaced_plays, which holds every stored play of a staged key), within their time range
 -- as there; none on a first load or a new day.
