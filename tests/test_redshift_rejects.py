@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sql import model
 from tasks.source.s3 import S3Source
 from tasks.warehouse.protocol import MAX_RAW_LINE, Reject
+from tasks.warehouse.rejects import file_rejects
 from tasks.warehouse.staging import insert_values
 from tests.postgres_redshift import PostgresRedshiftWarehouse, stand_in
 
@@ -134,3 +135,29 @@ def test_inserts_of_long_raw_lines_stay_within_a_statements_bytes(
         kept = conn.execute(select(func.count()).select_from(REJECTS)).scalar_one()
     assert sum(s.startswith("INSERT INTO load_rejects") for s in sent) == 5
     assert kept == 10
+
+
+def test_a_duplicate_files_reason_naming_a_long_key_fits_load_rejects(
+    block: PostgresRedshiftWarehouse, source: S3Source
+) -> None:
+    # Keys of up to 1,024 bytes make a reason naming one longer than load_rejects.reason.
+    folder = "a" * 980
+    first, copy = put_events(source, {f"{folder}/1.json": ["{"], f"{folder}/2.json": ["{"]})
+    with block.get_engine().begin() as conn:
+        block.stage_events(conn, source, [first, copy], AT)
+        query = select(REJECTS.c.reason).where(REJECTS.c.line_number == 0)
+        [reason] = conn.execute(query).scalars()
+    assert len(reason.encode()) == REJECTS.c.reason.type.length
+    assert reason.startswith(f"duplicate file: same content as {first[:100]}")
+    assert reason.endswith("…")
+
+
+@pytest.mark.parametrize("letter", ["a", "é", "€", "𝄞"])
+def test_a_reason_is_cut_at_a_character_boundary_within_the_columns_bytes(letter: str) -> None:
+    names = [f"s3://b/{letter * 1000}/{n}.json" for n in (1, 2)]
+    [duplicate] = file_rejects(names, {name: "same" for name in names})
+    data = duplicate.reason.encode()
+    assert len(data) <= REJECTS.c.reason.type.length < len(data) + len(letter.encode())
+    assert duplicate.reason.endswith("…")
+    assert duplicate.reason.startswith("duplicate file: same content as s3://b/" + letter * 100)
+    assert file_rejects(names[:1], {names[0]: None})[0].reason == "empty file"  # short: as is

@@ -7,7 +7,21 @@ from __future__ import annotations
 import errno
 from collections.abc import Mapping
 
+from sql import model
 from tasks.warehouse.protocol import Reject
+
+# Bytes a reason may take: load_rejects.reason's width (Redshift counts VARCHAR widths in bytes).
+REASON_BYTES: int = model.load_rejects.c.reason.type.length
+CUT = "…"
+
+
+def fit_reason(reason: str, limit: int = REASON_BYTES) -> str:
+    """A reason within `limit` UTF-8 bytes: as it is, or cut at a character boundary and ended
+    with "…" (a whole-file reason names a file, whose S3 URI may take 1,093 bytes)."""
+    data = reason.encode()
+    if len(data) <= limit:
+        return reason
+    return data[: limit - len(CUT.encode())].decode("utf-8", "ignore") + CUT
 
 
 def file_rejects(files: list[str], digests: Mapping[str, str | bytes | None]) -> list[Reject]:
@@ -24,7 +38,7 @@ def file_rejects(files: list[str], digests: Mapping[str, str | bytes | None]) ->
             continue
         first = seen.setdefault(digest, name)
         if first != name:
-            rejects.append(Reject(name, 0, f"duplicate file: same content as {first}"))
+            rejects.append(Reject(name, 0, fit_reason(f"duplicate file: same content as {first}")))
     return rejects
 
 
@@ -34,7 +48,7 @@ def unreadable_reason(error: OSError) -> str:
         return "file not found: deleted after the run listed it, or a dangling symbolic link"
     if error.errno == errno.ELOOP:
         return "unreadable file: a loop of symbolic links"
-    return f"unreadable file: {error.strerror or type(error).__name__}"
+    return fit_reason(f"unreadable file: {error.strerror or type(error).__name__}")
 
 
 def unreadable_files(files: list[str], paths: Mapping[str, str]) -> list[Reject]:

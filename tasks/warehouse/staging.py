@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Connection, Table, delete, func, select
 from sql import model
 from tasks.source.files import RunFiles, Source
 from tasks.warehouse.protocol import REJECT_SAMPLES, Reject, StageResult, Warehouse
+from tasks.warehouse.rejects import fit_reason
 
 # Files named by one statement: within Redshift's 32,767 bind parameters per statement and, with
 # S3 URIs of up to 1,024 bytes, far below its 16 MB statement size.
@@ -92,8 +93,9 @@ def insert_values(
 
 def insert_rejects(conn: Connection, rejects: list[Reject], at: datetime) -> None:
     """Keep rejected records in load_rejects, as multi-row INSERTs (an executemany is a
-    statement per row on redshift_connector)."""
-    insert_values(conn, model.load_rejects, [r.row(at) for r in rejects])
+    statement per row on redshift_connector), each reason within the column's bytes."""
+    rows = [{**r.row(at), "reason": fit_reason(r.reason)} for r in rejects]
+    insert_values(conn, model.load_rejects, rows)
 
 
 def reject_samples(conn: Connection, files: list[str] | FileSet) -> list[Reject]:
