@@ -18,7 +18,7 @@ from typing import Any
 import psycopg2.extensions
 from prefect_aws import AwsCredentials
 from pydantic import Field, SecretStr
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, select
+from sqlalchemy import Column, Connection, Engine, create_engine, event, make_url, select
 from sqlalchemy.pool import NullPool
 
 from sql import model
@@ -69,6 +69,46 @@ REDSHIFT_CATALOG = (
     """create function redshift_refuses(reason text) returns void language plpgsql as $$
         begin raise exception using message = reason, errcode = '25001'; end
     $$""",
+)
+
+
+# Redshift's VARCHAR comparison, which ignores trailing blanks (PostgreSQL's does not), as a
+# type of its own: text whose comparisons trim trailing blanks, while length() counts them as
+# Redshift's LENGTH does. A test gives it to a column with compare_as_redshift().
+_COMPARISONS = {"lt": "<", "le": "<=", "eq": "=", "ge": ">=", "gt": ">", "ne": "<>"}
+REDSHIFT_VARCHAR = (
+    "create type redshift_varchar",
+    *(
+        f"create function redshift_varchar_{io}({arg}) returns {result} language internal "
+        f"immutable strict as '{builtin}'"
+        for io, arg, result, builtin in (
+            ("in", "cstring", "redshift_varchar", "textin"),
+            ("out", "redshift_varchar", "cstring", "textout"),
+        )
+    ),
+    "create type redshift_varchar (input = redshift_varchar_in, output = redshift_varchar_out, "
+    "like = text, category = 'S', collatable = true)",
+    "create cast (redshift_varchar as text) without function as implicit",
+    "create cast (varchar as redshift_varchar) without function as assignment",
+    """create function redshift_varchar_cmp(a redshift_varchar, b redshift_varchar)
+        returns integer language sql immutable as $$
+        select case when rtrim(a::text, ' ') < rtrim(b::text, ' ') then -1
+        when rtrim(a::text, ' ') > rtrim(b::text, ' ') then 1 else 0 end
+    $$""",
+    *(
+        statement
+        for name, op in _COMPARISONS.items()
+        for statement in (
+            f"create function redshift_varchar_{name}(a redshift_varchar, b redshift_varchar) "
+            f"returns boolean language sql immutable as $$ "
+            f"select redshift_varchar_cmp(a, b) {op} 0 $$",
+            f"create operator {op} (leftarg = redshift_varchar, rightarg = redshift_varchar, "
+            f"function = redshift_varchar_{name})",
+        )
+    ),
+    "create operator class redshift_varchar_ops default for type redshift_varchar using btree "
+    "as operator 1 <, operator 2 <=, operator 3 =, operator 4 >=, operator 5 >, "
+    "function 1 redshift_varchar_cmp(redshift_varchar, redshift_varchar)",
 )
 
 
@@ -161,6 +201,20 @@ class OneByOneConnection(psycopg2.extensions.connection):
         return super().cursor(*args, **{"cursor_factory": OneByOneCursor, **kwargs})
 
 
+def compare_as_redshift(block: PostgresRedshiftWarehouse, column: Column[Any]) -> None:
+    """Make a column of the block's tables compare as Redshift's VARCHAR does, trailing blanks
+    ignored (outside any transaction: the stand-in refuses ALTER COLUMN inside one)."""
+    engine = create_engine(block.postgres_url.get_secret_value(), poolclass=NullPool)
+    quote = engine.dialect.identifier_preparer.quote
+    with engine.connect() as conn:
+        conn.exec_driver_sql(
+            f"alter table {quote(column.table.name)} alter column {quote(column.name)} "
+            "type redshift_varchar"
+        )
+        conn.commit()
+    engine.dispose()
+
+
 def stand_in(postgres_url: str, aws_credentials: AwsCredentials, **changes: Any):
     """A stand-in block for a database, writing and reading S3 with these credentials."""
     fields = {
@@ -186,7 +240,7 @@ def create_database(server_url: str, name: str) -> str:
         conn.exec_driver_sql(f"create database {quoted}")
     url = make_url(server_url).set(database=name)
     with create_engine(url, poolclass=NullPool).begin() as conn:
-        for statement in REDSHIFT_CATALOG:
+        for statement in (*REDSHIFT_CATALOG, *REDSHIFT_VARCHAR):
             conn.exec_driver_sql(statement)
     return url.render_as_string(hide_password=False)
 

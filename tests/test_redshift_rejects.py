@@ -5,16 +5,25 @@ statements, with reasons and file names that fit load_rejects and are cleared on
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from sql import model
 from tasks.source.s3 import S3Source
+from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 from tasks.warehouse.protocol import MAX_RAW_LINE, Reject
 from tasks.warehouse.rejects import file_rejects
-from tasks.warehouse.staging import insert_values
-from tests.postgres_redshift import PostgresRedshiftWarehouse, stand_in
+from tasks.warehouse.staging import (
+    count_rejects,
+    insert_rejects,
+    insert_values,
+    reject_samples,
+    reset_staging,
+)
+from tasks.warehouse.tables import create_tables
+from tests.postgres_redshift import PostgresRedshiftWarehouse, compare_as_redshift, stand_in
 
 pytestmark = pytest.mark.postgres
 
@@ -161,3 +170,24 @@ def test_a_reason_is_cut_at_a_character_boundary_within_the_columns_bytes(letter
     assert duplicate.reason.endswith("…")
     assert duplicate.reason.startswith("duplicate file: same content as s3://b/" + letter * 100)
     assert file_rejects(names[:1], {names[0]: None})[0].reason == "empty file"  # short: as is
+
+
+def test_files_whose_names_differ_by_a_trailing_space_are_told_apart(
+    block: PostgresRedshiftWarehouse, tmp_path: Path
+) -> None:
+    # Redshift ignores trailing blanks when comparing VARCHAR (the stand-in's source_file here
+    # as well); DuckDB does not: on both, each file's rejects are its own.
+    compare_as_redshift(block, REJECTS.c.source_file)
+    duckdb = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb")).get_engine()
+    with duckdb.begin() as conn:
+        create_tables(conn)
+    plain, spaced = "s3://b/raw/song_data/A/TRA.json", "s3://b/raw/song_data/A/TRA.json "
+    for engine in (block.get_engine(), duckdb):
+        with engine.begin() as conn:
+            rejects = [Reject(plain, 1, "plain"), Reject(spaced, 1, "a"), Reject(spaced, 2, "b")]
+            insert_rejects(conn, rejects, AT)
+            assert (count_rejects(conn, [plain]), count_rejects(conn, [spaced])) == (1, 2)
+            assert [r.reason for r in reject_samples(conn, [plain])] == ["plain"]
+            reset_staging(conn, model.staging_songs, [spaced])
+            kept = conn.execute(select(REJECTS.c.source_file, REJECTS.c.reason)).all()
+            assert [tuple(row) for row in kept] == [(plain, "plain")]

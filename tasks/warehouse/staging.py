@@ -10,15 +10,15 @@ from typing import Any, Protocol
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import ColumnElement, Connection, Table, delete, func, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, delete, func, select
 
 from sql import model
 from tasks.source.files import RunFiles, Source
 from tasks.warehouse.protocol import REJECT_SAMPLES, Reject, StageResult, Warehouse
 from tasks.warehouse.rejects import fit_reason
 
-# Files named by one statement: within Redshift's 32,767 bind parameters per statement and, with
-# S3 URIs of up to 1,024 bytes, far below its 16 MB statement size.
+# Bind parameters of one statement naming files: within Redshift's 32,767 per statement and,
+# with S3 URIs of up to 1,024 bytes, far below its 16 MB statement size.
 FILES_PER_STATEMENT = 5_000
 
 
@@ -38,13 +38,22 @@ class FileSet(Protocol):
 
 @dataclass(frozen=True)
 class ListedFiles:
-    """Files named by bind parameters, FILES_PER_STATEMENT at a time (any warehouse)."""
+    """Files named by bind parameters, FILES_PER_STATEMENT at a time (any warehouse), each name
+    matched exactly: Redshift ignores trailing blanks when comparing VARCHAR, so a name is
+    matched with its length as well (LENGTH counts a VARCHAR's trailing blanks there)."""
 
     files: list[str]
 
     def conditions(self, column: ColumnElement[str]) -> list[ColumnElement[bool]]:
-        """One IN list per batch of names."""
-        return [column.in_(batch) for batch in batches(self.files)]
+        """One condition per batch of names of one length: that length and an IN list."""
+        by_length: dict[int, list[str]] = {}
+        for name in self.files:
+            by_length.setdefault(len(name), []).append(name)
+        return [
+            and_(func.length(column) == length, column.in_(batch))
+            for length, names in by_length.items()
+            for batch in batches(names, FILES_PER_STATEMENT - 1)
+        ]
 
 
 def _file_set(files: list[str] | FileSet) -> FileSet:
