@@ -1,6 +1,6 @@
 """An embedded PostgreSQL standing in for Redshift's SQL: the Redshift warehouse block with a
 PostgreSQL engine under it, COPY emulated (tests/redshift_copy.py), and the few Redshift
-system objects the product reads (sys_load_error_detail, pg_last_copy_id(),
+system objects the product reads (sys_load_error_detail, stl_load_errors, pg_last_copy_id(),
 pg_last_copy_count()).
 
 PostgreSQL stands in for the SQL, not for COPY or the driver: redshift_connector cannot talk to
@@ -31,7 +31,7 @@ ROLE = "arn:aws:iam::123456789012:role/sparkify-redshift-s3-read"
 # Redshift's objects the product reads, as PostgreSQL objects: query ids come from a sequence
 # (never rolled back, as Redshift's are not); the last COPY of a session from a bookkeeping
 # table the emulated COPY writes in its transaction, so a rolled-back COPY leaves the one
-# before it as pg_last_copy_id(). The load-error view keeps Redshift's padded CHAR columns.
+# before it as pg_last_copy_id(). The load-error logs keep Redshift's padded CHAR columns.
 REDSHIFT_CATALOG = (
     "create sequence redshift_query_id",
     """create table sys_load_error_detail (
@@ -43,6 +43,17 @@ REDSHIFT_CATALOG = (
         column_name char(127),
         error_code integer not null,
         error_message char(512) not null
+    )""",
+    """create table stl_load_errors (
+        query integer not null,
+        session integer not null,
+        starttime timestamp not null,
+        filename char(256) not null,
+        line_number bigint not null,
+        colname char(127),
+        err_code integer not null,
+        err_reason char(100) not null,
+        raw_line char(1024)
     )""",
     """create table redshift_copy_log (
         query_id bigint primary key,

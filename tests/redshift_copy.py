@@ -68,12 +68,19 @@ ERRORS = {
     1220: "String contains invalid or unsupported UTF-8 code points.",
 }
 COPY_LOG_COLUMNS = ("query_id", "session_id", "rows_loaded")
-ERROR_LOG_COLUMNS = (
-    *("query_id", "session_id", "start_time", "file_name", "line_number"),
-    *("column_name", "error_code", "error_message"),
-)
-# SYS views log query ids of their own, not pg_last_copy_id()'s (STL's): here an offset.
-SYS_QUERY_ID_OFFSET = 1_000_000
+# The load-error logs: columns (query, session, start time, file, line, column, code,
+# reason), the offset of their query ids from pg_last_copy_id()'s (SYS views log ids of their
+# own, STL's are pg_last_copy_id()'s) and the width of their reason column.
+ERROR_LOGS = {
+    "sys_load_error_detail": (
+        *("query_id", "session_id", "start_time", "file_name", "line_number"),
+        *("column_name", "error_code", "error_message", 1_000_000, 512),
+    ),
+    "stl_load_errors": (
+        *("query", "session", "starttime", "filename", "line_number"),
+        *("colname", "err_code", "err_reason", 0, 100),
+    ),
+}
 # Bytes of a file name the load-error log keeps (its CHAR(256) column).
 LOGGED_FILE_NAME = 256
 INTEGER_BITS = ((SmallInteger, 16), (BigInteger, 64), (Integer, 32))
@@ -108,10 +115,6 @@ class LoadError(Exception):
     def message(self) -> str:
         """The error message, as logged."""
         return f"{ERRORS[self.code]} {self.detail}".strip()
-
-    def logged(self) -> tuple[str | None, int, str]:
-        """Column, code and message, as the load-error log has them."""
-        return self.column, self.code, self.message()
 
 
 @dataclass
@@ -382,7 +385,7 @@ def emulate_copy(conn: Connection, statement: str, s3: Any) -> None:
     if len(rejects) >= limit:
         rejects = rejects[:limit]
         failure = f"Load into table '{command.table}' failed. Check 'sys_load_error_detail'."
-    _log_errors(conn, (query_id + SYS_QUERY_ID_OFFSET, session_id, started), rejects)
+    _log_errors(conn, (query_id, session_id, started), rejects)
     if failure is not None:  # a real database error, so the product's error path runs
         conn.execute(select(func.redshift_copy_failed(failure)))
     if rows:
@@ -400,16 +403,21 @@ def _logged_name(uri: str) -> str:
 
 
 def _log_errors(conn: Connection, copy: tuple[int, int, Any], rejects: list) -> None:
-    """Write rejects to sys_load_error_detail on a connection of its own, committed at once,
+    """Write rejects to both load-error logs on a connection of its own, committed at once,
     with the COPY's (query id, session id, start time)."""
     if not rejects:
         return
-    log = table("sys_load_error_detail", *(column(n) for n in ERROR_LOG_COLUMNS))
-    rows = [
-        dict(zip(ERROR_LOG_COLUMNS, (*copy, _logged_name(u), n, *e.logged()), strict=True))
-        for u, n, e in rejects
-    ]
+    query_id, session_id, started = copy
     engine = create_engine(conn.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     with engine.connect() as log_conn:
-        log_conn.execute(log.insert(), rows)
+        for view, (*names, offset, width) in ERROR_LOGS.items():
+            copy_values = (query_id + offset, session_id, started)
+            rows = [
+                dict(zip(names, values, strict=True))
+                for values in (
+                    (*copy_values, _logged_name(u), n, e.column, e.code, e.message()[:width])
+                    for u, n, e in rejects
+                )
+            ]
+            log_conn.execute(table(view, *(column(n) for n in names)).insert(), rows)
     engine.dispose()

@@ -39,10 +39,19 @@ def source(aws_credentials, bucket_name: str) -> S3Source:
     return found
 
 
+# The load-error logs the block can read, as indirect parameters of `block`.
+BOTH_VIEWS = pytest.mark.parametrize(
+    "block", ["sys_load_error_detail", "stl_load_errors"], indirect=True
+)
+
+
 @pytest.fixture
-def block(postgres_database: str, aws_credentials) -> PostgresRedshiftWarehouse:
-    """The stand-in, its tables created."""
-    created = stand_in(postgres_database, aws_credentials)
+def block(
+    postgres_database: str, aws_credentials, request: pytest.FixtureRequest
+) -> PostgresRedshiftWarehouse:
+    """The stand-in, its tables created, reading the load-error log a test names (SYS's)."""
+    view = getattr(request, "param", "sys_load_error_detail")
+    created = stand_in(postgres_database, aws_credentials, load_errors_view=view)
     model.metadata.create_all(created.get_engine())
     return created
 
@@ -65,11 +74,12 @@ def kept_rejects(block: PostgresRedshiftWarehouse) -> list[tuple[str, int]]:
         return sorted(tuple(row) for row in conn.execute(query))
 
 
+@BOTH_VIEWS
 def test_rejects_are_read_whatever_query_ids_the_load_error_view_logs(
     block: PostgresRedshiftWarehouse, source: S3Source
 ) -> None:
     # The stand-in logs SYS query ids of another space than pg_last_copy_id()'s, as Redshift's
-    # SYS views may: the rejects are found by session, time and file all the same.
+    # SYS views may, and STL's of its: the rejects are found by session, time and file.
     [uri] = put_events(source, {"2018-11-02-events.json": ["not json", "{", "[1]"]})
     with block.get_engine().begin() as conn:
         report = block.stage_events(conn, source, [uri], AT)
@@ -82,6 +92,7 @@ def test_rejects_are_read_whatever_query_ids_the_load_error_view_logs(
     assert kept_rejects(block) == [(uri, 1), (uri, 2), (uri, 3)]
 
 
+@BOTH_VIEWS
 def test_a_copy_reads_only_its_own_rejects_in_a_session_of_several(
     block: PostgresRedshiftWarehouse, source: S3Source
 ) -> None:
@@ -100,6 +111,7 @@ def test_a_copy_reads_only_its_own_rejects_in_a_session_of_several(
     assert count == 3  # each staging forgets earlier rejects of its own files only
 
 
+@BOTH_VIEWS
 def test_rejects_of_a_key_over_256_bytes_are_kept_under_its_uri_and_cleared_on_a_rerun(
     block: PostgresRedshiftWarehouse, source: S3Source
 ) -> None:
