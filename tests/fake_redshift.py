@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 paramstyle = "format"
+# The process id of every fake session.
+SESSION_PID = 4321
 apilevel = "2.0"
 threadsafety = 1
 
@@ -84,6 +86,8 @@ class Recorder:
                 return reply()
         if normal.startswith("select getdate()"):  # the server's clock, as a COPY begins
             return ["getdate"], [(datetime(2024, 1, 1, 12),)]
+        if normal.startswith("select pg_backend_pid()"):  # the session's, before the run lock
+            return ["pg_backend_pid"], [(SESSION_PID,)]
         if "version()" in normal:
             return ["version"], [(VERSION,)]
         if normal.startswith("select current_schema"):
