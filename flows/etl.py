@@ -166,7 +166,7 @@ def load(
                 checks = RunChecks(len(parts))
                 for part in parts:
                     with timer("stage"):
-                        parts.staged.append(stage_part(target, conn, raw_data, part))
+                        parts.staged.append(stage_part(target, conn, raw_data, part, parts.cut))
                     if parts.all_staged():  # published whatever the transforms find
                         with timer("publish"):
                             publish_rejects(parts.total_staged().reports(), target.describe())

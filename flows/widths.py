@@ -2,8 +2,10 @@
 
 python flows/widths.py [--source DIR|s3://bucket/prefix] [--start-date D] [--end-date D]
 
-A value wider than its column is rejected on both warehouses; run this on new data before a
-load to see which fields would lose records, and widen the model (sql/model.py) where needed.
+Descriptive text (names, places, user agents) wider than its star column is cut to it, and
+other text wider than its column is a reject, the same on both warehouses; run this on new data
+before a load to see which fields would be cut or lose records, and widen the model
+(sql/model.py) where needed.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def widths(
     aws_credentials: str | None = None,
 ) -> list[dict[str, object]]:
     """The widest value of each text field of the source's event files of [start_date,
-    end_date] (all when open) and song files, in UTF-8 bytes, against the model's widths."""
+    end_date] (all when open) and song files, against what the model keeps of it."""
     raw_data = resolve_source(source, aws_credentials)
     files = list_run_files(raw_data, start_date, end_date)
     return [w.row() for w in measure_widths(raw_data, files.event_files, files.song_files)]
@@ -42,7 +44,7 @@ def widths(
 
 @command("widths")
 def main(argv: list[str] | None = None) -> int:
-    """Print the widths; exit status 1 when some value is wider than its column."""
+    """Print the widths; exit status 1 when some value would be a reject for its width."""
     parser = argparse.ArgumentParser(description="Text widths of the source against the model.")
     parser.add_argument("--source", default=DEFAULT_SOURCE, help="directory or s3:// prefix")
     parser.add_argument("--start-date", type=date.fromisoformat, help="first day (inclusive)")
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     start_temporary_server()
     rows = widths(args.source, args.start_date, args.end_date, args.aws_credentials)
     print(format_table(list(rows[0]), [list(r.values()) for r in rows]))
-    return 1 if any(r["values wider"] for r in rows) else 0
+    rejected = (r for r in rows if r["wider values are"] == "rejected")
+    return 1 if any(r["values wider"] for r in rejected) else 0
 
 
 if __name__ == "__main__":

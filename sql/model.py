@@ -45,17 +45,32 @@ metadata = MetaData()
 
 # Text widths, from the data (`python flows/widths.py` measures a source against them). Redshift
 # counts VARCHAR lengths in bytes, and sizes query-time temporary tables by the declared width
-# ("use the smallest possible column size"), so each is the widest value measured, in UTF-8
-# bytes, with headroom for unicode and for data not seen yet; a wider value is a reject on both
-# warehouses, never cut short. Measured on the bundled sample (whose user agents, names and
-# places follow the public Sparkify logs): user agents at most 139 bytes, first and last names
-# 11, event locations 39 ("City-City, ST-ST" metro areas). Song and artist text comes from the
-# Million Song Dataset's free text, whose widest is not measured here: it keeps 512.
+# ("use the smallest possible column size"), so each star column is as narrow as its data
+# allows. Staging takes any text up to Redshift's widest VARCHAR (TEXT): width is no reason to
+# lose a record. Keys and the text plays are matched on are never cut, so a song record whose
+# title or artist name is wider than its column is a reject. Descriptive text (names, places,
+# user agents) is cut by the transforms to a number of characters (left(x, n), characters on
+# every engine) that its star column holds in UTF-8's widest, four bytes each; each run counts
+# the values it cut. Measured on the bundled sample (whose user agents, names and places follow
+# the public Sparkify logs): user agents at most 139 bytes, first and last names 11, event
+# locations 39 ("City-City, ST-ST" metro areas). Song and artist text comes from the Million
+# Song Dataset's free text, whose widest is not measured here: it keeps 512 bytes.
 NAME = 512
-PERSON_NAME = 128
-PLACE = 256
-USER_AGENT = 1024
 TEXT = 65535
+USER_AGENT_CHARS = 256
+PERSON_NAME_CHARS = 64
+GENDER_CHARS = 8
+PLACE_CHARS = 64
+ARTIST_PLACE_CHARS = 128
+# Bytes of UTF-8's widest character.
+UTF8_MAX_BYTES = 4
+
+
+def cut_text(chars: int) -> Unicode:
+    """The type of a star column holding descriptive text cut to `chars` characters."""
+    return Unicode(UTF8_MAX_BYTES * chars)
+
+
 # A file's name as a run knows it: a local path, or an s3:// URI, "s3://" and a bucket name of
 # at most 63 bytes, "/" and a key of at most 1,024 bytes.
 FILE_NAME = 5 + 63 + 1 + 1024
@@ -73,11 +88,12 @@ def _staged(
     pattern: str | None = None,
     pattern_says: str | None = None,
     needed_when: tuple[str, str] | None = None,
+    cut_to: int | None = None,
 ) -> Column:
     """A staging column, its info naming the JSON field it is loaded from and what it must hold
     (a pattern its whole text matches, and what a reject says of a value that does not; with
     `needed_when` (column, value), a value other than null or '' wherever that staging column
-    holds that value).
+    holds that value; with `cut_to`, the number of characters the transforms keep of it).
     A required field's column is NOT NULL, so Redshift's COPY itself rejects a record without
     it (into its load-error log) as DuckDB's staging does, instead of a later insert failing."""
     says = pattern_says or f"does not match {pattern}"
@@ -87,6 +103,7 @@ def _staged(
         "pattern": pattern,
         "pattern_says": says,
         "needed_when": needed_when,
+        "cut_to": cut_to,
     }
     return Column(name, sql_type, nullable=not required, info=info)
 
@@ -141,28 +158,28 @@ def _dimension(
 staging_events = Table(
     "staging_events",
     metadata,
-    _staged("artist", Unicode(NAME), "artist"),
-    _staged("auth", Unicode(32), "auth"),
-    _staged("first_name", Unicode(PERSON_NAME), "firstName"),
-    _staged("gender", Unicode(8), "gender"),
+    _staged("artist", Unicode(TEXT), "artist"),
+    _staged("auth", Unicode(TEXT), "auth"),
+    _staged("first_name", Unicode(TEXT), "firstName", cut_to=PERSON_NAME_CHARS),
+    _staged("gender", Unicode(TEXT), "gender", cut_to=GENDER_CHARS),
     _staged("item_in_session", Integer, "itemInSession", required=True),
-    _staged("last_name", Unicode(PERSON_NAME), "lastName"),
+    _staged("last_name", Unicode(TEXT), "lastName", cut_to=PERSON_NAME_CHARS),
     _staged("length", Double, "length"),
-    _staged("level", Unicode(16), "level", **LEVEL_VALUES),
-    _staged("location", Unicode(PLACE), "location"),
-    _staged("method", Unicode(16), "method"),
-    _staged("page", Unicode(64), "page", required=True),
+    _staged("level", Unicode(TEXT), "level", **LEVEL_VALUES),
+    _staged("location", Unicode(TEXT), "location", cut_to=PLACE_CHARS),
+    _staged("method", Unicode(TEXT), "method"),
+    _staged("page", Unicode(TEXT), "page", required=True),
     _staged("registration", Double, "registration"),
     _staged("session_id", Integer, "sessionId", required=True),
-    _staged("song", Unicode(NAME), "song"),
+    _staged("song", Unicode(TEXT), "song"),
     _staged("status", Integer, "status"),
     _staged("ts", DateTime, "ts", required=True),
     # The same field as its integer of epoch milliseconds: the play key hashes this, the same
     # text on every engine (see sql/transform/04_staged_plays.sql).
     _staged("ts_ms", BigInteger, "ts"),
-    _staged("user_agent", Unicode(USER_AGENT), "userAgent"),
+    _staged("user_agent", Unicode(TEXT), "userAgent", cut_to=USER_AGENT_CHARS),
     # userId is a string: digits for an identified user, '' for a logged-out event.
-    _staged("user_id", Unicode(32), "userId", **USER_ID_VALUES),
+    _staged("user_id", Unicode(TEXT), "userId", **USER_ID_VALUES),
     redshift_diststyle="EVEN",
 )
 
@@ -173,7 +190,7 @@ staging_songs = Table(
     _staged("artist_id", Unicode(32), "artist_id", required=True),
     _staged("artist_latitude", Double, "artist_latitude"),
     _staged("artist_longitude", Double, "artist_longitude"),
-    _staged("artist_location", Unicode(NAME), "artist_location"),
+    _staged("artist_location", Unicode(TEXT), "artist_location", cut_to=ARTIST_PLACE_CHARS),
     _staged("artist_name", Unicode(NAME), "artist_name", required=True),
     _staged("song_id", Unicode(32), "song_id", required=True),
     _staged("title", Unicode(NAME), "title", required=True),
@@ -219,8 +236,8 @@ songplays = Table(
     Column("song_id", Unicode(32), info=_tests({"relationships": "songs.song_id"})),
     Column("artist_id", Unicode(32), info=_tests({"relationships": "artists.artist_id"})),
     Column("session_id", Integer, nullable=False),
-    Column("location", Unicode(PLACE)),
-    Column("user_agent", Unicode(USER_AGENT)),
+    Column("location", cut_text(PLACE_CHARS)),
+    Column("user_agent", cut_text(USER_AGENT_CHARS)),
     # Distributed and sorted on start_time, with time: plays_by_hour joins them on it, so the
     # join is collocated; a run's delete is bounded by its time range (08_songplays.sql), which
     # the sort key lets Redshift narrow to the blocks of the run's days. user_id joins no
@@ -234,9 +251,9 @@ songplays = Table(
 users = _dimension(
     "users",
     _key("user_id", Integer),
-    Column("first_name", Unicode(PERSON_NAME)),
-    Column("last_name", Unicode(PERSON_NAME)),
-    Column("gender", Unicode(8)),
+    Column("first_name", cut_text(PERSON_NAME_CHARS)),
+    Column("last_name", cut_text(PERSON_NAME_CHARS)),
+    Column("gender", cut_text(GENDER_CHARS)),
     Column("level", Unicode(16), info=_tests({"accepted_values": LEVELS})),
     # The time of the event the attributes came from: an older event never overwrites a newer one.
     Column("last_seen_at", DateTime, nullable=False),
@@ -257,7 +274,7 @@ artists = _dimension(
     "artists",
     _key("artist_id", Unicode(32)),
     Column("name", Unicode(NAME)),
-    Column("location", Unicode(NAME)),
+    Column("location", cut_text(ARTIST_PLACE_CHARS)),
     Column("latitude", Double),
     Column("longitude", Double),
     when_staged=staging_songs,
@@ -324,7 +341,7 @@ song_catalog = Table(
     Column("title", Unicode(NAME), nullable=False),
     Column("artist_id", Unicode(32), nullable=False),
     Column("artist_name", Unicode(NAME), nullable=False),
-    Column("artist_location", Unicode(NAME)),
+    Column("artist_location", cut_text(ARTIST_PLACE_CHARS)),
     Column("artist_latitude", Double),
     Column("artist_longitude", Double),
     Column("year", Integer),
@@ -340,8 +357,9 @@ songplay_songs = Table(
     metadata,
     Column("songplay_id", Unicode(32), nullable=False),
     Column("start_time", DateTime, nullable=False),
-    Column("song", Unicode(NAME)),
-    Column("artist", Unicode(NAME)),
+    # As the event logged them, however wide (a title wider than any song's matches none).
+    Column("song", Unicode(TEXT)),
+    Column("artist", Unicode(TEXT)),
     Column("length", Double),
     redshift_diststyle="KEY",
     redshift_distkey="start_time",

@@ -31,10 +31,10 @@ def snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Rows of one query on a DuckDB file (read-only)."""
+def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Rows of one query on a DuckDB file (read-only), with its bind values."""
     with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(sql).fetchall()
+        return con.execute(sql, params).fetchall()
 
 
 def event_records(source: Path) -> Iterator[dict[str, Any]]:

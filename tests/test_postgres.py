@@ -118,6 +118,7 @@ class Loaded:
     postgres_runs: list[dict[str, list[tuple[Any, ...]]]]
     duckdb: dict[str, list[tuple[Any, ...]]]
     rejects: dict[str, tuple[int, int]]
+    cut: dict[str, dict[str, int]]
 
     @property
     def postgres(self) -> dict[str, list[tuple[Any, ...]]]:
@@ -158,7 +159,8 @@ def load_both(
             for name, summary in (("postgres", on_postgres), ("duckdb", on_duckdb))
         }
         duckdb_rows = star_rows(DuckDBWarehouse(path=str(db)).get_engine())
-        return Loaded(postgres_runs, duckdb_rows, counts)
+        cut = {"postgres": on_postgres["cut_values"], "duckdb": on_duckdb["cut_values"]}
+        return Loaded(postgres_runs, duckdb_rows, counts, cut)
 
     return load
 
@@ -250,8 +252,16 @@ EDGE_CASES = [
         [without(song("SONOTITLE001", "-", "Untitled Artist", 99.0), "title")],
         rejects=(0, 1),
     ),
-    # Longer than VARCHAR(512) in bytes, though not in characters: a reject on both.
-    Case("too_long_text", [event(userId="9007", firstName="é" * 300)], rejects=(1, 0)),
+    # Descriptive text wider than its star column is cut to the characters the column holds,
+    # the same on both (and counted); width is no reason to lose a play or a user.
+    Case(
+        "long_text",
+        [
+            event(userId="9007", firstName="é" * 300, itemInSession=1),
+            play("Edge Song", "Edge Artist", 200.25, userId="9007", userAgent="x" * 3000),
+        ],
+        [{**song("SOLONGPLACE1", "Far Song", "Far Artist", 99.5), "artist_location": "ü" * 200}],
+    ),
     # A decimal for an INTEGER column: Redshift's COPY rejects it (invalid digit), so does
     # DuckDB's staging (try_cast alone would round it); a string of digits loads on both.
     Case(
@@ -399,6 +409,10 @@ def test_edge_cases_give_identical_star_tables(
     assert file_rejects(tmp_path / "wh.duckdb", days) == expected
     total = tuple(map(sum, zip(*expected.values(), strict=True)))
     assert loaded.rejects == {"postgres": total, "duckdb": total}
+    cut = {"firstName": 1, "userAgent": 1, "artist_location": 1}
+    assert loaded.cut == {"postgres": cut, "duckdb": cut}
+    users = {row[0]: row for row in loaded.duckdb["users"]}
+    assert users[9007][1] == "é" * model.PERSON_NAME_CHARS
 
 
 # Redshift ignores trailing blanks when comparing VARCHAR, so the play matches its song there;

@@ -307,10 +307,12 @@ def test_reset_names_files_in_batches_within_redshifts_statement_limits(tmp_path
 
 def test_text_longer_than_its_column_in_bytes_is_a_reject_on_both_paths(tmp_path: Path) -> None:
     """Redshift's VARCHAR(n) holds n UTF-8 bytes and COPY runs without TRUNCATECOLUMNS, so it
-    rejects a longer value: DuckDB's staging rejects the same records instead of keeping them."""
+    rejects a longer value: DuckDB's staging rejects the same records instead of keeping them.
+    Event text is staged up to Redshift's widest VARCHAR."""
     day = tmp_path / "src" / "log_data" / "2018" / "11"
     day.mkdir(parents=True)
-    lines = [event(itemInSession=0), event(itemInSession=1, method="é" * 9)]  # 18 bytes > 16
+    wide = "é" * (model.TEXT // 2) + "x"  # 65,537 bytes, 32,768 characters
+    lines = [event(itemInSession=0), event(itemInSession=1, method=wide)]
     (day / "2018-11-01-events.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
     warehouse = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
     files = [str(day / "2018-11-01-events.json")]
@@ -318,7 +320,7 @@ def test_text_longer_than_its_column_in_bytes_is_a_reject_on_both_paths(tmp_path
         create_tables(conn)
         report = warehouse.stage_events(conn, LocalSource(tmp_path), files, datetime(2024, 1, 1))
     assert (report.rows, report.rejects) == (1, 1)
-    assert report.reject_samples[0].reason == "value too long for method: more than 16 bytes"
+    assert report.reject_samples[0].reason == "value too long for method: more than 65535 bytes"
 
     song = tmp_path / "song.json"
     song.write_text(json.dumps({**SONG, "title": "é" * 300}), encoding="utf-8")  # 600 bytes

@@ -7,7 +7,8 @@
 -- Ids, titles and names lose trailing blanks once, here: Redshift ignores them when comparing
 -- VARCHAR and DuckDB does not, so both warehouses see the same values only without them. The
 -- characters to trim are spelled out (' '): DuckDB's rtrim without them also strips other
--- white space, such as U+00A0 and U+3000, which Redshift's keeps. A
+-- white space, such as U+00A0 and U+3000, which Redshift's keeps. The artist's location is cut
+-- to the characters its columns hold (sql/model.py, cut_to). A
 -- temp table lives until the session ends and Redshift has no ON COMMIT DROP, so a run drops
 -- the previous run's first.
 drop table if exists catalog_changes;
@@ -40,7 +41,7 @@ select
     rtrim(title, ' ') as title,
     rtrim(artist_id, ' ') as artist_id,
     rtrim(artist_name, ' ') as artist_name,
-    rtrim(artist_location, ' ') as artist_location,
+    cast(rtrim(left(artist_location, 128), ' ') as varchar(512)) as artist_location,
     artist_latitude,
     artist_longitude,
     year,

@@ -4,6 +4,7 @@
 -- does not promise to apply the filter before the cast, and '' is no integer. The level loses
 -- trailing blanks (see 00_song_catalog.sql); among events at the same moment a known level wins
 -- over a NULL one on both warehouses (NULLS LAST spelled out: Redshift puts NULLs first in DESC).
+-- Names and gender are cut to the characters their columns hold (sql/model.py, cut_to).
 delete from users
 where exists (
     select 1
@@ -17,9 +18,9 @@ insert into users (user_id, first_name, last_name, gender, level, last_seen_at)
 with identified as (
     select
         cast(nullif(user_id, '') as integer) as user_id,
-        first_name,
-        last_name,
-        gender,
+        cast(left(first_name, 64) as varchar(256)) as first_name,
+        cast(left(last_name, 64) as varchar(256)) as last_name,
+        cast(left(gender, 8) as varchar(32)) as gender,
         rtrim(level, ' ') as level,
         ts,
         session_id,

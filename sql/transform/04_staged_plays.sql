@@ -7,7 +7,8 @@
 -- and so does the page before it is compared: Redshift would find 'NextSong ' a play anyway.
 -- A temp table lives until the session ends and Redshift has no ON COMMIT DROP, so a run drops
 -- the previous run's first. user_id is cast only through nullif: Redshift does not promise to
--- apply the filter before the cast.
+-- apply the filter before the cast. Location and user agent are cut to the characters their
+-- columns hold (sql/model.py, cut_to); song and artist are matched as logged, never cut.
 drop table if exists staged_plays;
 
 create temp table staged_plays as
@@ -23,8 +24,8 @@ select
     rtrim(artist, ' ') as artist,
     length,
     session_id,
-    location,
-    user_agent
+    cast(left(location, 64) as varchar(256)) as location,
+    cast(left(user_agent, 256) as varchar(1024)) as user_agent
 from staging_events
 where rtrim(page, ' ') = 'NextSong' and nullif(user_id, '') is not null;
 

@@ -5,6 +5,7 @@ every stage and the summary."""
 from __future__ import annotations
 
 import time as clock
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
@@ -19,6 +20,7 @@ from sqlalchemy import Connection
 from tasks.common.progress import in_part
 from tasks.common.retry import is_transient, scaled_delays
 from tasks.run.artifacts import publish_quality
+from tasks.run.cut_text import count_cut, describe_cut
 from tasks.run.ledger import StagePlan, record_staged_files
 from tasks.run.lock import warehouse_lock
 from tasks.run.parts import merge_changes, merge_staged, split_run
@@ -74,6 +76,7 @@ class RunInParts:
         self.parts = split_run(files, target.part_bytes())
         self.staged: list[StageResult] = []
         self.changes: list[list[TableChange]] = []
+        self.cut: Counter[str] = Counter()  # values cut to their star column, by field
         if len(self.parts) > 1:
             say_parts(self.parts)
 
@@ -97,12 +100,16 @@ class RunInParts:
 
 
 def stage_part(
-    target: Warehouse, conn: Connection, raw_data: Source, part: RunFiles
+    target: Warehouse, conn: Connection, raw_data: Source, part: RunFiles, cut: Counter[str]
 ) -> StageResult:
-    """Stage a run's files (or a part's), and write them to staging_files for the ledger."""
+    """Stage a run's files (or a part's), and write them to staging_files for the ledger;
+    count in `cut` (and say) the values the transforms will cut to their star column."""
     staged = stage(target, conn, raw_data, quote(part))
     at = datetime.now(UTC).replace(tzinfo=None)
     record_staged_files(target, conn, part, at, staged.events.records_by_file)
+    if counted := count_cut(conn):
+        get_run_logger().info("cut to their column's width: %s", describe_cut(counted))
+        cut.update(counted)
     return staged
 
 
@@ -229,6 +236,7 @@ class EtlSummary:
     skipped_files: list[dict[str, str]]
     missing_days: list[str]
     unchanged_files: dict[str, int]
+    cut_values: dict[str, int]
 
     @classmethod
     def build(
@@ -254,4 +262,5 @@ class EtlSummary:
             [asdict(s) for s in files.skipped],
             [day.isoformat() for day in files.missing_days],
             {"events": plan.unchanged_events, "songs": plan.unchanged_songs},
+            dict(parts.cut),
         )

@@ -33,15 +33,23 @@ def create_tables(conn: Connection, drop: bool = False) -> list[str]:
 def widen_text_columns(engine: Engine) -> list[str]:
     """Widen every bounded text column of the existing tables that is narrower than the
     model's, each ALTER committed on its own, outside any transaction block: Redshift refuses
-    ALTER COLUMN inside one (DuckDB's VARCHAR has no length to widen). The columns widened,
-    as table.column."""
-    widened = []
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    ALTER COLUMN inside one (DuckDB's VARCHAR has no length to widen). The ALTERs go through
+    a DB-API connection in autocommit that is closed afterwards, never pooled. The columns
+    widened, as table.column."""
+    with engine.connect() as conn:
         existing = set(inspect(conn).get_table_names())
-        for table in model.ALL_TABLES:
-            if table.name in existing:
-                widened += _widen(conn, table)
-    return widened
+        alters = [a for t in model.ALL_TABLES if t.name in existing for a in _widenings(conn, t)]
+    if not alters:
+        return []
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.autocommit = True
+        cursor = raw.cursor()
+        for _, statement in alters:
+            cursor.execute(statement)
+    finally:
+        raw.invalidate()
+    return [column for column, _ in alters]
 
 
 _INFO_COLUMNS = table_clause(
@@ -66,22 +74,22 @@ def _stored_columns(conn: Connection, table: Table) -> dict[str, int | None]:
     return {name: length for name, length in conn.execute(query)}
 
 
-def _widen(conn: Connection, table: Table) -> list[str]:
-    """ALTER each bounded text column shorter than the model's to the model's length (Redshift
-    widens a VARCHAR in place); the columns widened."""
+def _widenings(conn: Connection, table: Table) -> list[tuple[str, str]]:
+    """The ALTER of each bounded text column shorter than the model's to the model's length
+    (Redshift widens a VARCHAR in place), with its table.column."""
     stored = _stored_columns(conn, table)
     preparer = conn.dialect.identifier_preparer
-    widened = []
+    alters = []
     for col in table.columns:
         wanted = getattr(col.type, "length", None)
         length = stored.get(col.name)
         if wanted and length and length < wanted:
-            conn.exec_driver_sql(
+            statement = (
                 f"alter table {preparer.format_table(table)} alter column "
                 f"{preparer.quote(col.name)} type {col.type.compile(dialect=conn.dialect)}"
             )
-            widened.append(f"{table.name}.{col.name}")
-    return widened
+            alters.append((f"{table.name}.{col.name}", statement))
+    return alters
 
 
 class RefusedToDrop(UserError):

@@ -1,7 +1,8 @@
 """How wide a source's text really is: the widest value of each text field of the staging
-tables, in UTF-8 bytes (Redshift's VARCHAR(n) counts bytes), against the width the table model
-declares. A wider value is rejected on both warehouses (COPY runs without TRUNCATECOLUMNS), so
-the model's widths come from the data: measured here, declared in `sql/model.py` with headroom.
+tables against what the table model keeps of it. Descriptive text (names, places, user agents)
+is cut by the transforms to a number of characters (sql/model.py, cut_to), measured here in
+characters; other text is a reject when it is wider than its staging column, in UTF-8 bytes
+(Redshift's VARCHAR(n) counts bytes), measured here in bytes.
 """
 
 from __future__ import annotations
@@ -23,24 +24,33 @@ from tasks.warehouse.duckdb.records import column_kind, read_stored, stored_cont
 
 @dataclass
 class FieldWidth:
-    """One text field: the model's width, the widest value seen and how many values are wider
-    than the model allows (each a reject), with the first file holding one."""
+    """One text field: what the model keeps of it (characters where its values are cut, else
+    bytes), the widest value seen and how many values are wider (each cut, or a reject), with
+    the first file holding one."""
 
     table: str
     field: str
     declared: int | None
+    cut: bool = False
     widest: int = 0
     wider: int = 0
     example: str | None = None
+
+    def size(self, value: object) -> int:
+        """The value's width in this field's unit."""
+        text = str(value)
+        return len(text) if self.cut else len(text.encode("utf-8", "surrogatepass"))
 
     def row(self) -> dict[str, object]:
         """The field as a report row."""
         return {
             "table": self.table,
             "field": self.field,
-            "declared bytes": self.declared,
-            "widest bytes": self.widest,
+            "kept": self.declared,
+            "widest": self.widest,
+            "unit": "characters" if self.cut else "bytes",
             "values wider": self.wider,
+            "wider values are": "cut" if self.cut else "rejected",
             "first file with one": self.example or "",
         }
 
@@ -68,13 +78,17 @@ def measure(table: Table, source: Source, files: list[str]) -> list[FieldWidth]:
         for f in json_fields(table)
         if column_kind(f.sql_type) == "text" and f.field != SOURCE_FILE_FIELD
     ]
-    widths = {f.field: FieldWidth(table.name, f.field, text_width(f)) for f in fields}
+    widths = {}
+    for f in fields:
+        cut_to = table.c[f.column].info.get("cut_to")
+        kept = cut_to or text_width(f)
+        widths[f.field] = FieldWidth(table.name, f.field, kept, cut=cut_to is not None)
     for name, record in _records(source, files):
         for field, width in widths.items():
             value = record.get(field)
             if value is None:
                 continue
-            size = len(str(value).encode("utf-8", "surrogatepass"))
+            size = width.size(value)
             width.widest = max(width.widest, size)
             if width.declared is not None and size > width.declared:
                 width.wider += 1
