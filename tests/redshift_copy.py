@@ -55,6 +55,7 @@ from sqlalchemy import (
 from sqlalchemy.pool import NullPool
 
 from tasks.source.s3 import parse_s3_uri
+from tasks.warehouse.redshift.load_errors import CLOCK_FORMAT
 from tasks.warehouse.staging import insert_values
 
 # Redshift's load error reference: the codes and descriptions this emulation uses.
@@ -375,7 +376,8 @@ def emulate_copy(conn: Connection, statement: str, s3: Any) -> None:
     load the good records, log the rejected ones, fail when they reach MAXERROR."""
     command = parse_copy(statement)
     query_id = conn.execute(select(func.nextval("redshift_query_id"))).scalar_one()
-    session_id, started = conn.execute(select(func.pg_backend_pid(), func.getdate())).one()
+    clock = func.to_char(func.getdate(), CLOCK_FORMAT)  # as text: any DATESTYLE reads it
+    session_id, started = conn.execute(select(func.pg_backend_pid(), clock)).one()
     try:
         rows, rejects = load_records(conn, s3, command)
         failure = None

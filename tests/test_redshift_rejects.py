@@ -203,3 +203,16 @@ def test_files_whose_names_differ_by_a_trailing_space_are_told_apart(
             reset_staging(conn, model.staging_songs, [spaced])
             kept = conn.execute(select(REJECTS.c.source_file, REJECTS.c.reason)).all()
             assert [tuple(row) for row in kept] == [(plain, "plain")]
+
+
+@pytest.mark.parametrize("datestyle", ["SQL, DMY", "German", "Postgres, MDY"])
+def test_rejects_are_read_whatever_the_sessions_datestyle(
+    postgres_database: str, aws_credentials, source: S3Source, datestyle: str
+) -> None:
+    # The server's clock before a COPY comes back as text of a fixed format, not as a
+    # timestamp the driver parses in the session's DATESTYLE.
+    block = stand_in(postgres_database, aws_credentials, datestyle=datestyle)
+    model.metadata.create_all(block.get_engine())
+    [uri] = put_events(source, {"2018-11-02-events.json": ["{", "{"]})
+    with block.get_engine().begin() as conn:
+        assert block.stage_events(conn, source, [uri], AT).rejects == 2

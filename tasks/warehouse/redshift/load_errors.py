@@ -11,10 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, column, func, select, table
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Select,
+    String,
+    and_,
+    cast,
+    column,
+    func,
+    literal,
+    select,
+    table,
+)
 from sqlalchemy.sql import Executable
 
 from tasks.warehouse.protocol import MAX_RAW_LINE, Reject
@@ -32,19 +43,27 @@ LOAD_ERROR_KEYS = {
 }
 # Bytes of a file's name the views keep (their file column is a CHAR(256)).
 LOGGED_NAME_BYTES = 256
+# The server's clock as text: ISO 8601, read the same whatever the session's DATESTYLE.
+CLOCK_FORMAT = "YYYY-MM-DD HH24:MI:SS.US"
 
 Fetch = Callable[[Executable], list[dict[str, Any]]]
 
 
-def load_errors_query(view: str, since: datetime) -> Select[Any]:
-    """The rejected records this session's COPYs logged since `since` (the server's clock)."""
+def load_errors_query(view: str, since: str) -> Select[Any]:
+    """The rejected records this session's COPYs logged since `since` (the server's clock, as
+    text of CLOCK_FORMAT)."""
     file_col, line_col, column_col, reason_col, raw_col = LOAD_ERROR_VIEWS[view]
     session_col, start_col = LOAD_ERROR_KEYS[view]
     names = [file_col, line_col, column_col, reason_col] + ([raw_col] if raw_col else [])
     log = table(view, *(column(n) for n in [session_col, start_col, *names]))
     return (
         select(*(func.trim(log.c[n]).label(n) if n != line_col else log.c[n] for n in names))
-        .where(and_(log.c[session_col] == func.pg_backend_pid(), log.c[start_col] >= since))
+        .where(
+            and_(
+                log.c[session_col] == func.pg_backend_pid(),
+                log.c[start_col] >= cast(literal(since, String()), DateTime),
+            )
+        )
         .order_by(log.c[file_col], log.c[line_col])
     )
 
@@ -115,12 +134,15 @@ def named_as_logged(files: Sequence[str]) -> dict[str, str]:
     return {name: uris.pop() if len(uris) == 1 else name for name, uris in by_name.items()}
 
 
-def copy_started(fetch: Fetch) -> datetime:
-    """The server's clock, read just before a COPY: its errors are those logged since."""
-    return next(iter(fetch(select(func.getdate()))[0].values()))
+def copy_started(fetch: Fetch) -> str:
+    """The server's clock, read just before a COPY (GETDATE(): that statement's start): the
+    COPY's errors are those logged since. Read as text of CLOCK_FORMAT, which any DATESTYLE
+    reads back, not as a timestamp, which a driver parses in the session's DATESTYLE."""
+    clock = select(func.to_char(func.getdate(), CLOCK_FORMAT))
+    return str(next(iter(fetch(clock)[0].values())))
 
 
-def copy_errors(fetch: Fetch, view: str, since: datetime, files: Sequence[str]) -> list[Reject]:
+def copy_errors(fetch: Fetch, view: str, since: str, files: Sequence[str]) -> list[Reject]:
     """The records a COPY of these files (its manifest's) rejected: this session's load errors
     logged since `since`, of these files, each under its file's full URI (`fetch`: a query's
     rows). Valid for a committed COPY and a failed one alike (logged errors survive a rollback)."""
