@@ -4,9 +4,9 @@ PostgreSQL has no COPY from S3, so this reads the statement the product sends an
 Redshift's documentation says that COPY does: read the manifest (or list the prefix) and the
 JSONPaths document from S3, map each JSON record through the paths to the target columns in
 order, convert each value to its column's type as declared in the database, load the good
-records and log the rejected ones in sys_load_error_detail with the load error reference's
-codes, under a query id of the view's own (not pg_last_copy_id()'s) and with file names cut to
-the view's 256 bytes. A path that is not in a record loads NULL; NULL into a NOT NULL column, a
+records and log the rejected ones in sys_load_error_detail and stl_load_errors with the load
+error reference's codes (tests/redshift_error_log.py: SYS's under query ids of its own, file
+names cut to 256 bytes). A path that is not in a record loads NULL; NULL into a NOT NULL column, a
 value that does not convert, a string longer than its column (in bytes, as Redshift counts VARCHAR
 lengths) without TRUNCATECOLUMNS, invalid JSON and invalid UTF-8 reject the record. The load
 fails when the rejects reach MAXERROR (the documented "error_count number of errors or
@@ -46,17 +46,16 @@ from sqlalchemy import (
     SmallInteger,
     String,
     column,
-    create_engine,
     func,
     inspect,
     select,
     table,
 )
-from sqlalchemy.pool import NullPool
 
 from tasks.source.s3 import parse_s3_uri
 from tasks.warehouse.redshift.load_errors import CLOCK_FORMAT
 from tasks.warehouse.staging import insert_values
+from tests.redshift_error_log import log_errors
 
 # Redshift's load error reference: the codes and descriptions this emulation uses.
 ERRORS = {
@@ -69,21 +68,6 @@ ERRORS = {
     1220: "String contains invalid or unsupported UTF-8 code points.",
 }
 COPY_LOG_COLUMNS = ("query_id", "session_id", "rows_loaded")
-# The load-error logs: columns (query, session, start time, file, line, column, code,
-# reason), the offset of their query ids from pg_last_copy_id()'s (SYS views log ids of their
-# own, STL's are pg_last_copy_id()'s) and the width of their reason column.
-ERROR_LOGS = {
-    "sys_load_error_detail": (
-        *("query_id", "session_id", "start_time", "file_name", "line_number"),
-        *("column_name", "error_code", "error_message", 1_000_000, 512),
-    ),
-    "stl_load_errors": (
-        *("query", "session", "starttime", "filename", "line_number"),
-        *("colname", "err_code", "err_reason", 0, 100),
-    ),
-}
-# Bytes of a file name the load-error log keeps (its CHAR(256) column).
-LOGGED_FILE_NAME = 256
 INTEGER_BITS = ((SmallInteger, 16), (BigInteger, 64), (Integer, 32))
 EPOCH = datetime(1970, 1, 1)
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -387,7 +371,7 @@ def emulate_copy(conn: Connection, statement: str, s3: Any) -> None:
     if len(rejects) >= limit:
         rejects = rejects[:limit]
         failure = f"Load into table '{command.table}' failed. Check 'sys_load_error_detail'."
-    _log_errors(conn, (query_id, session_id, started), rejects)
+    log_errors(conn, (query_id, session_id, started), rejects)
     if failure is not None:  # a real database error, so the product's error path runs
         conn.execute(select(func.redshift_copy_failed(failure)))
     if rows:
@@ -397,29 +381,3 @@ def emulate_copy(conn: Connection, statement: str, s3: Any) -> None:
         copy_log.insert(),
         {"query_id": query_id, "session_id": session_id, "rows_loaded": len(rows)},
     )
-
-
-def _logged_name(uri: str) -> str:
-    """A file name as the log's CHAR(256) keeps it: its first 256 bytes, whole characters."""
-    return uri.encode()[:LOGGED_FILE_NAME].decode("utf-8", "ignore")
-
-
-def _log_errors(conn: Connection, copy: tuple[int, int, Any], rejects: list) -> None:
-    """Write rejects to both load-error logs on a connection of its own, committed at once,
-    with the COPY's (query id, session id, start time)."""
-    if not rejects:
-        return
-    query_id, session_id, started = copy
-    engine = create_engine(conn.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    with engine.connect() as log_conn:
-        for view, (*names, offset, width) in ERROR_LOGS.items():
-            copy_values = (query_id + offset, session_id, started)
-            rows = [
-                dict(zip(names, values, strict=True))
-                for values in (
-                    (*copy_values, _logged_name(u), n, e.column, e.code, e.message()[:width])
-                    for u, n, e in rejects
-                )
-            ]
-            log_conn.execute(table(view, *(column(n) for n in names)).insert(), rows)
-    engine.dispose()
