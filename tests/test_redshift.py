@@ -315,8 +315,11 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
     assert run.count("COMMIT") == 1
     copies = [i for i, s in enumerate(run) if s.startswith("COPY ")]
     assert [run[i].split()[1] for i in copies] == ["staging_events", "staging_songs"]
-    # Staging: delete (never TRUNCATE, which would commit), COPY, count, errors.
-    begin = run.index("DELETE FROM staging_events")
+    # Staging: a new table (DELETE leaves ghost rows, TRUNCATE would commit), COPY, count,
+    # errors.
+    drop = run.index("DROP TABLE staging_events")
+    assert run[drop + 1].startswith("CREATE TABLE staging_events (")
+    begin = drop + 1
     stage = run[begin:]
     # The files' rejects, each name with its length too: Redshift ignores trailing blanks.
     assert stage[1].startswith(
@@ -353,7 +356,7 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
     # (an executemany would be a statement per row on redshift_connector).
     assert stage[copy + 8].startswith("INSERT INTO load_rejects")
     assert stage[copy + 8].count("%s") == 2 * len(model.load_rejects.columns)
-    assert stage[copy + 9] == "DELETE FROM staging_songs"
+    assert stage[copy + 9] == "DROP TABLE staging_songs"
     assert run.index("analyze staging_songs") > copies[1]
     # The files staged, with their versions, for the ledger: 2 days and the 60 song files,
     # in one statement.

@@ -4,11 +4,14 @@ transaction."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
-from sqlalchemy import String, create_engine, inspect
+from sqlalchemy import String, create_engine, event, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
 from sql import model
+from tasks.source.s3 import S3Source
 from tasks.warehouse.tables import create_tables
 from tests.postgres_redshift import stand_in
 
@@ -61,3 +64,27 @@ def test_a_run_widens_a_narrower_column_outside_its_transaction(
         create_tables(conn)
 
     assert _width(plain, "users", "first_name") == wanted
+
+
+def test_staging_on_redshift_is_a_new_table_each_time_never_a_delete(
+    postgres_database: str, aws_credentials, s3_week: S3Source
+) -> None:
+    """Rows deleted on Redshift stay as ghost rows, scanned until a VACUUM (which no
+    transaction may run): each staging drops and creates the table again in the run's
+    transaction instead, and never deletes from it."""
+    files = s3_week.run_files(None, None)
+    block = stand_in(postgres_database, aws_credentials)
+    engine = block.get_engine()
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    table_id = text("select 'staging_songs'::regclass::oid")
+    ids = []
+    for _ in range(2):
+        with engine.begin() as conn:
+            create_tables(conn)
+            report = block.stage_songs(conn, s3_week, files.song_files, datetime(2024, 1, 1))
+            ids.append(conn.execute(table_id).scalar_one())
+            staged = conn.execute(select(func.count()).select_from(model.staging_songs))
+            assert staged.scalar_one() == report.rows > 0
+    assert ids[0] != ids[1]
+    assert not [s for s in statements if s.lstrip().lower().startswith("delete from staging")]

@@ -60,9 +60,18 @@ def _file_set(files: list[str] | FileSet) -> FileSet:
     return ListedFiles(files) if isinstance(files, list) else files
 
 
-def reset_staging(conn: Connection, table: Table, files: list[str] | FileSet) -> None:
-    """Empty a staging table and forget earlier rejects of the same files (reruns are clean)."""
-    conn.execute(delete(table))
+def reset_staging(
+    conn: Connection, table: Table, files: list[str] | FileSet, *, recreate: bool = False
+) -> None:
+    """Empty a staging table and forget earlier rejects of the same files (reruns are clean).
+    With `recreate`, the table is dropped and created again instead of emptied by DELETE:
+    Redshift keeps deleted rows as ghost rows, scanned until a VACUUM, which no transaction
+    may run; DROP and CREATE may (TRUNCATE would commit the transaction)."""
+    if recreate:
+        table.drop(conn)
+        table.create(conn)
+    else:
+        conn.execute(delete(table))
     for condition in _file_set(files).conditions(model.load_rejects.c.source_file):
         conn.execute(delete(model.load_rejects).where(condition))
 

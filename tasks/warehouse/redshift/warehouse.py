@@ -333,13 +333,13 @@ def stage_by_copy(
     *,
     combine: bool = False,
 ) -> StageReport:
-    """Reset a staging table (DELETE: TRUNCATE would commit the transaction), COPY the run's
+    """Reset a staging table (a new one: reset_staging), COPY the run's
     files through a manifest, plain files and gzipped ones apart (GZIP holds for all of a COPY's
     files), with `combine` the files first combined into few objects, each record with its file
     (song_bundles.py), in the connection's transaction; then ANALYZE the table and keep the
     rejected records in load_rejects."""
     started = clock.perf_counter()
-    reset_staging(conn, target, files)
+    reset_staging(conn, target, files, recreate=True)
     # Whole-file problems, as DuckDB's staging finds them: an empty file, or one with the same
     # content as an earlier one (whose records COPY would load twice) is a reject, not loaded.
     rejects = file_rejects(files, source.content_digests(files))
