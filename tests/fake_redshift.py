@@ -86,7 +86,7 @@ class Recorder:
         if normal.startswith("select cast(sum(case when (length("):  # values cut: none
             count = normal.count("sum(case")
             return [f"cut_{n}" for n in range(count)], [(0,) * count]
-        if normal.startswith("select to_char(getdate()"):  # the server's clock, as a COPY begins
+        if normal.startswith("select to_char(timezone("):  # the server's clock, as a COPY begins
             return ["to_char"], [("2024-01-01 12:00:00.000000",)]
         if normal.startswith("select pg_backend_pid()"):  # the session's, before the run lock
             return ["pg_backend_pid"], [(SESSION_PID,)]

@@ -72,7 +72,7 @@ REDSHIFT_CATALOG = (
     $$""",
     # GETDATE(): the current statement's start, in the session's time zone (UTC by default).
     """create function getdate() returns timestamp language sql stable as $$
-        select statement_timestamp() at time zone 'UTC'
+        select statement_timestamp()::timestamp
     $$""",
     """create function redshift_copy_failed(reason text) returns void language plpgsql as $$
         begin raise exception using message = reason, errcode = 'XX000'; end
@@ -136,6 +136,11 @@ class PostgresRedshiftWarehouse(RedshiftWarehouse):
         description="DATESTYLE of every session, as a Redshift user's default would set it "
         "(psycopg2 sets ISO when it connects; redshift_connector leaves the server's).",
     )
+    timezone: str = Field(
+        default="UTC",
+        description="TIMEZONE of every session, as ALTER USER … SET timezone sets a Redshift "
+        "user's (UTC by default there, whatever the PostgreSQL server's).",
+    )
 
     def get_engine(self) -> Engine:
         """An engine on the PostgreSQL database (psycopg2; no pool, so nothing outlives a run),
@@ -147,13 +152,14 @@ class PostgresRedshiftWarehouse(RedshiftWarehouse):
             connect_args={"connection_factory": OneByOneConnection},
         )
         event.listen(engine, "before_cursor_execute", refuse_in_transaction, retval=True)
-        if self.datestyle:
-            event.listen(engine, "connect", self._set_datestyle)
+        event.listen(engine, "connect", self._set_session)
         return engine
 
-    def _set_datestyle(self, dbapi_connection: Any, _record: Any) -> None:
+    def _set_session(self, dbapi_connection: Any, _record: Any) -> None:
         with dbapi_connection.cursor() as cursor:
-            cursor.execute("select set_config('datestyle', %s, false)", (self.datestyle,))
+            cursor.execute("select set_config('timezone', %s, false)", (self.timezone,))
+            if self.datestyle:
+                cursor.execute("select set_config('datestyle', %s, false)", (self.datestyle,))
 
     def copy(self, conn: Connection, statement: str) -> None:
         """Emulate Redshift's COPY, reading S3 with the block's credentials."""

@@ -360,7 +360,8 @@ def emulate_copy(conn: Connection, statement: str, s3: Any) -> None:
     load the good records, log the rejected ones, fail when they reach MAXERROR."""
     command = parse_copy(statement)
     query_id = conn.execute(select(func.nextval("redshift_query_id"))).scalar_one()
-    clock = func.to_char(func.getdate(), CLOCK_FORMAT)  # as text: any DATESTYLE reads it
+    # The COPY's start in UTC, as the logs keep it, as text: any DATESTYLE reads it back.
+    clock = func.to_char(func.timezone("UTC", func.statement_timestamp()), CLOCK_FORMAT)
     session_id, started = conn.execute(select(func.pg_backend_pid(), clock)).one()
     try:
         rows, rejects = load_records(conn, s3, command)

@@ -258,6 +258,14 @@ def test_load_error_rows_become_rejects() -> None:
     ]
 
 
+# The server's clock the fake answers, as the load-error query casts it.
+SERVER_CLOCK = "CAST('2024-01-01 12:00:00.000000' AS TIMESTAMP WITHOUT TIME ZONE)"
+# How the clock is read before each COPY: GETDATE() in UTC, as text.
+CLOCK_QUERY = (
+    "SELECT to_char(timezone(%s, CAST(getdate() AS TIMESTAMP WITH TIME ZONE)), %s) AS to_char_1"
+)
+
+
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> fake_redshift.Recorder:
     """Every engine of a RedshiftWarehouse records into a fresh recorder; the song files it
@@ -328,7 +336,7 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
     )
     copy = copies[0] - begin
     # The server's clock before this COPY: its errors are the session's logged since then.
-    assert stage[copy - 1] == "SELECT to_char(getdate(), %s) AS to_char_1"
+    assert stage[copy - 1] == CLOCK_QUERY
     assert stage[copy + 1] == "SELECT pg_last_copy_count() AS pg_last_copy_count_1"
     assert "FROM sys_load_error_detail WHERE sys_load_error_detail.session_id" in stage[copy + 2]
     # Levels the tables do not accept and userIds that are not numbers INTEGER holds would fail
@@ -416,10 +424,6 @@ def test_redshift_run_is_one_transaction_begun_by_the_run_lock(
         }
     ]
     assert summary["staged"]["events"]["rows"] == 1234 - 3
-
-
-# The server's clock the fake answers, as the load-error query casts it.
-SERVER_CLOCK = "CAST('2024-01-01 12:00:00.000000' AS TIMESTAMP WITHOUT TIME ZONE)"
 
 
 @pytest.mark.usefixtures("prefect_server")

@@ -18,7 +18,12 @@ from sql.model import SOURCE_FILE_FIELD
 from tasks.source.s3 import S3Source
 from tasks.warehouse.redshift.load_errors import LoadFailed
 from tests import fake_redshift
-from tests.test_redshift import SERVER_CLOCK, recorder, warehouse  # noqa: F401 - the fixture
+from tests.test_redshift import (  # noqa: F401 - the fixtures
+    CLOCK_QUERY,
+    SERVER_CLOCK,
+    recorder,
+    warehouse,
+)
 
 
 def gzip_some_files(source: S3Source, *days: int) -> None:
@@ -77,7 +82,7 @@ def test_plain_and_gzipped_files_are_two_copies_in_one_transaction(
     assert statements.count("COMMIT") == 1
     assert statements.index("COMMIT") > copies[-1]
     for i in copies:
-        assert statements[i - 1] == "SELECT to_char(getdate(), %s) AS to_char_1"
+        assert statements[i - 1] == CLOCK_QUERY
         assert statements[i + 1] == "SELECT pg_last_copy_count() AS pg_last_copy_count_1"
         assert "FROM sys_load_error_detail WHERE" in statements[i + 2]
     assert statements[copies[1] + 3].startswith("SELECT count(*) AS count_1 FROM staging_events")

@@ -216,3 +216,17 @@ def test_rejects_are_read_whatever_the_sessions_datestyle(
     [uri] = put_events(source, {"2018-11-02-events.json": ["{", "{"]})
     with block.get_engine().begin() as conn:
         assert block.stage_events(conn, source, [uri], AT).rejects == 2
+
+
+@pytest.mark.parametrize("timezone", ["Asia/Tokyo", "America/New_York"])
+def test_each_copy_reads_its_own_rejects_whatever_the_sessions_time_zone(
+    postgres_database: str, aws_credentials, source: S3Source, timezone: str
+) -> None:
+    # GETDATE() is in the session's time zone and the logs' start times in UTC: ahead of UTC
+    # no reject would be found, behind it an earlier COPY's rejects of the file again.
+    block = stand_in(postgres_database, aws_credentials, timezone=timezone)
+    model.metadata.create_all(block.get_engine())
+    [uri] = put_events(source, {"2018-11-02-events.json": ["{", "{"]})
+    with block.get_engine().begin() as conn:
+        reports = [block.stage_events(conn, source, [uri], AT) for _ in range(2)]
+    assert [r.rejects for r in reports] == [2, 2]

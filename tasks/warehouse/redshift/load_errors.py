@@ -4,8 +4,9 @@ Serverless) or STL_LOAD_ERRORS (provisioned only), for the committed COPY and th
 A COPY's errors are told from others by session, time and file, never by query id: SYS views
 record query ids differently from STL's, and pg_last_copy_id() names the COPY in STL's. They
 are this session's errors logged since the server's clock read just before the COPY (GETDATE(),
-the start of that statement), of the files of its manifest. The views keep a file's name in a
-CHAR(256): a longer URI is logged cut short, and is mapped back to the manifest's full URI."""
+the start of that statement, in UTC as the logs' start times), of the files of its manifest.
+The views keep a file's name in a CHAR(256): a longer URI is logged cut short, and is mapped
+back to the manifest's full URI."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import (
+    TIMESTAMP,
     Connection,
     DateTime,
     Select,
@@ -135,10 +137,12 @@ def named_as_logged(files: Sequence[str]) -> dict[str, str]:
 
 
 def copy_started(fetch: Fetch) -> str:
-    """The server's clock, read just before a COPY (GETDATE(): that statement's start): the
-    COPY's errors are those logged since. Read as text of CLOCK_FORMAT, which any DATESTYLE
-    reads back, not as a timestamp, which a driver parses in the session's DATESTYLE."""
-    clock = select(func.to_char(func.getdate(), CLOCK_FORMAT))
+    """The server's clock in UTC, read just before a COPY (GETDATE(): that statement's start):
+    the COPY's errors are those logged since. GETDATE() is in the session's time zone and the
+    logs' start times in UTC, so it is converted; and it is read as text of CLOCK_FORMAT, which
+    any DATESTYLE reads back, not as a timestamp, which a driver parses in the DATESTYLE."""
+    local = cast(func.getdate(), TIMESTAMP(timezone=True))  # the session's time zone's
+    clock = select(func.to_char(func.timezone("UTC", local), CLOCK_FORMAT))
     return str(next(iter(fetch(clock)[0].values())))
 
 
