@@ -205,26 +205,21 @@ def test_files_whose_names_differ_by_a_trailing_space_are_told_apart(
             assert [tuple(row) for row in kept] == [(plain, "plain")]
 
 
-@pytest.mark.parametrize("datestyle", ["SQL, DMY", "German", "Postgres, MDY"])
-def test_rejects_are_read_whatever_the_sessions_datestyle(
-    postgres_database: str, aws_credentials, source: S3Source, datestyle: str
+@pytest.mark.parametrize(
+    "session",
+    [
+        *({"datestyle": style} for style in ("SQL, DMY", "German", "Postgres, MDY")),
+        *({"timezone": zone} for zone in ("Asia/Tokyo", "America/New_York")),
+    ],
+)
+def test_each_copy_reads_its_own_rejects_whatever_the_sessions_settings(
+    postgres_database: str, aws_credentials, source: S3Source, session: dict[str, str]
 ) -> None:
-    # The server's clock before a COPY comes back as text of a fixed format, not as a
-    # timestamp the driver parses in the session's DATESTYLE.
-    block = stand_in(postgres_database, aws_credentials, datestyle=datestyle)
-    model.metadata.create_all(block.get_engine())
-    [uri] = put_events(source, {"2018-11-02-events.json": ["{", "{"]})
-    with block.get_engine().begin() as conn:
-        assert block.stage_events(conn, source, [uri], AT).rejects == 2
-
-
-@pytest.mark.parametrize("timezone", ["Asia/Tokyo", "America/New_York"])
-def test_each_copy_reads_its_own_rejects_whatever_the_sessions_time_zone(
-    postgres_database: str, aws_credentials, source: S3Source, timezone: str
-) -> None:
-    # GETDATE() is in the session's time zone and the logs' start times in UTC: ahead of UTC
-    # no reject would be found, behind it an earlier COPY's rejects of the file again.
-    block = stand_in(postgres_database, aws_credentials, timezone=timezone)
+    # The server's clock before a COPY comes back as text of a fixed format, not as a timestamp
+    # the driver parses in the session's DATESTYLE. GETDATE() is in the session's time zone and
+    # the logs' start times in UTC: ahead of UTC no reject would be found, behind it an earlier
+    # COPY's rejects of the file again.
+    block = stand_in(postgres_database, aws_credentials, **session)
     model.metadata.create_all(block.get_engine())
     [uri] = put_events(source, {"2018-11-02-events.json": ["{", "{"]})
     with block.get_engine().begin() as conn:
