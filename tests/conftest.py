@@ -274,3 +274,13 @@ def postgres_database(postgres_server: str) -> Iterator[str]:
     url = create_database(postgres_server, name)
     yield url
     drop_database(postgres_server, name)
+
+
+@pytest.fixture
+def data_api(postgres_database: str, moto_endpoint: str, aws_credentials):
+    """A local Redshift Data API endpoint over the test's stand-in database, COPY reading the
+    moto server (tests/data_api_server.py): its `url` and `controls`."""
+    from tests.data_api_server import serve_data_api
+
+    with serve_data_api(postgres_database, moto_endpoint, aws_credentials) as api:
+        yield api
