@@ -225,3 +225,23 @@ def test_each_copy_reads_its_own_rejects_whatever_the_sessions_settings(
     with block.get_engine().begin() as conn:
         reports = [block.stage_events(conn, source, [uri], AT) for _ in range(2)]
     assert [r.rejects for r in reports] == [2, 2]
+
+
+def test_files_alike_in_their_first_256_bytes_are_copied_apart_and_named_in_full(
+    block: PostgresRedshiftWarehouse, source: S3Source
+) -> None:
+    # The logs would give both files one cut name: each goes to a COPY of its own, so each
+    # reject names its file, and a rerun clears it.
+    folder = "é" * 150
+    uri, other = put_events(
+        source,
+        {
+            f"{folder}/2018-11-02-events.json": ["{"],
+            f"{folder}/2018-11-03-events.json": ['{"a": 1}', "{", "{"],
+        },
+    )
+    for _ in range(2):
+        with block.get_engine().begin() as conn:
+            report = block.stage_events(conn, source, [uri, other], AT)
+        assert report.rejects == 4  # a record lacking the required fields is one too
+    assert kept_rejects(block) == sorted([(uri, 1), (other, 1), (other, 2), (other, 3)])

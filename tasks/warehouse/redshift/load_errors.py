@@ -129,7 +129,8 @@ def logged_name(uri: str) -> str:
 
 def named_as_logged(files: Sequence[str]) -> dict[str, str]:
     """The manifest's files by their logged names; a name two files share (URIs alike in their
-    first 256 bytes) maps to itself, as no file can be told from it."""
+    first 256 bytes, which song_bundles.apart_as_logged keeps out of one COPY) maps to itself,
+    as no file can be told from it."""
     by_name: dict[str, set[str]] = {}
     for uri in files:
         by_name.setdefault(logged_name(uri), set()).add(uri)

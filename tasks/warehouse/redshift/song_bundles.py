@@ -46,7 +46,7 @@ from sql.model import SOURCE_FILE_FIELD
 from tasks.common.logs import run_logger
 from tasks.source.files import is_gzipped
 from tasks.source.s3 import DELETE_BATCH, S3Source, parse_s3_uri
-from tasks.warehouse.redshift.load_errors import Origins
+from tasks.warehouse.redshift.load_errors import Origins, logged_name
 
 # Redshift's advice: files of at least 1 MB (and at most 1 GB; 64 MiB keeps well inside it
 # and keeps the objects many enough to spread over the slices).
@@ -257,6 +257,31 @@ class CopyFiles:
             + (f" and {plain} files as they are" if plain else "")
             + " by one COPY"
         )
+
+
+def apart_as_logged(batches: list[CopyFiles]) -> list[CopyFiles]:
+    """The COPYs, each split into as few as keep apart the files whose names the load-error
+    logs cut alike (their first 256 bytes the same, under a long prefix), so that each reject
+    names its file: a COPY as it is when none are (or it has no file). A combined object
+    goes with its origins; the files combined are counted in the first part."""
+    split: list[CopyFiles] = []
+    for batch in batches:
+        parts: list[dict[str, str]] = []  # each part's files by their logged names
+        for uri in batch.files:
+            name = logged_name(uri)
+            part = next((p for p in parts if name not in p), None)
+            if part is None:
+                parts.append(part := {})
+            part[name] = uri
+        if len(parts) <= 1:
+            split.append(batch)
+            continue
+        for n, part in enumerate(parts):
+            files = list(part.values())
+            origins = {uri: batch.origins[uri] for uri in files if uri in batch.origins}
+            combined = batch.combined if n == 0 else 0
+            split.append(CopyFiles(files, origins, combined, batch.gzipped))
+    return split
 
 
 def by_compression(files: list[str]) -> list[CopyFiles]:

@@ -57,6 +57,7 @@ from tasks.warehouse.redshift.lock_table import ensure_lock_table, take_run_lock
 from tasks.warehouse.redshift.sign_in import sign_in_per_connection, sign_in_problem
 from tasks.warehouse.redshift.song_bundles import (
     CopyFiles,
+    apart_as_logged,
     by_compression,
     combine_song_files,
     delete_combined,
@@ -365,7 +366,7 @@ def stage_by_copy(
             if combine
             else by_compression(loadable)
         )
-        for batch in batches:
+        for batch in apart_as_logged(batches):
             if batch.files:  # none when every file held only blank lines
                 manifest_key = manifests + (".gzip.manifest" if batch.gzipped else ".manifest")
                 manifest_uri = source.put_json(manifest_key, manifest(batch.files))
@@ -412,8 +413,8 @@ def _copy_files(
     """One COPY of a manifest's files (all gzipped, or none): the rows it loaded and the records
     it rejected, traced from combined objects to the run's files. A failed COPY rolls the
     session back and raises LoadFailed with its rejects."""
-    view, files = warehouse.load_errors_view, batch.files
-    since = copy_started(fetch_sqlalchemy(conn))
+    view, files, fetch = warehouse.load_errors_view, batch.files, fetch_sqlalchemy(conn)
+    since = copy_started(fetch)
     try:
         statement = copy_statement(target, manifest_uri, paths_uri, warehouse, gzip=batch.gzipped)
         warehouse.copy(conn, statement)
@@ -425,5 +426,4 @@ def _copy_files(
         rejects = copy_errors(fetch_dbapi(conn), view, since, files)
         raise LoadFailed(target.name, traced_to_origins(rejects, batch.origins), error) from error
     rows = int(conn.execute(select(func.pg_last_copy_count())).scalar_one())
-    rejects = copy_errors(fetch_sqlalchemy(conn), view, since, files)
-    return rows, traced_to_origins(rejects, batch.origins)
+    return rows, traced_to_origins(copy_errors(fetch, view, since, files), batch.origins)
