@@ -57,6 +57,8 @@ from tests.redshift_copy import emulate_copy
 # GetStatementResult (counted here as the JSON of its records).
 SQL_LIMIT_BYTES = 100 * 1024
 RESULT_LIMIT_BYTES = 100 * 1024 * 1024
+MAX_BATCH_SQLS = 40
+MAX_KEEP_ALIVE_SECONDS = 24 * 60 * 60
 ACTIVE = ("SUBMITTED", "PICKED", "STARTED")
 TARGET = ("ClusterIdentifier", "Database", "DbUser", "SecretArn", "WorkgroupName")
 # Error codes a test can inject, with the message each answers.
@@ -246,6 +248,14 @@ class LocalDataApi:
         return self._submit(body, body.get("Sqls") or [])
 
     def _submit(self, body: dict[str, Any], sqls: list[str]) -> dict[str, Any]:
+        # The model's bounds botocore does not check on the client.
+        if len(sqls) > MAX_BATCH_SQLS:
+            raise DataApiError("ValidationException", f"Sqls holds at most {MAX_BATCH_SQLS}")
+        if body.get("SessionKeepAliveSeconds", 0) > MAX_KEEP_ALIVE_SECONDS:
+            raise DataApiError(
+                "ValidationException",
+                f"SessionKeepAliveSeconds is at most {MAX_KEEP_ALIVE_SECONDS}",
+            )
         for sql in sqls:
             if len(sql.encode()) > self.controls.sql_limit_bytes:
                 limit = self.controls.sql_limit_bytes // 1024

@@ -102,25 +102,30 @@ def test_a_session_carries_a_transaction_that_rollback_undoes(data_api: LocalDat
     assert client.get_statement_result(Id=after["Id"])["Records"] == [[{"longValue": 0}]]
 
 
-def test_a_session_runs_one_statement_at_a_time_and_ends_when_idle(
-    data_api: LocalDataApi,
-) -> None:
+def test_a_session_runs_one_statement_at_a_time(data_api: LocalDataApi) -> None:
     client = data_api_client(data_api.url)
-    run(client, "create table plays (id integer)")
-    session = run(client, "begin", SessionKeepAliveSeconds=1)["SessionId"]
-    run(client, "insert into plays values (1)", SessionId=session)
-    data_api.controls.statement_delay = 0.5
+    session = run(client, "select 1", SessionKeepAliveSeconds=60)["SessionId"]
+    data_api.controls.statement_delay = 60  # until cancelled
     slow = client.execute_statement(Sql="select 2", SessionId=session)
     assert client.describe_statement(Id=slow["Id"])["Status"] in ("SUBMITTED", "PICKED", "STARTED")
     with pytest.raises(ClientError, match="busy") as busy:
         client.execute_statement(Sql="select 3", SessionId=session)
     assert busy.value.response["Error"]["Code"] == "ValidationException"
-    assert finished(client, slow["Id"])["Status"] == "FINISHED"
+    assert client.cancel_statement(Id=slow["Id"])["Status"] is True
+    assert finished(client, slow["Id"])["Status"] == "ABORTED"
     data_api.controls.statement_delay = 0
-    time.sleep(1.5)  # the keep-alive passes
+    assert run(client, "select 3", SessionId=session)["Status"] == "FINISHED"
+
+
+def test_a_session_ends_when_idle_and_its_transaction_with_it(data_api: LocalDataApi) -> None:
+    client = data_api_client(data_api.url)
+    run(client, "create table plays (id integer)")
+    session = run(client, "begin", SessionKeepAliveSeconds=2)["SessionId"]
+    run(client, "insert into plays values (1)", SessionId=session)
+    time.sleep(3)  # the keep-alive passes
     with pytest.raises(ClientError, match="not available"):
         client.execute_statement(Sql="select 4", SessionId=session)
-    left = run(client, "select count(*) from plays")  # the open transaction rolled back
+    left = run(client, "select count(*) from plays")
     assert client.get_statement_result(Id=left["Id"])["Records"] == [[{"longValue": 0}]]
 
 
@@ -177,6 +182,8 @@ def test_sql_over_the_size_quota_is_refused(data_api: LocalDataApi) -> None:
     assert refused.value.response["Error"]["Code"] == "ValidationException"
     under = run(client, f"select '{padding[: 90 * 1024]}'")
     assert under["Status"] == "FINISHED"
+    with pytest.raises(ClientError, match="at most 40"):
+        client.batch_execute_statement(Sqls=["select 1"] * 41, **CLUSTER)
 
 
 def test_a_result_over_the_size_quota_is_refused(data_api: LocalDataApi) -> None:
