@@ -32,6 +32,7 @@ from tasks.cluster.blocks import delete_warehouse_block
 from tasks.cluster.cost import PRICES_TAKEN, hourly_cost
 from tasks.cluster.lifecycle import delete_cluster, wait_until_deleted
 from tasks.cluster.provision import provision_cluster, remove_cluster
+from tasks.cluster.questions import Probe, ask
 from tasks.cluster.settings import (
     DEFAULT_ROLE_NAME,
     ClusterSettings,
@@ -50,6 +51,7 @@ from tasks.run.digest import (
     warehouse_digests,
 )
 from tasks.source.s3 import S3Source, delete_prefix, parse_s3_uri, upload_tree
+from tasks.warehouse.resolve import resolve_warehouse
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SAMPLE = str(PROJECT_ROOT / "data" / "sample")
@@ -191,7 +193,8 @@ def redshift_smoke(
     sample: str = DEFAULT_SAMPLE,
 ) -> dict[str, Any]:
     """Load the sample directory into a temporary DuckDB file and, through <source>/smoke-<run>/,
-    into a Redshift cluster made for this run; compare every star table's rows and digest;
+    into a Redshift cluster made for this run; ask the cluster what Redshift's documentation
+    leaves open (tasks/cluster/questions.py); compare every star table's rows and digest;
     delete the cluster, its block and the uploaded objects whatever happens; estimate the cost.
     Fails (StarTablesDiffer) when a table differs. source: s3://bucket/prefix to upload under."""
     plan = smoke_plan(source, cluster, runtime.flow_run.id)
@@ -209,6 +212,12 @@ def redshift_smoke(
         with step("loading the sample into Redshift"):
             etl(plan.run_source, warehouse, aws_credentials=aws_credentials)
             actual = warehouse_digests(warehouse)
+        with step("asking the cluster what its documentation leaves open"):
+            probe = Probe(resolve_warehouse(warehouse), plan.run_objects(aws_credentials))
+            probe.cluster_identifier = plan.cluster.identifier
+            answers = ask(probe)
+            said = "\n".join(f"- {a.question}: {a.answer}" for a in answers)
+            run_logger().info("what the cluster answered:\n%s", said)
     except BaseException as error:
         error.add_note(clean_up(plan, aws_credentials, created_at))
         raise
@@ -223,6 +232,7 @@ def redshift_smoke(
         "identifier": plan.cluster.identifier,
         "uploaded_to": plan.run_source,
         "tables": [asdict(c) for c in comparisons],
+        "answers": [asdict(a) for a in answers],
         "cost": cost,
     }
 
@@ -302,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     comparisons = [TableComparison(**row) for row in report["tables"]]
     print("\n" + format_comparison(comparisons))
     print(f"\nall {len(comparisons)} star tables are the same on DuckDB and Redshift")
+    print("\nwhat the cluster answered:")
+    print("\n".join(f"- {a['question']}: {a['answer']}" for a in report["answers"]))
     print(report["cost"])
     return 0
 

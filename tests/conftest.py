@@ -35,9 +35,11 @@ from tasks.generator import generate_dataset
 from tests.shared_servers import (
     begin_session,
     end_session,
+    locked,
     session_deployed,
     session_moto,
     session_server,
+    shared_dir,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -92,8 +94,28 @@ def prefect_server() -> Iterator[str]:
     with temporary_settings(
         updates={PREFECT_API_URL: api, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     ):
+        register_block_types()
         yield api
         APILogHandler().flush()  # the logs still queued, sent while the server is up
+
+
+def register_block_types() -> None:
+    """Register the block types the tests save, once for the session's server: two workers
+    saving the first block of a type at once would both register its schema, and one would
+    fail with a conflict."""
+    from prefect_aws import AwsCredentials, S3Bucket
+
+    from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
+    from tasks.warehouse.redshift.warehouse import RedshiftWarehouse
+    from tests.postgres_redshift import PostgresRedshiftWarehouse
+
+    with locked(shared_dir() / "blocks.lock"):
+        if (shared_dir() / "blocks-registered").exists():
+            return
+        blocks = (AwsCredentials, S3Bucket, DuckDBWarehouse, RedshiftWarehouse)
+        for block in (*blocks, PostgresRedshiftWarehouse):
+            block.register_type_and_schema()
+        (shared_dir() / "blocks-registered").touch()
 
 
 @pytest.fixture(scope="session")

@@ -315,6 +315,13 @@ def test_the_command_line_exits_0_when_the_tables_agree_and_1_when_one_differs(
     assert list(rows) == ["songplays", "users", "songs", "artists", "time"]
     assert all(r[0] == r[1] != "0" and r[2] == "yes" for r in rows.values()), out
     assert "all 5 star tables are the same on DuckDB and Redshift" in out
+    # The questions for the cluster are asked (moto's cluster has no database to answer them).
+    answered = out.split("what the cluster answered:\n", 1)[1].splitlines()
+    assert [line.split(":")[0] for line in answered[:3]] == [
+        "- copy_ids_and_json_mapping",
+        "- lock_wait_bound",
+        "- statupdate_needs_owner",
+    ]
     assert re.search(r"^cost: about \$0\.00 \(1 x dc2\.large in us-east-1", out, re.M)
     assert "no --ingress-cidr" not in err
 
