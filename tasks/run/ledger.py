@@ -7,7 +7,8 @@ staged, and a changed song file's records replace those it loaded before
 staging_files in its transaction; its transforms bring the ledger up to date from there
 (sql/transform/11_loaded_files.sql), so the ledger commits with the tables or not at all.
 The ledger holds every file ever loaded, many times a run's files: a run reads only the rows of
-its own files, named by bind parameters, FILES_PER_STATEMENT at a time.
+its own files, named by bind parameters, FILES_PER_STATEMENT at a time (fewer where the
+warehouse's statements carry less: tasks/warehouse/staging.py's statement_limits).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sql import model
 from tasks.common.logs import run_logger
 from tasks.source.files import FileVersion, RunFiles
 from tasks.warehouse.protocol import Warehouse
-from tasks.warehouse.staging import batches
+from tasks.warehouse.staging import name_batches, statement_limits
 
 EVENTS = "events"
 SONGS = "songs"
@@ -45,7 +46,7 @@ def read_ledger(conn: Connection, names: list[str]) -> dict[str, FileVersion]:
     """The size and version the ledger has of each of these files it holds."""
     ledger = model.loaded_files.c
     found: dict[str, FileVersion] = {}
-    for batch in batches(names):
+    for batch in name_batches(names, statement_limits(conn)):
         query = select(ledger.source_file, ledger.size, ledger.version).where(
             ledger.source_file.in_(batch)
         )

@@ -3,7 +3,8 @@
 A spec is read without the Prefect API first (check_warehouse: a CLI checks it before any
 server starts): an existing file must be a DuckDB database; a path ending in .duckdb, .db or
 .ddb, or any other path with a separator, is a DuckDB file (created on first use); TYPE/NAME
-with TYPE a warehouse block type is a saved block; anything else is the user's mistake.
+with TYPE a warehouse block type is a saved block; `redshift-data://…` is a Data API warehouse
+given in full (tasks/warehouse/redshift_data/spec.py); anything else is the user's mistake.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tasks.common.errors import (
 )
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 from tasks.warehouse.protocol import Warehouse
+from tasks.warehouse.redshift_data.spec import is_data_api_spec, spec_fields, warehouse_from_spec
 
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 # A DuckDB database file says so in its header: "DUCK" at bytes 8 to 12.
@@ -65,16 +67,24 @@ def warehouse_block_types() -> list[str]:
 
 
 def resolve_warehouse(spec: str) -> Warehouse:
-    """A warehouse from a DuckDB file path or a saved warehouse block, named
-    `sparkify-duckdb-warehouse/NAME` or `sparkify-redshift-warehouse/NAME`."""
-    if check_warehouse(spec) == "duckdb":
+    """A warehouse from a DuckDB file path, a saved warehouse block, named
+    `sparkify-duckdb-warehouse/NAME` or `sparkify-redshift-warehouse/NAME`, or a Data API spec
+    `redshift-data://…`."""
+    kind = check_warehouse(spec)
+    if kind == "duckdb":
         return DuckDBWarehouse(path=spec)
+    if kind == "data-api":
+        return warehouse_from_spec(spec)
     return load_warehouse_block(spec)
 
 
-def check_warehouse(spec: str, must_exist: bool = False) -> Literal["duckdb", "block"]:
-    """What the spec names, "duckdb" or "block", read without the Prefect API; a UserError for
-    a spec that cannot be right (and, with must_exist, for a DuckDB file not there yet)."""
+Kind = Literal["duckdb", "block", "data-api"]
+
+
+def check_warehouse(spec: str, must_exist: bool = False) -> Kind:
+    """What the spec names, "duckdb", "block" or "data-api", read without the Prefect API; a
+    UserError for a spec that cannot be right (and, with must_exist, for a DuckDB file not there
+    yet)."""
     kind = warehouse_kind(spec)
     if kind == "duckdb":
         check_duckdb_path(spec)
@@ -86,11 +96,14 @@ def check_warehouse(spec: str, must_exist: bool = False) -> Literal["duckdb", "b
     return kind
 
 
-def warehouse_kind(spec: str) -> Literal["duckdb", "block"]:
+def warehouse_kind(spec: str) -> Kind:
     """What the spec names: "duckdb" for a DuckDB file path, "block" for a saved warehouse
-    block's TYPE/NAME; a UserError for anything else."""
+    block's TYPE/NAME, "data-api" for a Data API spec; a UserError for anything else."""
     if not spec.strip():
         raise BadArgument(f"no warehouse given: {WAREHOUSE_FIX}")
+    if is_data_api_spec(spec):
+        spec_fields(spec)
+        return "data-api"
     if spec == ":memory:":
         raise BadArgument(
             "an in-memory DuckDB cannot outlive the run: give the warehouse (--warehouse) a file "
