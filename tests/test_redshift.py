@@ -22,7 +22,8 @@ from tasks.run.quality import default_checks
 from tasks.source.s3 import S3Source
 from tasks.warehouse.protocol import Reject
 from tasks.warehouse.redshift.load_errors import LoadFailed, load_errors_query, parse_load_errors
-from tasks.warehouse.redshift.warehouse import RedshiftWarehouse, copy_statement, manifest
+from tasks.warehouse.redshift.staging_copy import copy_statement, manifest
+from tasks.warehouse.redshift.warehouse import RedshiftWarehouse
 from tests import fake_redshift
 
 ROLE = "arn:aws:iam::123456789012:role/sparkify-redshift-s3-read"

@@ -13,7 +13,7 @@ from sqlalchemy.exc import InternalError
 
 from sql import model
 from tasks.source.s3 import S3Source
-from tasks.warehouse.redshift.warehouse import copy_statement
+from tasks.warehouse.redshift.staging_copy import copy_statement
 from tests.postgres_redshift import ROLE, PostgresRedshiftWarehouse, stand_in
 from tests.redshift_copy import CopyNotEmulated, parse_copy
 

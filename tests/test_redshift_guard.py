@@ -23,7 +23,7 @@ from sqlfluff.api.simple import APIParsingError
 from flows.etl import etl
 from sql import model
 from tasks.source.s3 import S3Source
-from tasks.warehouse.redshift.warehouse import copy_statement
+from tasks.warehouse.redshift.staging_copy import copy_statement
 from tasks.warehouse.staging import reset_staging
 from tests import fake_redshift
 from tests.test_redshift import recorder, warehouse  # noqa: F401 - the fixture

@@ -18,7 +18,8 @@ from sqlalchemy.exc import DBAPIError
 
 from tasks.common.errors import WarehouseBusy
 from tasks.source.s3 import S3Source
-from tasks.warehouse.redshift.warehouse import DEFAULT_IAM_ROLE, RedshiftWarehouse, redshift_literal
+from tasks.warehouse.redshift.staging_copy import DEFAULT_IAM_ROLE, redshift_literal
+from tasks.warehouse.redshift.warehouse import RedshiftWarehouse
 
 PROBE = Table("sparkify_smoke_probe", MetaData(), Column("a", Integer), Column("b", BigInteger))
 # A database user for the owner question: no password, signed in with IAM only.

@@ -43,6 +43,7 @@ def widen_text_columns(engine: Engine) -> list[str]:
         return []
     raw = engine.raw_connection()
     try:
+        raw.rollback()  # whatever the connection's set-up began
         raw.driver_connection.autocommit = True
         cursor = raw.cursor()
         for _, statement in alters:
