@@ -4,7 +4,7 @@ said, never silent."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Connection, Integer, case, cast, func, select
+from sqlalchemy import Column, Connection, Integer, case, cast, func, literal_column, select
 
 from sql import model
 
@@ -25,8 +25,11 @@ def count_cut(conn: Connection) -> dict[str, int]:
     counts: dict[str, int] = {}
     for table in (model.staging_events, model.staging_songs):
         columns = [c for c in cut_columns() if c.table is table]
+        # One and zero are written in the SQL, not bound: a driver that binds every value as
+        # text (the Data API's) would sum text.
+        one, zero = literal_column("1"), literal_column("0")
         longer = [
-            cast(func.sum(case((func.length(c) > c.info["cut_to"], 1), else_=0)), Integer)
+            cast(func.sum(case((func.length(c) > c.info["cut_to"], one), else_=zero)), Integer)
             for c in columns
         ]
         row = conn.execute(select(*longer).select_from(table)).one()
