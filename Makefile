@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= INFO
 
-.PHONY: run test lint format bench venv clean blocks deploy server worker redshift-smoke lock
+.PHONY: run test lint format bench venv clean blocks deploy server worker redshift-smoke lock \
+	docs docs-build
 
 venv: $(STAMP)
 
@@ -32,12 +33,22 @@ run: $(STAMP)
 # One part: make test TESTS=tests/test_etl.py (or TESTS='-k postgres', any pytest arguments).
 TESTS ?=
 
-test: $(STAMP) lint
+test: $(STAMP) lint docs-build
 	$(BIN)/python -m pytest $(TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The documentation site (mkdocs.yml, docs/): make docs serves it at http://127.0.0.1:8000;
+# make test builds it with --strict, so a broken link or reference fails the suite.
+export NO_MKDOCS_2_WARNING ?= 1
+
+docs: $(STAMP)
+	$(BIN)/mkdocs serve
+
+docs-build: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
