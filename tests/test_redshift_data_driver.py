@@ -13,7 +13,9 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from sqlalchemy import case, func, select
 
+from sql import model
 from tasks.common.errors import BadArgument
 from tasks.common.retry import is_transient
 from tasks.warehouse.redshift_data import dbapi
@@ -309,3 +311,17 @@ def test_a_wrong_spec_is_a_one_line_user_error(spec: str, says: str) -> None:
     with pytest.raises(BadArgument, match=says) as failure:
         spec_fields(spec)
     assert "\n" not in str(failure.value)
+
+
+def test_numbers_truth_values_and_times_are_bound_with_a_cast_text_is_not() -> None:
+    """The Data API sends parameters as text: where nothing in the statement types one, it
+    would stay text (`sum(case when … then '1' …)` fails)."""
+    events = model.staging_events
+    query = select(func.sum(case((events.c.first_name == "x", 1), else_=0))).where(
+        events.c.ts_ms > 5, events.c.length == 2.5
+    )
+    compiled = str(query.compile(dialect=block(cluster_identifier="c").get_engine().dialect))
+    assert "THEN :param_1::INTEGER ELSE :param_2::INTEGER" in compiled
+    assert ":ts_ms_1::BIGINT" in compiled
+    assert ":length_1::DOUBLE PRECISION" in compiled
+    assert "first_name = :first_name_1)" in compiled

@@ -5,6 +5,12 @@ SQL, the DDL with its table options and the reflection are the same; only the dr
 named parameters (`:name`, the Data API's form), so no `%` is doubled, and no connection
 arguments of a socket (SSL modes, keepalives): the boto3 client and the session's target are
 the engine's connect_args.
+
+The Data API sends every parameter as text, which Redshift types from where it stands; where
+nothing there says (`CASE WHEN … THEN :p`, a function's argument) it stays text. So a number, a
+truth value or a time is bound with a cast to its column's type (`:p::INTEGER`), as SQLAlchemy
+renders casts for drivers that send untyped parameters (BindTyping.RENDER_CASTS); text and
+NUMERIC without precision (which Redshift reads as NUMERIC(18,0)) are left to Redshift.
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from sqlalchemy import types as sqltypes
+from sqlalchemy import util
 from sqlalchemy.dialects import registry
+from sqlalchemy.engine.interfaces import BindTyping
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
@@ -26,6 +35,24 @@ DATA_API_LIMITS = StatementLimits(files=1_000, rows=1_000, text_bytes=48 * 1024,
 
 _Base = RedshiftDialect_redshift_connector
 _BaseCompiler = _Base.RedshiftCompiler_redshift_connector
+
+
+# The types whose parameters are cast to themselves in the SQL: each mapped to a subclass that
+# says so (render_bind_cast), as SQLAlchemy's dialects do for their drivers.
+CAST_TYPES = {
+    base: type(f"Cast{base.__name__}", (base,), {"render_bind_cast": True})
+    for base in (
+        sqltypes.Integer,
+        sqltypes.SmallInteger,
+        sqltypes.BigInteger,
+        sqltypes.Float,
+        sqltypes.Double,
+        sqltypes.Boolean,
+        sqltypes.DateTime,
+        sqltypes.Date,
+        sqltypes.Time,
+    )
+}
 
 
 class DataApiCompiler(_BaseCompiler):
@@ -47,7 +74,10 @@ class RedshiftDataDialect(_Base):
     driver = "data"
     default_paramstyle = "named"
     statement_compiler = DataApiCompiler
+    bind_typing = BindTyping.RENDER_CASTS
+    colspecs = util.update_copy(_Base.colspecs, CAST_TYPES)
     supports_sane_multi_rowcount = False
+    supports_statement_cache = False  # as sqlalchemy-redshift's own dialects
     use_insertmanyvalues = False  # an executemany is a statement per row, as the driver sends it
     statement_limits = DATA_API_LIMITS  # read by tasks/warehouse/staging.py's batching
 
