@@ -121,9 +121,17 @@ def test_readme_is_a_front_door_of_at_most_150_lines() -> None:
     assert "make test" in README.read_text()
 
 
-def test_readme_links_lead_to_pages_that_exist() -> None:
+def test_readme_links_lead_to_pages_that_exist(site: Path) -> None:
     targets = re.findall(r"\]\(([^)\s]+)\)", README.read_text())
     local = [t for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
     assert any(t.startswith("docs/") for t in local), "README links into the docs"
     broken = [t for t in local if not (PROJECT_ROOT / t.split("#", 1)[0]).exists()]
     assert not broken, broken
+    for target in local:
+        path, _, anchor = target.partition("#")
+        if path.startswith("docs/") and anchor:
+            page_dir = Path(path).relative_to("docs").with_suffix("")
+            if page_dir.name == "index":
+                page_dir = page_dir.parent
+            page = site / page_dir / "index.html"
+            assert f'id="{anchor}"' in page.read_text(), target
