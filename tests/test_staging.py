@@ -311,7 +311,7 @@ def test_text_longer_than_its_column_in_bytes_is_a_reject_on_both_paths(tmp_path
     Event text is staged up to Redshift's widest VARCHAR."""
     day = tmp_path / "src" / "log_data" / "2018" / "11"
     day.mkdir(parents=True)
-    wide = "é" * (model.TEXT // 2) + "x"  # 65,537 bytes, 32,768 characters
+    wide = "é" * (model.TEXT // 2 + 1)  # 65,536 bytes, 32,768 characters
     lines = [event(itemInSession=0), event(itemInSession=1, method=wide)]
     (day / "2018-11-01-events.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
     warehouse = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
