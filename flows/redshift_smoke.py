@@ -196,7 +196,15 @@ def redshift_smoke(
     into a Redshift cluster made for this run; ask the cluster what Redshift's documentation
     leaves open (tasks/cluster/questions.py); compare every star table's rows and digest;
     delete the cluster, its block and the uploaded objects whatever happens; estimate the cost.
-    Fails (StarTablesDiffer) when a table differs. source: s3://bucket/prefix to upload under."""
+    Fails (StarTablesDiffer) when a table differs.
+
+    Args:
+        source: s3://bucket/prefix the sample is uploaded under (to <source>/smoke-<run>/),
+            which the cluster's COPY role may read
+        aws_credentials: an AwsCredentials block for AWS (default: boto3's chain)
+        cluster: the throwaway cluster's settings (node type, nodes, ingress range, expiry)
+        sample: the directory loaded into both warehouses (the bundled sample by default)
+    """
     plan = smoke_plan(source, cluster, runtime.flow_run.id)
     created_at = None
     try:

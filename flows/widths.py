@@ -36,7 +36,17 @@ def widths(
     aws_credentials: str | None = None,
 ) -> list[dict[str, object]]:
     """The widest value of each text field of the source's event files of [start_date,
-    end_date] (all when open) and song files, against what the model keeps of it."""
+    end_date] (all when open) and song files, against what the model keeps of it.
+
+    Args:
+        source: a directory holding log_data/ and song_data/, s3://bucket/prefix, or an
+            s3-bucket block's name
+        start_date: the first day of event files to measure (inclusive); from the earliest
+            day when empty
+        end_date: the last day of event files to measure (inclusive); to the latest day when
+            empty
+        aws_credentials: an AwsCredentials block for an s3:// source (default: boto3's chain)
+    """
     raw_data = resolve_source(source, aws_credentials)
     files = list_run_files(raw_data, start_date, end_date)
     return [w.row() for w in measure_widths(raw_data, files.event_files, files.song_files)]
