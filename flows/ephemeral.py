@@ -26,6 +26,7 @@ from tasks.cluster.settings import EPHEMERAL_TTL_HOURS, ClusterSettings
 from tasks.common.aws import load_credentials
 from tasks.common.errors import fails_in_one_line
 from tasks.common.logs import run_logger
+from tasks.warehouse.redshift_data.spec import spec_of_cluster_block
 
 
 def ephemeral_identifier(flow_run_id: UUID | str) -> str:
@@ -67,6 +68,7 @@ def ephemeral_etl(
     end_date: date | None = None,
     aws_credentials: str | None = None,
     cluster: ClusterSettings | None = None,
+    data_api: bool = False,
 ) -> dict:
     """Create a cluster for this run, load [start_date, end_date] of the S3 source into it as
     the sparkify-etl flow does, and delete the cluster and its block whatever the outcome.
@@ -79,11 +81,16 @@ def ephemeral_etl(
         aws_credentials: an AwsCredentials block's name (default: boto3's credential chain)
         cluster: how the cluster is made (node type, nodes, ingress); its identifier and block
             name are the run's own
+        data_api: load through the Redshift Data API (HTTPS) instead of a connection to the
+            cluster's port, for a worker outside its network
     """
     settings = ephemeral_settings(cluster, runtime.flow_run.id)
     try:
         created = provision_cluster(source, settings, aws_credentials)
-        return etl(source, created["warehouse"], start_date, end_date, aws_credentials)
+        warehouse = created["warehouse"]
+        if data_api:
+            warehouse = spec_of_cluster_block(warehouse, settings.identifier, aws_credentials)
+        return etl(source, warehouse, start_date, end_date, aws_credentials)
     finally:
         remove_cluster(
             settings.identifier,

@@ -23,7 +23,7 @@ from tasks.common.cli import (
     command,
     stop_on_interrupt,
 )
-from tasks.common.errors import fails_in_one_line
+from tasks.common.errors import BadArgument, fails_in_one_line
 from tasks.common.local_server import start_temporary_server
 from tasks.run.artifacts import publish_load, publish_rejects
 from tasks.run.ledger import choose_files
@@ -208,6 +208,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="create a Redshift cluster for this run, load into it, delete it afterwards "
         "(--source must be on S3; --warehouse is ignored)",
     )
+    cluster.add_argument(
+        "--data-api",
+        action="store_true",
+        help="with --ephemeral-cluster: load through the Redshift Data API (HTTPS), not the "
+        "cluster's port",
+    )
     add_cluster_arguments(cluster, ["node_type", "number_of_nodes", "ingress_cidr"])
     add_debug_argument(parser)
     return parser.parse_args(argv)
@@ -219,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     line, checked before any Prefect server starts where it can be) for a user's mistake."""
     args = parse_args(argv)
     check_date_order(args.start_date, args.end_date)
+    if args.data_api and not args.ephemeral_cluster:
+        raise BadArgument(
+            "--data-api goes with --ephemeral-cluster: to load an existing cluster through the "
+            "Data API, give --warehouse redshift-data://CLUSTER/DATABASE"
+        )
     if args.ephemeral_cluster:
         check_s3_source(args.source)
     else:
@@ -237,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.end_date,
                 args.aws_credentials,
                 cluster=cluster_settings_from_args(args),
+                data_api=args.data_api,
             )
         else:
             summary = etl(

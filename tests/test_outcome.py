@@ -110,3 +110,5 @@ def test_labels_are_short() -> None:
     assert days_label(date(2018, 11, 1), None) == "2018-11-01..…"
     assert warehouse_label("/data/sparkify.duckdb") == "sparkify.duckdb"
     assert warehouse_label("sparkify-redshift-warehouse/prod") == "prod"
+    spec = "redshift-data://sparkify/dev?user=etl&iam_role=default"
+    assert warehouse_label(spec) == "redshift-data://sparkify/dev"

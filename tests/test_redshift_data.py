@@ -19,6 +19,7 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.postgresql.base import PGDDLCompiler, PGDialect
 from sqlalchemy.pool import NullPool
 
+import flows.ephemeral as ephemeral
 from flows.etl import etl
 from sql import model
 from tasks.common.errors import WarehouseBusy
@@ -27,13 +28,17 @@ from tasks.warehouse.protocol import Reject
 from tasks.warehouse.redshift.lock_table import RUN_LOCK, ensure_lock_table
 from tasks.warehouse.redshift_data.dbapi import MAX_SQL_BYTES
 from tasks.warehouse.redshift_data.dialect import RedshiftDataDialect
+from tasks.warehouse.redshift_data.spec import spec_fields
 from tasks.warehouse.redshift_data.warehouse import RedshiftDataWarehouse
+from tasks.warehouse.resolve import check_warehouse
 from tasks.warehouse.staging import insert_rejects, reset_staging
 from tasks.warehouse.tables import create_tables
 from tests.conftest import upload_tree
 from tests.data_api_server import LocalDataApi
 from tests.fake_redshift import Recorder
 from tests.postgres_redshift import ROLE, star_rows
+from tests.test_cluster import credentials_block  # noqa: F401 - the fixture
+from tests.test_cluster_teardown import cluster_names, cluster_of  # noqa: F401 - the fixture
 from tests.test_postgres import EDGE_CASES, edge_days, on_day, write_edges
 from tests.test_redshift_guard import redshift_parse_error
 
@@ -243,3 +248,34 @@ def test_a_run_that_waits_too_long_for_the_run_lock_is_busy_not_hung(
     holder.dispose()
     # The wait's statement was ended from a session of its own, by a cancel the stand-in obeys.
     assert any("pg_cancel_backend" in r["Sql"] for r in sent)
+
+
+def test_an_ephemeral_run_can_load_its_cluster_through_the_data_api(
+    aws_credentials,
+    credentials_block: str,  # noqa: F811
+    cluster_names: dict[str, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    warehouses: list[str] = []
+
+    def recording_etl(source: str, warehouse: str, *args: Any) -> dict:
+        warehouses.append(warehouse)
+        return {}
+
+    monkeypatch.setattr(ephemeral, "etl", recording_etl)
+    state = ephemeral.ephemeral_etl(
+        cluster_names["source"],
+        aws_credentials=credentials_block,
+        cluster=cluster_of(cluster_names),
+        data_api=True,
+        return_state=True,
+    )
+    assert state.is_completed()
+    identifier = ephemeral.ephemeral_identifier(state.state_details.flow_run_id)
+    [spec] = warehouses
+    assert check_warehouse(spec) == "data-api"
+    fields = spec_fields(spec)
+    assert (fields["cluster_identifier"], fields["database"]) == (identifier, "dev")
+    assert fields["iam_role_arn"].endswith(f":role/{cluster_names['role_name']}")
+    assert fields["aws_credentials"] == credentials_block
+    assert fields["user"]  # the master user, signed in by GetClusterCredentials

@@ -20,7 +20,7 @@ from tasks.common.errors import BadArgument
 from tasks.common.retry import is_transient
 from tasks.warehouse.redshift_data import dbapi
 from tasks.warehouse.redshift_data.calls import Polling
-from tasks.warehouse.redshift_data.spec import spec_fields
+from tasks.warehouse.redshift_data.spec import SPEC_FORMS, spec_fields
 from tasks.warehouse.redshift_data.values import bind
 from tasks.warehouse.redshift_data.warehouse import RedshiftDataWarehouse
 
@@ -325,3 +325,25 @@ def test_numbers_truth_values_and_times_are_bound_with_a_cast_text_is_not() -> N
     assert ":ts_ms_1::BIGINT" in compiled
     assert ":length_1::DOUBLE PRECISION" in compiled
     assert "first_name = :first_name_1)" in compiled
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            ["--data-api"],
+            "--data-api goes with --ephemeral-cluster: to load an existing cluster through the "
+            "Data API, give --warehouse redshift-data://CLUSTER/DATABASE",
+        ),
+        (
+            ["--warehouse", "redshift-data://sparkify/dev?user=u&sign_in=iam"],
+            "warehouse redshift-data://sparkify/dev?user=u&sign_in=iam: unknown option "
+            f"'sign_in'; use {SPEC_FORMS}",
+        ),
+    ],
+)
+def test_a_wrong_data_api_command_line_is_one_line_before_any_server_starts(
+    args: list[str], says: str, command_line
+) -> None:
+    said = command_line("etl.py", *args)
+    assert (said.status, said.err.splitlines(), said.server_starts) == (2, [f"etl: {says}"], 0)

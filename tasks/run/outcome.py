@@ -48,11 +48,14 @@ def days_label(start: date | None, end: date | None) -> str:
 
 
 def warehouse_label(spec: str) -> str:
-    """A warehouse as a run list can show it: a DuckDB file's name, a block's name."""
+    """A warehouse as a run list can show it: a DuckDB file's name, a block's name, a Data API
+    spec without its options."""
     try:
         kind = warehouse_kind(spec)
     except UserError:  # the run itself says what is wrong with it
         return spec
+    if kind == "data-api":
+        return spec.split("?", 1)[0]
     return Path(spec).name if kind == "duckdb" else spec.split("/", 1)[-1]
 
 

@@ -123,7 +123,6 @@ class Connection:
         self.session_id: str | None = None
         self.autocommit = False
         self.in_transaction = False
-        self.running: str | None = None  # the id of the statement running now, for cancel()
         self.closed = False
 
     def cursor(self) -> Cursor:
@@ -140,21 +139,16 @@ class Connection:
         self._end_transaction("ROLLBACK")
 
     def close(self) -> None:
-        """Roll back an open transaction; the session ends when its keep-alive runs out."""
+        """Roll back an open transaction; the session ends when its keep-alive runs out (a
+        session already gone has rolled back by itself)."""
         if self.closed:
             return
         try:
             self.rollback()
+        except Error:
+            pass
         finally:
             self.closed = True
-
-    def cancel(self) -> None:
-        """Cancel the statement running now (CancelStatement), from another thread."""
-        if running := self.running:
-            try:
-                self.client.cancel_statement(Id=running)
-            except ClientError as error:
-                raise OperationalError(f"could not cancel: {error_message(error)}") from error
 
     def run(self, sql: str, parameters: list[dict[str, str]]) -> dict[str, Any]:
         """Send one statement in the session, after BEGIN where a transaction starts, and wait
@@ -192,11 +186,7 @@ class Connection:
         try:
             started = call(self.client.execute_statement, self.sleep, **request)
             self.session_id = self.session_id or started.get("SessionId")
-            self.running = started["Id"]
-            try:
-                answer = wait_for(self.client, started["Id"], sql, self.polling, self.sleep)
-            finally:
-                self.running = None
+            answer = wait_for(self.client, started["Id"], sql, self.polling, self.sleep)
         except ClientError as error:
             raise OperationalError(
                 f"Data API {error_code(error)}: {error_message(error)}"

@@ -12,12 +12,14 @@ and, for any of them, `iam_role=ARN` (COPY's role; the cluster's default role wi
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from prefect.blocks.core import Block
 from pydantic import ValidationError
 
 from tasks.common.aws import load_credentials
 from tasks.common.errors import BadArgument
+from tasks.warehouse.redshift.warehouse import RedshiftWarehouse
 from tasks.warehouse.redshift_data.warehouse import RedshiftDataWarehouse
 
 SCHEME = "redshift-data"
@@ -78,3 +80,19 @@ def warehouse_from_spec(spec: str) -> RedshiftDataWarehouse:
     if "aws_credentials" in fields:
         fields["aws_credentials"] = load_credentials(fields["aws_credentials"])
     return check_fields(spec, fields)
+
+
+def spec_of_cluster_block(saved: str, cluster_identifier: str, aws_credentials: str | None) -> str:
+    """The spec reaching a saved Redshift warehouse block's cluster through the Data API: its
+    database, user (signed in by GetClusterCredentials), COPY role and region."""
+    block = Block.load(saved)
+    if not isinstance(block, RedshiftWarehouse):
+        raise BadArgument(f"{saved} is no Redshift warehouse block: no cluster to reach")
+    options = {
+        "user": block.user,
+        "iam_role": block.iam_role_arn,
+        "region": block.region,
+        "aws_credentials": aws_credentials,
+    }
+    query = urlencode({k: v for k, v in options.items() if v})
+    return f"{SCHEME}://{cluster_identifier}/{quote(block.database)}?{query}"
