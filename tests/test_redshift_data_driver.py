@@ -321,9 +321,9 @@ def test_numbers_truth_values_and_times_are_bound_with_a_cast_text_is_not() -> N
         events.c.ts_ms > 5, events.c.length == 2.5
     )
     compiled = str(query.compile(dialect=block(cluster_identifier="c").get_engine().dialect))
-    assert "THEN :param_1::INTEGER ELSE :param_2::INTEGER" in compiled
-    assert ":ts_ms_1::BIGINT" in compiled
-    assert ":length_1::DOUBLE PRECISION" in compiled
+    assert "THEN CAST(:param_1 AS INTEGER) ELSE CAST(:param_2 AS INTEGER)" in compiled
+    assert "CAST(:ts_ms_1 AS BIGINT)" in compiled
+    assert "CAST(:length_1 AS DOUBLE PRECISION)" in compiled
     assert "first_name = :first_name_1)" in compiled
 
 

@@ -7,10 +7,10 @@ arguments of a socket (SSL modes, keepalives): the boto3 client and the session'
 the engine's connect_args.
 
 The Data API sends every parameter as text, which Redshift types from where it stands; where
-nothing there says (`CASE WHEN … THEN :p`, a function's argument) it stays text. So a number, a
-truth value or a time is bound with a cast to its column's type (`:p::INTEGER`), as SQLAlchemy
-renders casts for drivers that send untyped parameters (BindTyping.RENDER_CASTS); text and
-NUMERIC without precision (which Redshift reads as NUMERIC(18,0)) are left to Redshift.
+nothing there says (`CASE WHEN … THEN :p`, a function's argument) it stays text. So a number,
+a truth value or a time is bound with a cast to its column's type (`CAST(:p AS INTEGER)`), as
+SQLAlchemy renders casts for drivers that send untyped parameters (BindTyping.RENDER_CASTS);
+text and NUMERIC without precision (which Redshift reads as NUMERIC(18,0)) are left to Redshift.
 """
 
 from __future__ import annotations
@@ -62,6 +62,14 @@ class DataApiCompiler(_BaseCompiler):
     def visit_mod_binary(self, binary: Any, operator: Any, **kw: Any) -> str:
         """`a % b`, the modulo operator as Redshift writes it."""
         return f"{self.process(binary.left, **kw)} % {self.process(binary.right, **kw)}"
+
+    def render_bind_cast(self, type_: Any, dbapi_type: Any, sqltext: str) -> str:
+        """`CAST(:p AS TYPE)`: the standard form, so no `::` follows a placeholder the Data API
+        reads."""
+        target = self.dialect.type_compiler_instance.process(
+            dbapi_type, identifier_preparer=self.preparer
+        )
+        return f"CAST({sqltext} AS {target})"
 
     def post_process_text(self, text: str) -> str:
         """A text() construct's SQL as written (SQLAlchemy's own handling of named style)."""
