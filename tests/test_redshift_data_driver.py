@@ -18,7 +18,7 @@ from sqlalchemy import case, func, select
 from sql import model
 from tasks.common.errors import BadArgument
 from tasks.common.retry import is_transient
-from tasks.warehouse.redshift_data import dbapi
+from tasks.warehouse.redshift_data import calls, dbapi
 from tasks.warehouse.redshift_data.calls import Polling
 from tasks.warehouse.redshift_data.spec import SPEC_FORMS, spec_fields
 from tasks.warehouse.redshift_data.values import bind
@@ -347,3 +347,22 @@ def test_a_wrong_data_api_command_line_is_one_line_before_any_server_starts(
 ) -> None:
     said = command_line("etl.py", *args)
     assert (said.status, said.err.splitlines(), said.server_starts) == (2, [f"etl: {says}"], 0)
+
+
+def test_a_long_statement_is_said_in_the_log_while_it_runs(
+    stubbed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stubber, conn = stubbed
+    said: list[str] = []
+
+    class Log:
+        def info(self, message: str, *args: Any) -> None:
+            said.append(message % args)
+
+    monkeypatch.setattr(calls, "run_logger", Log)
+    conn.polling = Polling(start=0.0, cap=0.0, progress=0.0)
+    conn.autocommit = True
+    statement(stubber, "analyze staging_events", first=True, running=2)
+    conn.cursor().execute("analyze staging_events")
+    assert len(said) == 2
+    assert "(analyze staging_events…) still started after" in said[0]

@@ -82,11 +82,6 @@ def bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, list[dict[str
     return text, [{"name": name, "value": value} for name, value in used.items()]
 
 
-def placeholders(sql: str) -> list[str]:
-    """The names of the `:name` placeholders of a statement, in order."""
-    return [m["name"] for m in _TOKENS.finditer(sql) if m["name"]]
-
-
 def field_value(field: Mapping[str, Any], type_name: str) -> Any:
     """A Data API field (isNull, booleanValue, longValue, doubleValue, stringValue, blobValue)
     as Python's value, text of numbers, times and days read as the column's type says."""
