@@ -55,7 +55,7 @@ from tasks.warehouse.duckdb.sql import (
 )
 from tasks.warehouse.protocol import Reject, StageReport, StageResult
 from tasks.warehouse.rejects import file_rejects, unreadable_files
-from tasks.warehouse.staging import count_rejects, reject_samples, reset_staging
+from tasks.warehouse.staging import bounded, count_rejects, reject_samples, reset_staging
 
 
 def insert_arrow(conn: Connection, table: Table, data: pa.Table) -> None:
@@ -149,18 +149,8 @@ WHOLE_FILE_BYTES = 512 * 2**20
 def _whole_file_groups(files: list[FileToRead]) -> Iterator[list[FileToRead]]:
     """The files read_json may stage whole, in groups of WHOLE_FILE_BYTES at most (or one
     larger file)."""
-    group: list[FileToRead] = []
-    size = 0
-    for file in files:
-        if readable_whole(file):
-            length = Path(file.path).stat().st_size
-            if group and size + length > WHOLE_FILE_BYTES:
-                yield group
-                group, size = [], 0
-            group.append(file)
-            size += length
-    if group:
-        yield group
+    whole = [file for file in files if readable_whole(file)]
+    return bounded(whole, lambda f: Path(f.path).stat().st_size, len(whole), WHOLE_FILE_BYTES)
 
 
 def _stage_whole_files(raw: Any, table: Table, files: list[FileToRead]) -> Counter[int]:
