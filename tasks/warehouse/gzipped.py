@@ -36,16 +36,17 @@ class GzipBreak:
     whole_bytes: int
 
 
-def decompress_to(stream: BinaryIO, sink: BinaryIO) -> GzipBreak | None:
-    """Decompress a gzip stream into `sink`, CHECK_CHUNK bytes at a time (memory stays bounded
-    whatever the file's size); None when it decompresses to its end, else where it broke (the
-    sink then holds whole_bytes of whole lines, then the broken line's start)."""
+def decompress_to(stream: BinaryIO, sink: BinaryIO | None = None) -> GzipBreak | None:
+    """Decompress a gzip stream, into `sink` if given, CHECK_CHUNK bytes at a time (memory stays
+    bounded whatever the file's size); None when it decompresses to its end, else where it
+    broke (the sink then holds whole_bytes of whole lines, then the broken line's start)."""
     produced = lines = whole = 0
     last = b""
     try:
         with gzip.GzipFile(fileobj=stream) as file:
             while piece := file.read1(CHECK_CHUNK):
-                sink.write(piece)
+                if sink is not None:
+                    sink.write(piece)
                 if (newline := piece.rfind(b"\n")) >= 0:
                     lines += piece.count(b"\n")
                     whole = produced + newline + 1

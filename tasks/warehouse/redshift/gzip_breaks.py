@@ -2,11 +2,12 @@
 option decompresses every file of the COPY, and a failed COPY ends the run's transaction), where
 DuckDB's staging keeps what came before the break (tasks/warehouse/gzipped.py).
 
-Each gzipped file of a COPY is read through once, streaming, several at a time. A file that
-breaks off is left out of the COPY and is a reject at the line it broke in; an event file's
-whole lines before the break are written, decompressed, to a plain object under the control
-prefix, which the plain files' COPY loads with the lines traced back to the file (as combined
-song objects are), and which is deleted after that COPY. A song file is one record: it is a
+Each gzipped file of a COPY is read through once, streaming, several at a time, and nothing of
+it is kept. A file that breaks off is left out of the COPY and is a reject at the line it broke
+in; an event file is read again and its whole lines before the break are written,
+decompressed, to a plain object under the control prefix, which the plain files' COPY loads
+with the lines traced back to the file (as combined song objects are), and which is deleted
+after that COPY. A song file is one record: it is a
 reject as a whole, as on DuckDB."""
 
 from __future__ import annotations
@@ -82,22 +83,25 @@ def check_gzipped(source: S3Source, files: list[str], prefix: str, *, salvage: b
     client = source.client()
 
     def check(index: int, name: str) -> tuple[Reject, tuple[str, LineOrigins] | None] | None:
+        with closing(source.open(name)) as stream:
+            broken = decompress_to(stream)
+        if broken is None:
+            return None
+        if not salvage:
+            return Reject(name, 0, broken.reason), None
+        raw = broken.tail.decode("utf-8", "backslashreplace").rstrip("\r\n")
+        reject = Reject(name, broken.line_number, broken.reason, raw[:MAX_RAW_LINE])
+        if not broken.whole_lines:
+            return reject, None
+        # Rare: the file is read a second time, into a spool, only when it broke off.
         with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as sink:
             with closing(source.open(name)) as stream:
-                broken = decompress_to(stream, sink)
-            if broken is None:
-                return None
-            if not salvage:
-                return Reject(name, 0, broken.reason), None
-            raw = broken.tail.decode("utf-8", "backslashreplace").rstrip("\r\n")
-            reject = Reject(name, broken.line_number, broken.reason, raw[:MAX_RAW_LINE])
-            if not broken.whole_lines:
-                return reject, None
+                decompress_to(stream, sink)
             sink.truncate(broken.whole_bytes)
             sink.seek(0)
             key = f"{prefix}.{index:04d}.json"
             client.upload_fileobj(sink, source.bucket, key)
-            return reject, (source.uri(key), LineOrigins(name, broken.whole_lines))
+        return reject, (source.uri(key), LineOrigins(name, broken.whole_lines))
 
     with ThreadPoolExecutor(max_workers=CHECK_WORKERS) as pool:
         found = [f for f in pool.map(check, range(len(gzipped)), gzipped) if f is not None]

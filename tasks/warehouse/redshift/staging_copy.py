@@ -163,11 +163,12 @@ def stage_by_copy(
     stamp = at.strftime("%Y%m%dT%H%M%S%f")
     # A gzipped file that breaks off would fail the whole COPY: a reject at the break, and an
     # event file's whole lines before it loaded from a plain object (gzip_breaks.py).
-    whole = [uri for uri in files if uri not in {r.source_file for r in rejects}]
+    whole_file_rejects = {r.source_file for r in rejects}
+    whole = [uri for uri in files if uri not in whole_file_rejects]
     salvage_prefix = f"{control}/salvaged/{stamp}/{target.name}"
     checked = check_gzipped(source, whole, salvage_prefix, salvage=not combine)
     rejects += checked.rejects
-    skipped = {r.source_file for r in rejects}
+    skipped = whole_file_rejects | checked.broken()
     loadable = [uri for uri in files if uri not in skipped]
     rows, counted = 0, len(rejects)
     if loadable or checked.salvaged:
