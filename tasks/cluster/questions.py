@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tasks.common.errors import WarehouseBusy
 from tasks.source.s3 import S3Source
-from tasks.warehouse.redshift.staging_copy import DEFAULT_IAM_ROLE, redshift_literal
+from tasks.warehouse.redshift.staging_copy import copy_statement, manifest
 from tasks.warehouse.redshift.warehouse import RedshiftWarehouse
 
 PROBE = Table("sparkify_smoke_probe", MetaData(), Column("a", Integer), Column("b", BigInteger))
@@ -47,20 +47,12 @@ class Probe:
     cluster_identifier: str | None = None
 
     def copy_statement(self, data_uri: str, paths_uri: str, *extra: str) -> str:
-        """A COPY of JSON objects into the probe table, both columns from the JSONPaths."""
-        quote = self.warehouse.get_engine().dialect.identifier_preparer.quote
-        role = self.warehouse.iam_role_arn
-        return "\n".join(
-            [
-                f"COPY {quote(PROBE.name)} ({', '.join(quote(c.name) for c in PROBE.columns)})",
-                f"FROM {redshift_literal(data_uri)}",
-                f"IAM_ROLE {'default' if role == DEFAULT_IAM_ROLE else redshift_literal(role)}",
-                f"FORMAT AS JSON {redshift_literal(paths_uri)}",
-                *extra,
-                "MAXERROR 10",
-                f"REGION {redshift_literal(self.warehouse.region)}",
-            ]
-        )
+        """The run's COPY (staging_copy.py) of one object into the probe table, through a
+        manifest naming it, both columns from the JSONPaths, with `extra` options after it."""
+        manifest_key = self.s3.key("_questions", data_uri.rsplit("/", 1)[-1] + ".manifest")
+        manifest_uri = self.s3.put_json(manifest_key, manifest([data_uri]))
+        statement = copy_statement(PROBE, manifest_uri, paths_uri, self.warehouse)
+        return "\n".join([statement, *extra])
 
     def put_paths(self) -> str:
         """A JSONPaths document naming field a for both of the probe table's columns; its URI."""
