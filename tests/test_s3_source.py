@@ -154,6 +154,33 @@ def test_a_client_is_made_once_for_the_same_credentials_and_environment(
     assert moved.meta.endpoint_url == "http://127.0.0.1:2"
 
 
+@pytest.mark.usefixtures("prefect_server")
+def test_blocks_saved_under_two_names_with_the_same_settings_share_a_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uuid
+
+    from prefect_aws import AwsClientParameters, AwsCredentials
+
+    from tasks.common.aws import aws_client
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    names = [f"shared-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    settings = {
+        "aws_access_key_id": "key",
+        "aws_secret_access_key": "s",
+        "region_name": "eu-west-1",
+    }
+    AwsCredentials(**settings).save(names[0])
+    AwsCredentials(**settings).save(names[1])
+    elsewhere = AwsClientParameters(endpoint_url="http://127.0.0.1:3")
+    AwsCredentials(**settings, aws_client_parameters=elsewhere).save(names[2])
+    first, second, third = (aws_client(AwsCredentials.load(name), "s3") for name in names)
+    assert second is first
+    assert third is not first  # a nested setting differs
+    assert third.meta.endpoint_url == "http://127.0.0.1:3"
+
+
 def test_no_key_is_copied_outside_the_cache(s3_week: S3Source, tmp_path: Path) -> None:
     """A key with a `..` segment under log_data/ is skipped (a hidden name), never copied; a
     prefix with one is refused before any run; a copy that would land outside the cache is

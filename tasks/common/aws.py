@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 from prefect_aws import AwsCredentials
+from pydantic import BaseModel, SecretStr
 
 from tasks.common.errors import BadArgument
 
@@ -58,9 +59,21 @@ _CLIENTS_LOCK = threading.Lock()
 
 
 def _fingerprint(credentials: AwsCredentials) -> str:
-    """A digest of every setting of the credentials, secrets included (never kept in clear)."""
-    settings = credentials.model_dump(mode="json", context={"include_secrets": True})
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    """A digest of every setting of the credentials, secrets included (never kept in clear);
+    not of the block's saved name, so every block holding the same settings shares clients.
+    (Read field by field: a Block's own dump with its secrets builds its JSON schema once per
+    field.)"""
+    settings = {name: _plain(getattr(credentials, name)) for name in type(credentials).model_fields}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """A setting as JSON can hold it, a secret revealed."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value
 
 
 def _boto3_environment() -> tuple[tuple[str, str], ...]:

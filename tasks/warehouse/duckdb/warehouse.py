@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from tasks.common.blocks import SchemaOnce
 from tasks.common.errors import WarehouseBusy
 from tasks.common.logs import run_logger
 from tasks.source.files import RunFiles, Source
@@ -40,7 +41,7 @@ DEFAULT_DUCKDB_FILE = "sparkify.duckdb"
 DEFAULT_MEMORY_LIMIT = "768MB"
 
 
-class DuckDBWarehouse(Block):
+class DuckDBWarehouse(SchemaOnce, Block):
     """An embedded DuckDB file holding the staging tables and the star schema."""
 
     _block_type_name = "Sparkify DuckDB Warehouse"

@@ -22,6 +22,7 @@ from sqlalchemy import (
 
 from sql import model
 from tasks.common.aws import DEFAULT_REGION
+from tasks.common.blocks import SchemaOnce
 from tasks.common.logs import run_logger
 from tasks.source.files import RunFiles, Source
 from tasks.source.s3 import S3Source
@@ -44,7 +45,7 @@ KEEPALIVE_INTERVAL_SECONDS = 10
 KEEPALIVE_PROBES = 6
 
 
-class RedshiftWarehouse(Block):
+class RedshiftWarehouse(SchemaOnce, Block):
     """An Amazon Redshift database holding the staging tables and the star schema."""
 
     _block_type_name = "Sparkify Redshift Warehouse"
