@@ -33,7 +33,7 @@ run: $(STAMP)
 # One part: make test TESTS=tests/test_etl.py (or TESTS='-k postgres', any pytest arguments).
 TESTS ?=
 
-test: $(STAMP) lint docs-build
+test: $(STAMP) lint
 	$(BIN)/python -m pytest $(TESTS)
 
 lint: $(STAMP)
@@ -41,7 +41,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 # The documentation site (mkdocs.yml, docs/): make docs serves it at http://127.0.0.1:8000;
-# make test builds it with --strict, so a broken link or reference fails the suite.
+# the suite (tests/test_docs.py) builds it with --strict, so a broken link or reference fails
+# make test; make docs-build builds it alone into .venv/site.
 export NO_MKDOCS_2_WARNING ?= 1
 
 docs: $(STAMP)
