@@ -58,9 +58,7 @@ format: $(STAMP)
 # Register the project's block types (DuckDB, Redshift and Redshift Data API warehouses) with
 # the Prefect server named by PREFECT_API_URL, so they can be created in the UI or from Python.
 blocks: $(STAMP)
-	$(BIN)/prefect block register -m tasks.warehouse.duckdb
-	$(BIN)/prefect block register -m tasks.warehouse.redshift
-	$(BIN)/prefect block register -m tasks.warehouse.redshift_data
+	$(BIN)/prefect block register -m tasks.warehouse.block_types
 
 # Deployments (prefect.yaml) on the Prefect server named by PREFECT_API_URL:
 # `make server` in one terminal, `make deploy`, `make worker` in another.

@@ -41,3 +41,26 @@ def test_a_dump_with_secrets_reveals_them_nested_blocks_included() -> None:
     assert "db-secret" not in str(hidden)
     assert "aws-secret" not in str(hidden)
     assert "password" in RedshiftWarehouse.model_json_schema()["secret_fields"]
+
+
+def test_make_blocks_registers_every_block_type_the_project_defines() -> None:
+    import importlib
+    import inspect
+    import pkgutil
+
+    import tasks
+    from tasks.warehouse import block_types
+    from tests.conftest import PROJECT_ROOT
+
+    defined = set()
+    for module in pkgutil.walk_packages(tasks.__path__, "tasks."):
+        members = inspect.getmembers(importlib.import_module(module.name))
+        defined |= {
+            cls
+            for _, cls in members
+            if Block.is_block_class(cls) and cls.__module__.startswith("tasks.")
+        }
+    registered = {cls for _, cls in inspect.getmembers(block_types) if Block.is_block_class(cls)}
+    assert registered == defined == set(BLOCKS)
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    assert "prefect block register -m tasks.warehouse.block_types\n" in makefile

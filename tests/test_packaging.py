@@ -93,7 +93,8 @@ def test_the_image_s_install_steps_give_a_package_that_loads_as_the_checkout_doe
     /dist and /tmp/requirements.lock here under tmp_path), gives console commands that load the
     bundled sample into the same tables as the checkout does."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    uv_venv = [BIN / "uv", "venv", "--quiet", "--python", sys.executable, str(venv)]
+    subprocess.run(uv_venv, env=uv_env(), check=True, timeout=300)  # no pip: uv installs
     shutil.copy(PROJECT_ROOT / "requirements.lock", tmp_path / "requirements.lock")
     (tmp_path / "dist").mkdir()
     shutil.copy(wheel, tmp_path / "dist")
