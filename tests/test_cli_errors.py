@@ -18,6 +18,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from prefect.logging.handlers import APILogHandler
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from tasks.common.cli import INTERRUPTED_LINE, INTERRUPTED_STATUS, run_cli
 from tasks.common.errors import (
@@ -250,17 +252,22 @@ def test_a_wrong_argument_is_one_line_and_status_2_before_any_server_starts(
 
 
 def test_an_unreachable_prefect_api_is_one_line_before_any_run(
-    offline_env: dict[str, str], tmp_path: Path
+    tmp_path: Path, command_line: Callable[..., Said]
 ) -> None:
-    env = {**offline_env, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
-    done = run("etl.py", "--warehouse", str(tmp_path / "wh.duckdb"), env=env)
+    # Prefect reads PREFECT_API_URL into its settings when imported: a setting of this call's,
+    # not the environment, is what the command line sees in this process.
+    api = f"http://127.0.0.1:{free_port()}/api"
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        said = command_line("etl.py", "--warehouse", str(tmp_path / "wh.duckdb"))
 
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.splitlines() == [
-        f"etl: the Prefect API at {env['PREFECT_API_URL']} (PREFECT_API_URL) cannot be reached "
+    assert said.status == 2, said.err
+    assert said.err.splitlines() == [
+        f"etl: the Prefect API at {api} (PREFECT_API_URL) cannot be reached "
         "(ConnectError): start that server (make server), or unset PREFECT_API_URL to run on a "
         "temporary local server"
     ]
+    assert said.out == ""
+    assert said.server_starts == 0  # the check failed: no flow run began
     assert not (tmp_path / "wh.duckdb").exists()
 
 
@@ -342,10 +349,12 @@ def flow_run_of(flow_name: str, parameter: str, value: str):
 
 
 def logs_of(flow_run_id: uuid.UUID) -> list[str]:
-    """Every log message the run's flow and tasks sent to the server."""
+    """Every log message the run's flow and tasks sent to the server (a run of this process's
+    sends its logs in the background: those still queued are sent first)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
+    APILogHandler().flush()
     with get_client(sync_client=True) as client:
         logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
     return [log.message for log in logs]
@@ -355,19 +364,33 @@ def block_name() -> str:
     return "cli-errors-" + uuid.uuid4().hex[:8]
 
 
+@pytest.fixture
+def console(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The log records of an in-process run that Prefect's console handler gets (it writes to
+    the stream it found at start-up, which capsys does not capture): Prefect's at INFO, as it
+    logs by default, others at WARNING (the root logger's level, left as it is). `.text` has
+    each message with its traceback, if any; `.messages` the messages alone."""
+    caplog.set_level(logging.INFO, logger="prefect")
+    return caplog
+
+
+@pytest.mark.usefixtures("prefect_server")
 def test_a_block_that_does_not_exist_is_one_line_in_the_logs_and_the_state(
-    cli_env: dict[str, str],
+    command_line: Callable[..., Said], console: pytest.LogCaptureFixture
 ) -> None:
     spec = f"sparkify-duckdb-warehouse/{block_name()}"
-    done = run("etl.py", "--warehouse", spec, env=cli_env)
+    said = command_line("etl.py", "--warehouse", spec)
 
-    assert done.returncode == 2, done.stderr
-    line = last_line(done.stderr).removeprefix("etl: ")
-    assert line.startswith(f"warehouse block {spec} does not exist"), done.stderr
+    assert said.status == 2, said.err
+    assert said.server_starts == 1  # the flow run came after the server's check
+    assert len(said.err.splitlines()) == 1, said.err
+    line = last_line(said.err).removeprefix("etl: ")
+    assert line.startswith(f"warehouse block {spec} does not exist"), said.err
     assert "give the warehouse (--warehouse)" in line
     assert ".duckdb" in line
-    assert "Traceback" not in done.stdout + done.stderr
-    assert "404" not in done.stderr
+    assert "Traceback" not in said.out + said.err + console.text
+    assert "404" not in said.err + console.text
+    assert console.messages.count(line) == 1  # logged once, as the line
     run_ = flow_run_of("sparkify-etl", "warehouse", spec)
     assert run_.state.is_failed()
     assert run_.state.message == line  # the UI shows the line as it is
@@ -376,39 +399,43 @@ def test_a_block_that_does_not_exist_is_one_line_in_the_logs_and_the_state(
     assert not any("Traceback" in message for message in logs), logs
 
 
+@pytest.mark.usefixtures("prefect_server")
 def test_an_aws_credentials_block_that_does_not_exist_is_one_line(
-    cli_env: dict[str, str],
+    command_line: Callable[..., Said], console: pytest.LogCaptureFixture
 ) -> None:
     name = block_name()
-    done = run("cluster.py", "status", "--aws-credentials", name, env=cli_env)
+    said = command_line("cluster.py", "status", "--aws-credentials", name)
 
-    assert done.returncode == 2, done.stderr
-    line = last_line(done.stderr).removeprefix("cluster: ")
-    assert line.startswith(f"no AwsCredentials block is named '{name}'"), done.stderr
-    assert "Traceback" not in done.stdout + done.stderr
+    assert said.status == 2, said.err
+    assert len(said.err.splitlines()) == 1, said.err
+    line = last_line(said.err).removeprefix("cluster: ")
+    assert line.startswith(f"no AwsCredentials block is named '{name}'"), said.err
+    assert "Traceback" not in said.out + said.err + console.text
 
 
+@pytest.mark.usefixtures("prefect_server")
 def test_a_saved_block_naming_a_file_that_is_not_duckdb_fails_at_once(
-    cli_env: dict[str, str], not_duckdb: Path
+    not_duckdb: Path, command_line: Callable[..., Said], console: pytest.LogCaptureFixture
 ) -> None:
     from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 
     name = block_name()
     DuckDBWarehouse(path=str(not_duckdb)).save(name)
     before = not_duckdb.read_bytes()
-    done = run("etl.py", "--warehouse", f"sparkify-duckdb-warehouse/{name}", env=cli_env)
+    said = command_line("etl.py", "--warehouse", f"sparkify-duckdb-warehouse/{name}")
 
-    assert done.returncode == 2, done.stderr
-    assert last_line(done.stderr) == (
+    assert said.status == 2, said.err
+    assert said.err.splitlines() == [
         f"etl: warehouse block sparkify-duckdb-warehouse/{name}'s path {not_duckdb} is a SQLite "
         f"database, not a DuckDB one: point block sparkify-duckdb-warehouse/{name} at a DuckDB "
         "file, or a new path ending in .duckdb to create one"
-    )
+    ]
     # One attempt: no retry was scheduled (the retries alone would wait about 40 s).
-    assert "Retry" not in done.stderr
-    assert "retrying" not in done.stderr
-    assert done.stderr.count("Finished in state Failed(") == 1  # the flow run, once
-    assert "Traceback" not in done.stdout + done.stderr
+    logged = "\n".join(console.messages)
+    assert "Retry" not in logged
+    assert "retrying" not in logged
+    assert logged.count("Finished in state Failed(") == 1  # the flow run, once
+    assert "Traceback" not in said.out + said.err + console.text
     assert not_duckdb.read_bytes() == before
 
 
