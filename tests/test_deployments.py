@@ -120,6 +120,18 @@ class Deployed:
         assert done.returncode == 0, done.stdout + done.stderr
         return re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
 
+    def trigger(
+        self, deployment: str, parameters: dict[str, Any], at: datetime | None = None
+    ) -> str:
+        """Trigger a deployment through the API, as `run` does through the CLI (its one test
+        keeps the CLI): a flow run scheduled now, or at `at`; its id."""
+        found = self.get(f"/deployments/name/{deployment}")
+        body: dict[str, Any] = {"parameters": parameters}
+        if at is not None:
+            details = {"scheduled_time": at.isoformat()}
+            body["state"] = {"type": "SCHEDULED", "state_details": details}
+        return self.post(f"/deployments/{found['id']}/create_flow_run", body)["id"]
+
     def get(self, path: str) -> Any:
         """GET one API path."""
         return self.request("GET", path).json()
@@ -274,9 +286,8 @@ def test_a_run_scheduled_at_two_on_the_twelfth_loads_the_eleventh_end_to_end(
     db = tmp_path / "day.duckdb"
     # The daily deployment's own source (data/sample, relative to the repository) and
     # days_back: 1; the worker runs elsewhere, so the pull step must set the directory.
-    run_id = deployed.run(
-        "sparkify-etl/daily", {"warehouse": str(db)}, "--start-at", "2018-11-12 02:00:00 UTC"
-    )
+    at = datetime(2018, 11, 12, 2, tzinfo=UTC)
+    run_id = deployed.trigger("sparkify-etl/daily", {"warehouse": str(db)}, at)
     run = deployed.wait_completed(run_id)
 
     assert run["name"] == "daily 2018-11-11 → day.duckdb"
@@ -336,7 +347,7 @@ def test_two_runs_on_one_warehouse_take_turns(deployed: Deployed, tmp_path: Path
         {"names": [name], "slots": 1, "mode": "concurrency", "lease_duration": 300},
     )
     try:
-        runs = [deployed.run("sparkify-etl/backfill", parameters) for _ in range(2)]
+        runs = [deployed.trigger("sparkify-etl/backfill", parameters) for _ in range(2)]
         waiting = [_wait_for_message(deployed, r, "waiting for the warehouse lock") for r in runs]
     finally:
         deployed.post(
