@@ -3,9 +3,8 @@
 import itertools
 import json
 import re
-import subprocess
-import sys
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -26,8 +25,8 @@ from tasks.generator import (
     song_file_path,
     user_pool_size,
 )
+from tests.conftest import Said
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 START = date(2018, 11, 1)
 DAYS = 10
 LOG_PATH = re.compile(r"log_data/(\d{4})/(\d{2})/(\d{4})-(\d{2})-(\d{2})-events\.json")
@@ -379,30 +378,17 @@ def test_bad_arguments_are_refused(tmp_path: Path, arguments: dict[str, int], me
         generate_dataset(tmp_path, **options)
 
 
-def test_cli_writes_the_data_set(tmp_path: Path) -> None:
+def test_cli_writes_the_data_set(tmp_path: Path, command_line: Callable[..., Said]) -> None:
     out = tmp_path / "out"
-    command = [
-        sys.executable,
-        "flows/generate.py",
-        "--events",
-        "600",
-        "--songs",
-        "12",
-        "--out",
-        str(out),
-        "--seed",
-        "5",
-        "--start-date",
-        "2018-11-20",
-        "--days",
-        "3",
-    ]
-    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    assert len(result.stdout.strip().splitlines()) == 1
-    assert "600 events" in result.stdout
+    args = ["--events", "600", "--songs", "12", "--out", str(out), "--seed", "5"]
+    args += ["--start-date", "2018-11-20", "--days", "3"]
+    said = command_line("generate.py", *args)
+    assert said.status == 0, said.err
+    assert len(said.out.strip().splitlines()) == 1
+    assert "600 events" in said.out
     logs = sorted(path.name for path in (out / "log_data").rglob("*.json"))
     assert logs == [f"2018-11-{day}-events.json" for day in (20, 21, 22)]
     assert len(list((out / "song_data").rglob("*.json"))) == 12
-    again = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
-    assert again.returncode != 0
-    assert "exists" in again.stderr
+    again = command_line("generate.py", *args)
+    assert again.status == 2
+    assert "exists" in again.err
