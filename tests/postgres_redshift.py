@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import psycopg2.extensions
+import pytest
 from prefect_aws import AwsCredentials
 from pydantic import Field, SecretStr
 from sqlalchemy import Column, Connection, Engine, create_engine, event, make_url, select
@@ -284,3 +286,30 @@ def star_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
             )
             for t in model.STAR_TABLES
         }
+
+
+def loading_bucket(
+    aws_credentials: AwsCredentials, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """What a test loading S3 objects on both warehouses needs first: a download cache of its
+    own, the credentials saved as block `moto-test`, and the bucket; its S3 client."""
+    monkeypatch.setenv("SPARKIFY_CACHE_DIR", str(tmp_path / "cache"))
+    aws_credentials.save("moto-test", overwrite=True)
+    client = aws_client(aws_credentials, "s3")
+    client.create_bucket(Bucket=bucket)
+    return client
+
+
+def load_into_duckdb(uri: str, db: Path) -> tuple[dict[str, Any], dict[str, list[tuple]]]:
+    """The sparkify-etl flow from the S3 prefix into a DuckDB file: its summary and star rows."""
+    from flows.etl import etl
+    from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
+
+    summary = etl(uri, str(db), aws_credentials="moto-test")
+    return summary, star_rows(DuckDBWarehouse(path=str(db)).get_engine())
+
+
+def run_rejects(summary: dict[str, Any]) -> tuple[int, int]:
+    """A run's rejects: events, songs."""
+    staged = summary["staged"]
+    return staged["events"]["rejects"], staged["songs"]["rejects"]

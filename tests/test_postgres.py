@@ -31,7 +31,14 @@ from tasks.warehouse.redshift import song_bundles
 from tasks.warehouse.redshift.load_errors import LoadFailed
 from tasks.warehouse.tables import create_tables
 from tests.conftest import upload_tree
-from tests.postgres_redshift import PostgresRedshiftWarehouse, stand_in, star_rows
+from tests.postgres_redshift import (
+    PostgresRedshiftWarehouse,
+    load_into_duckdb,
+    loading_bucket,
+    run_rejects,
+    stand_in,
+    star_rows,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -139,11 +146,8 @@ def load_both(
     """Load a source directory, uploaded to S3, with the sparkify-etl flow into the PostgreSQL
     stand-in (a saved block, run once in each of `datestyles`: its sessions' DATESTYLE, None
     for the server's) and into DuckDB."""
-    monkeypatch.setenv("SPARKIFY_CACHE_DIR", str(tmp_path / "cache"))
-    aws_credentials.save("moto-test", overwrite=True)
+    client = loading_bucket(aws_credentials, bucket_name, tmp_path, monkeypatch)
     block_name = "pg-" + bucket_name
-    client = S3Source(bucket_name, "", aws_credentials).client()
-    client.create_bucket(Bucket=bucket_name)
 
     def load(source: Path, datestyles: tuple[str | None, ...] = (None,)) -> Loaded:
         upload_tree(client, bucket_name, source, "raw")
@@ -154,13 +158,8 @@ def load_both(
             block.save(block_name, overwrite=True)
             on_postgres = etl(uri, f"{BLOCK_TYPE}/{block_name}", aws_credentials="moto-test")
             postgres_runs.append(star_rows(create_engine(postgres_database)))
-        db = tmp_path / "wh.duckdb"
-        on_duckdb = etl(uri, str(db), aws_credentials="moto-test")
-        counts = {
-            name: (summary["staged"]["events"]["rejects"], summary["staged"]["songs"]["rejects"])
-            for name, summary in (("postgres", on_postgres), ("duckdb", on_duckdb))
-        }
-        duckdb_rows = star_rows(DuckDBWarehouse(path=str(db)).get_engine())
+        on_duckdb, duckdb_rows = load_into_duckdb(uri, tmp_path / "wh.duckdb")
+        counts = {"postgres": run_rejects(on_postgres), "duckdb": run_rejects(on_duckdb)}
         cut = {"postgres": on_postgres["cut_values"], "duckdb": on_duckdb["cut_values"]}
         files = {"postgres": _files(on_postgres), "duckdb": _files(on_duckdb)}
         return Loaded(postgres_runs, duckdb_rows, counts, cut, files)

@@ -23,7 +23,6 @@ import flows.ephemeral as ephemeral
 from flows.etl import etl
 from sql import model
 from tasks.common.errors import WarehouseBusy
-from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 from tasks.warehouse.protocol import Reject
 from tasks.warehouse.redshift.lock_table import RUN_LOCK, ensure_lock_table
 from tasks.warehouse.redshift_data.dbapi import MAX_SQL_BYTES
@@ -36,7 +35,7 @@ from tasks.warehouse.tables import create_tables
 from tests.conftest import upload_tree
 from tests.data_api_server import LocalDataApi
 from tests.fake_redshift import Recorder
-from tests.postgres_redshift import ROLE, star_rows
+from tests.postgres_redshift import ROLE, load_into_duckdb, loading_bucket, run_rejects, star_rows
 from tests.test_cluster import credentials_block  # noqa: F401 - the fixture
 from tests.test_cluster_teardown import cluster_names, cluster_of  # noqa: F401 - the fixture
 from tests.test_postgres import EDGE_CASES, edge_days, on_day, write_edges
@@ -121,33 +120,21 @@ def load_both(
 ) -> Callable[..., dict[str, Any]]:
     """Load a source directory, uploaded to S3, with the sparkify-etl flow through the Data API
     (a saved block, or the spec given) and into DuckDB; both summaries and star tables."""
-    monkeypatch.setenv("SPARKIFY_CACHE_DIR", str(tmp_path / "cache"))
-    aws_credentials.save("moto-test", overwrite=True)
-    client = aws_credentials.get_boto3_session().client(
-        "s3", endpoint_url=aws_credentials.aws_client_parameters.endpoint_url
-    )
-    client.create_bucket(Bucket=bucket_name)
+    client = loading_bucket(aws_credentials, bucket_name, tmp_path, monkeypatch)
 
     def load(source: Path, spec: str | None = None) -> dict[str, Any]:
         warehouse().save("data-api", overwrite=True)
         upload_tree(client, bucket_name, source, "raw")
         uri = f"s3://{bucket_name}/raw"
         on_api = etl(uri, spec or f"{BLOCK_TYPE}/data-api", aws_credentials="moto-test")
-        db = tmp_path / "wh.duckdb"
-        on_duckdb = etl(uri, str(db), aws_credentials="moto-test")
+        on_duckdb, duckdb_rows = load_into_duckdb(uri, tmp_path / "wh.duckdb")
         return {
             "summaries": (on_api, on_duckdb),
             "api": star_rows(create_engine(postgres_database)),
-            "duckdb": star_rows(DuckDBWarehouse(path=str(db)).get_engine()),
+            "duckdb": duckdb_rows,
         }
 
     return load
-
-
-def rejects(summary: dict[str, Any]) -> tuple[int, int]:
-    """A run's rejects (events, songs)."""
-    staged = summary["staged"]
-    return staged["events"]["rejects"], staged["songs"]["rejects"]
 
 
 def test_the_edge_cases_load_through_the_data_api_as_into_duckdb(
@@ -165,7 +152,7 @@ def test_the_edge_cases_load_through_the_data_api_as_into_duckdb(
     assert loaded["api"] == loaded["duckdb"]
     on_api, on_duckdb = loaded["summaries"]
     total = tuple(map(sum, zip(*(c.rejects for c in EDGE_CASES), strict=True)))
-    assert rejects(on_api) == rejects(on_duckdb) == total
+    assert run_rejects(on_api) == run_rejects(on_duckdb) == total
     statements = [r["Sql"] for r in sent]
     kinds = {s.split()[0].upper() for s in statements}
     assert {"BEGIN", "COPY", "LOCK", "DELETE", "INSERT", "SELECT", "COMMIT"} <= kinds
