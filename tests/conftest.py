@@ -244,11 +244,11 @@ def bucket_name() -> str:
 
 
 def upload_tree(client, bucket: str, root: Path, prefix: str) -> list[str]:
-    """Upload every file under root to s3://bucket/prefix/; returns the keys."""
+    """Upload every file under root to s3://bucket/prefix/ (one PUT each); returns the keys."""
     keys = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         key = f"{prefix}/{path.relative_to(root).as_posix()}"
-        client.upload_file(str(path), bucket, key)
+        client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
         keys.append(key)
     return keys
 

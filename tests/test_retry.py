@@ -189,16 +189,36 @@ def postgres_unknown_database(m: Maker) -> BaseException:
         engine.dispose()
 
 
-def s3_unreachable(m: Maker) -> BaseException:
-    client = botocore.session.get_session().create_client(
+def s3_client_trying_once(endpoint: str):
+    """A botocore S3 client for an endpoint, with no retry of its own."""
+    return botocore.session.get_session().create_client(
         "s3",
         region_name="us-east-1",
-        endpoint_url=f"http://127.0.0.1:{closed_port()}",
+        endpoint_url=endpoint,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         config=botocore.config.Config(retries={"total_max_attempts": 1}),
     )
-    return raised(client.list_buckets)
+
+
+def s3_unreachable(m: Maker) -> BaseException:
+    return raised(s3_client_trying_once(f"http://127.0.0.1:{closed_port()}").list_buckets)
+
+
+def s3_body_cut_short(m: Maker) -> BaseException:
+    """An object's body that ends before its Content-Length: the connection closes mid-read."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def answer() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+
+        threading.Thread(target=answer, daemon=True).start()
+        client = s3_client_trying_once(f"http://127.0.0.1:{server.getsockname()[1]}")
+        body = client.get_object(Bucket="b", Key="k")["Body"]
+        return raised(body.read)
 
 
 def moto_cluster_not_found(m: Maker) -> BaseException:
@@ -263,6 +283,7 @@ CASES = [
     ("postgres-refused-via-sqlalchemy", postgres_refused_via_sqlalchemy, True),
     ("postgres-backend-terminated", postgres_terminated, True),
     ("s3-endpoint-unreachable", s3_unreachable, True),
+    ("s3-body-cut-short", s3_body_cut_short, True),
     ("connection-reset", lambda m: ConnectionResetError(104, "Connection reset by peer"), True),
     ("broken-pipe", lambda m: BrokenPipeError(32, "Broken pipe"), True),
     ("socket-timeout", lambda m: TimeoutError("timed out"), True),

@@ -11,10 +11,11 @@ from pathlib import Path
 import boto3
 import pytest
 
+import tasks.source.s3
 from tasks.common.errors import BadSource
 from tasks.source.files import SkippedFile, SourceLayoutError
 from tasks.source.resolve import check_source, resolve_source
-from tasks.source.s3 import S3Source
+from tasks.source.s3 import S3Source, upload_tree
 
 
 def test_run_files_select_days_by_name(s3_week: S3Source) -> None:
@@ -41,6 +42,29 @@ def test_local_copies_downloads_once_and_refreshes_changed_objects(
     again = S3Source(source.bucket, "raw", aws_credentials, cache_dir=tmp_path / "cache")
     again.run_files(date(2018, 11, 1), date(2018, 11, 1))
     assert Path(again.local_copies(files)[files[0]]).read_bytes() == original + b"\n"
+
+
+def test_small_and_large_objects_go_up_and_come_back_byte_for_byte(
+    aws_credentials, bucket_name: str, week_source: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Objects below the single-request size move in one PUT or GET, larger ones through
+    boto3's transfer manager: with the limit between the song and the event files, both ways
+    are taken, and every copy is the file uploaded."""
+    local = sorted(p for p in week_source.rglob("*") if p.is_file())
+    sizes = sorted(p.stat().st_size for p in local)
+    limit = (sizes[0] + sizes[-1]) // 2
+    assert sizes[0] < limit <= sizes[-1]
+    monkeypatch.setattr(tasks.source.s3, "SINGLE_REQUEST_BYTES", limit)
+    target = S3Source(bucket_name, "raw", aws_credentials, cache_dir=tmp_path / "cache")
+    target.client().create_bucket(Bucket=bucket_name)
+    assert upload_tree.fn(str(week_source), target) == len(local)
+
+    files = target.run_files(None, None)
+    copies = target.local_copies([*files.event_files, *files.song_files])
+    assert len(copies) == len(local)
+    for uri, copy in copies.items():
+        original = week_source / uri.removeprefix(f"s3://{bucket_name}/raw/")
+        assert Path(copy).read_bytes() == original.read_bytes(), uri
 
 
 def test_default_chain_reaches_the_endpoint_from_the_environment(

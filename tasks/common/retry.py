@@ -16,7 +16,8 @@ yes    cluster not available yet                  InvalidClusterState(Fault): cr
 yes    DuckDB file locked by another process      DuckDB "Could not set lock on file"
 yes    connection refused or dropped              ConnectionRefused/Reset/Aborted, BrokenPipe,
                                                   TimeoutError (socket errors)
-yes    AWS endpoint unreachable                   botocore connection errors, SSLError excepted
+yes    AWS endpoint unreachable                   botocore connection errors, SSLError excepted;
+                                                  a response body cut short
 yes    Redshift connection lost                   redshift_connector "communication error",
                                                   "connection is closed", "server socket closed"
 yes    PostgreSQL connection lost                 psycopg2 "could not connect", "Connection
@@ -198,9 +199,9 @@ def _aws_unreachable(error: BaseException) -> bool:
     from botocore import exceptions as boto
 
     # A certificate that does not verify stays unverified: SSLError is not retried.
-    return isinstance(
-        error, boto.ConnectionError | boto.ConnectionClosedError | boto.ReadTimeoutError
-    ) and not isinstance(error, boto.SSLError)
+    dropped = boto.ConnectionError | boto.ConnectionClosedError | boto.ReadTimeoutError
+    cut_short = boto.IncompleteReadError | boto.ResponseStreamingError
+    return isinstance(error, dropped | cut_short) and not isinstance(error, boto.SSLError)
 
 
 def _postgres_connection_lost(error: BaseException) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -28,6 +29,11 @@ from tasks.source.files import (
 )
 
 DOWNLOAD_WORKERS = 16
+# Below boto3's multipart threshold an object moves in one GET or PUT of its own: boto3's
+# download_file/upload_file would add a HEAD request and a transfer manager (threads, futures)
+# per object, most of the work for the many small song files. Larger ones keep boto3's
+# transfer manager, which moves them in parts at once.
+SINGLE_REQUEST_BYTES = 8 * 1024 * 1024
 DELETE_BATCH = 1000  # S3 DeleteObjects takes at most 1,000 keys
 
 
@@ -146,7 +152,13 @@ class S3Source:
                 return uri, str(target)
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(target.name + ".part")
-            client.download_file(bucket, key, str(partial))
+            size = self.sizes.get(uri)
+            if size is not None and size < SINGLE_REQUEST_BYTES:
+                body = client.get_object(Bucket=bucket, Key=key)["Body"]
+                with body, partial.open("wb") as out:
+                    shutil.copyfileobj(body, out)
+            else:
+                client.download_file(bucket, key, str(partial))
             partial.replace(target)
             tag_file.write_text(etag)
             return uri, str(target)
@@ -174,7 +186,12 @@ def upload_tree(sample: str, target: S3Source) -> int:
     client = target.client()
 
     def upload(path: Path) -> None:
-        client.upload_file(str(path), target.bucket, target.key(path.relative_to(root).as_posix()))
+        key = target.key(path.relative_to(root).as_posix())
+        if path.stat().st_size < SINGLE_REQUEST_BYTES:
+            with path.open("rb") as body:
+                client.put_object(Bucket=target.bucket, Key=key, Body=body)
+        else:
+            client.upload_file(str(path), target.bucket, key)
 
     with ThreadPoolExecutor(max_workers=DOWNLOAD_WORKERS) as pool:
         list(pool.map(upload, files))
