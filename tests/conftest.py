@@ -26,6 +26,7 @@ os.environ.setdefault("SPARKIFY_RETRY_DELAY_SCALE", "0.01")
 
 from prefect.logging.handlers import APILogHandler
 from prefect.settings import (
+    PREFECT_API_SSL_CERT_FILE,
     PREFECT_API_URL,
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
     temporary_settings,
@@ -36,6 +37,7 @@ from tests.shared_servers import (
     begin_session,
     end_session,
     locked,
+    one_certificate_ca_file,
     session_deployed,
     session_moto,
     session_server,
@@ -87,13 +89,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def prefect_server() -> Iterator[str]:
     """The session's Prefect server, shared by every worker; its API URL. The session's own flow
     runs send no heartbeats (Prefect's heartbeat thread holds up the end of every run by up to a
-    second). The server keeps no event feed and runs no automation triggers or schedules; it
-    records flow runs, task runs, logs, artifacts, blocks, variables, deployments and
-    concurrency limits."""
+    second), and their clients a CA file of one certificate (the server speaks plain HTTP).
+    The server keeps no event feed and runs no automation triggers or schedules; it records
+    flow runs, task runs, logs, artifacts, blocks, variables, deployments and concurrency
+    limits."""
     api, _ = session_server()
-    with temporary_settings(
-        updates={PREFECT_API_URL: api, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
-    ):
+    updates = {
+        PREFECT_API_URL: api,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+        PREFECT_API_SSL_CERT_FILE: str(one_certificate_ca_file()),
+    }
+    with temporary_settings(updates=updates):
         register_block_types()
         yield api
         APILogHandler().flush()  # the logs still queued, sent while the server is up
@@ -148,6 +154,7 @@ def cli_env(prefect_server) -> dict[str, str]:
     return {
         **os.environ,
         "PREFECT_API_URL": prefect_server,
+        "PREFECT_API_SSL_CERT_FILE": str(one_certificate_ca_file()),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
 

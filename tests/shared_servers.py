@@ -76,6 +76,25 @@ def prefect_env(home: Path) -> dict[str, str]:
     return {**env, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
 
+def one_certificate_ca_file() -> Path:
+    """A CA file of one certificate (the first of certifi's bundle), made once for the session.
+
+    The session's Prefect server speaks plain HTTP, so no certificate is ever verified; yet each
+    Prefect client parses its CA file when it is made (PREFECT_API_SSL_CERT_FILE, else
+    certifi's bundle: tens of milliseconds, many times per flow run). The tests' clients are
+    given this one instead."""
+    import certifi
+
+    shared = shared_dir()
+    path = shared / "one-certificate.pem"
+    with locked(shared / "ca.lock"):
+        if not path.exists():
+            bundle = Path(certifi.where()).read_text()
+            begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+            path.write_text(bundle[bundle.index(begin) : bundle.index(end) + len(end)] + "\n")
+    return path
+
+
 def migrated_database() -> Path:
     """A Prefect database at the installed Prefect's newest schema, its built-in block types
     registered and nothing else in it: made once per session by starting and stopping a
@@ -185,6 +204,7 @@ def deploy_env() -> dict[str, str]:
     env.update(
         PREFECT_HOME=str(shared_dir() / "deploy-home"),
         PREFECT_API_URL=api,
+        PREFECT_API_SSL_CERT_FILE=str(one_certificate_ca_file()),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_WORKER_QUERY_SECONDS="1",
         PREFECT_LOGGING_LEVEL="INFO",
