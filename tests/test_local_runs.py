@@ -161,40 +161,23 @@ def test_a_local_server_gets_at_least_the_local_start_up_limit() -> None:
         assert local_startup_timeout() == 900
 
 
-def test_only_a_run_without_prefect_api_url_starts_a_temporary_server(tmp_path: Path) -> None:
-    """With PREFECT_API_URL set, starting the temporary server does nothing (not even Prefect's
-    server module is imported); without it, the server is up once the call returns, on the
-    home's database, and the run on it holds its warehouse without a concurrency limit."""
-    home = migrated_home(tmp_path / "home")
+def test_a_run_with_prefect_api_url_set_starts_no_temporary_server(tmp_path: Path) -> None:
+    """With PREFECT_API_URL set, starting the temporary server does nothing: not even Prefect's
+    server module is imported, and no Prefect database is made. (Runs without it start theirs
+    on the home's database: the Ctrl-C test looks into it mid-run.)"""
+    home = tmp_path / "home"
     script = textwrap.dedent(
         """
         import sys
         from prefect.settings import PREFECT_API_URL, temporary_settings
-        from tasks.common.local_server import start_temporary_server
-
-        from tasks.common.local_server import ApiUnreachable
+        from tasks.common.local_server import ApiUnreachable, start_temporary_server
 
         with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
             try:
                 start_temporary_server()
             except ApiUnreachable:  # nothing answers there: said, and nothing started
-                pass
+                print("unreachable")
         print("prefect.server.api.server" in sys.modules)
-        start_temporary_server()
-        from prefect.server.api.server import SubprocessASGIServer
-        print(SubprocessASGIServer().running)
-
-        from prefect import flow
-        from prefect.client.orchestration import get_client
-        from tasks.run.lock import warehouse_lock
-
-        @flow
-        def held():
-            with warehouse_lock("duckdb:/x.duckdb"):
-                with get_client(sync_client=True) as client:
-                    return [limit.name for limit in client.read_global_concurrency_limits()]
-
-        print("LIMITS", held())
         """
     )
     done = subprocess.run(
@@ -206,13 +189,8 @@ def test_only_a_run_without_prefect_api_url_starts_a_temporary_server(tmp_path: 
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[:2] == ["False", "True"]
-    with sqlite3.connect(home / "prefect.db") as db:
-        assert db.execute("select name from flow").fetchall() == [("held",)]
-    # A run on the temporary server takes no concurrency limit, so a killed run cannot leave a
-    # slot taken in the shared local database; the warehouse hold guards it instead.
-    assert "LIMITS []" in done.stdout
-    assert "no concurrency limit; the warehouse hold guards" in done.stdout + done.stderr
+    assert done.stdout.splitlines() == ["unreachable", "False"]
+    assert not (home / "prefect.db").exists()
 
 
 def child_pids(pid: int) -> list[int]:
@@ -258,8 +236,9 @@ def uvicorn_children(pid: int) -> list[int]:
 
 def test_ctrl_c_stops_a_run_at_once_in_one_line_keeping_the_warehouse(tmp_path: Path) -> None:
     """Ctrl-C in the terminal (SIGINT to the run's process group, its temporary server with it)
-    while the run is in flight, its flow begun and waiting for a warehouse that holds a load:
-    the run ends with exit status 130 and one line, no traceback, no server left behind, and the
+    while the run is in flight, its flow begun and waiting for a warehouse that holds a load
+    (its temporary server's database, the home's, holds the run and no concurrency limit): the
+    run ends with exit status 130 and one line, no traceback, no server left behind, and the
     warehouse as it was."""
     db = tmp_path / "wh.duckdb"
     with transaction(DuckDBWarehouse(path=str(db)).get_engine()) as conn:
@@ -273,7 +252,8 @@ def test_ctrl_c_stops_a_run_at_once_in_one_line_keeping_the_warehouse(tmp_path: 
     )
     assert holder.stdout.readline().strip() == b"held"
     log = tmp_path / "run.log"
-    env = {**local_env(migrated_home(tmp_path / "home")), WAIT_VARIABLE: "300"}
+    home = migrated_home(tmp_path / "home")
+    env = {**local_env(home), WAIT_VARIABLE: "300"}
     command = [sys.executable, "flows/etl.py", "--warehouse", str(db)]
     with log.open("w") as out:
         run = subprocess.Popen(
@@ -287,6 +267,16 @@ def test_ctrl_c_stops_a_run_at_once_in_one_line_keeping_the_warehouse(tmp_path: 
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
         servers = uvicorn_children(run.pid)
+        # The run is on its temporary server, whose database is the home's; it took no
+        # concurrency limit there (a killed run could leave its slot taken in the shared
+        # database): the warehouse hold guards it instead.
+        assert len(servers) == 1, child_pids(run.pid)
+        with sqlite3.connect(f"file:{home / 'prefect.db'}?mode=ro", uri=True) as prefect_db:
+            assert prefect_db.execute("select name from flow").fetchall() == [("sparkify-etl",)]
+            assert prefect_db.execute("select count(*) from concurrency_limit_v2").fetchone() == (
+                0,
+            )
+        assert "no concurrency limit; the warehouse hold guards" in log.read_text()
         os.killpg(run.pid, signal.SIGINT)
         assert run.wait(timeout=60) == 130, log.read_text()[-3000:]
         output = log.read_text()
