@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from tests.conftest import PROJECT_ROOT
 
@@ -104,3 +108,20 @@ def run(script: str, *args: str, env: dict[str, str]) -> subprocess.CompletedPro
         text=True,
         timeout=300,
     )
+
+
+def task_run_states(flow_run_id: uuid.UUID, expected: set[str]) -> dict[str, str]:
+    """The state of each task the flow run ran, by task name, once every expected task is
+    recorded in a final state (the server records task runs from their events, in batches, a
+    moment after they end)."""
+    final = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+    deadline = time.monotonic() + 60
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+        states = {run.name.rsplit("-", 1)[0]: run.state_type.value for run in runs}
+        if all(states.get(name) in final for name in expected) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.5)

@@ -140,13 +140,18 @@ def migrated_home(home: Path) -> Path:
 
 # Server settings of the session: the deployments' schedules must not create runs of their own;
 # a run waiting for the warehouse lock asks again every second, not up to 30 s; no event feed
-# and no automation triggers (no test reads them).
+# and no automation triggers (no test reads them); task runs are recorded from their events in
+# batches of up to 20, at least every second (Prefect's default writes each event in a
+# transaction of its own: most of the server's work per flow run), so a test reading task runs
+# waits for them (tests.helpers.task_run_states).
 SERVER_SETTINGS = {
     "PREFECT_UI_ENABLED": "false",
     "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
     "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
     "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "20",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
     "PREFECT_LOGGING_LEVEL": "WARNING",
 }
 

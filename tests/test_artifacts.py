@@ -38,7 +38,7 @@ from tasks.run.quality import CheckResult
 from tasks.run.transform import TableChange
 from tasks.source.files import RunFiles, SkippedFile
 from tasks.warehouse.protocol import Reject, StageReport
-from tests.helpers import table_counts
+from tests.helpers import table_counts, task_run_states
 
 EVENTS = StageReport("staging_events", files=2, rows=100, rejects=0, seconds=0.5)
 SONGS = StageReport("staging_songs", files=10, rows=10, rejects=0, seconds=0.25)
@@ -320,6 +320,7 @@ def test_a_failed_check_shows_its_failing_rows_and_fails_its_task(
     assert sample.startswith("user_id=")
     assert ", level=premium, " in sample
     assert found[QUALITY_KEY].description.startswith("1 of ")
+    assert task_run_states(flow_run_id, {"quality-checks"})["quality-checks"] == "FAILED"
     with get_client(sync_client=True) as client:
         tasks_of_run = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))

@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,8 +15,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Cancelled
 
@@ -29,7 +26,7 @@ from tasks.cluster.settings import ClusterSettings, cluster_tags
 from tasks.common.aws import aws_client
 from tasks.warehouse.redshift.warehouse import RedshiftWarehouse
 from tests.conftest import PROJECT_ROOT, Said
-from tests.helpers import run
+from tests.helpers import run, task_run_states
 from tests.test_cluster import FAST, describe, unique
 from tests.test_cluster import credentials_block as saved_credentials_block
 
@@ -66,21 +63,6 @@ def block_exists(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def task_run_states(flow_run_id: uuid.UUID, expected: set[str]) -> dict[str, str]:
-    """The final state of each task the flow run ran, by task name, once every expected task
-    is recorded (the server records task runs from events, a moment after they end)."""
-    deadline = time.monotonic() + 30
-    while True:
-        with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-            )
-        states = {run.name.rsplit("-", 1)[0]: run.state_type.value for run in runs}
-        if expected <= states.keys() or time.monotonic() > deadline:
-            return states
-        time.sleep(0.5)
 
 
 def test_an_ephemeral_cluster_is_named_after_the_run_and_expires_after_three_hours() -> None:
