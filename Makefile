@@ -68,16 +68,11 @@ server: $(STAMP)
 	$(BIN)/prefect server start
 
 # The process work pool, the block types, the project's path (the deployments' pull step changes
-# into it), then `prefect deploy --all` (prefect.yaml at the root). Safe to rerun. Each
-# warehouse's one-slot concurrency limit is created by the first run into it (tasks/run/lock.py).
+# into it) in one process (flows/deploy_setup.py), then `prefect deploy --all` (prefect.yaml at
+# the root) and the automations. Safe to rerun. Each warehouse's one-slot concurrency limit is
+# created by the first run into it (tasks/run/lock.py).
 deploy: $(STAMP)
-	@$(BIN)/python -c "from prefect.settings import get_current_settings as s; \
-	    raise SystemExit(0 if s().api.url else 'set PREFECT_API_URL first, e.g. ' \
-	    'prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api')"
-	$(BIN)/prefect work-pool inspect $(WORK_POOL) >/dev/null 2>&1 || \
-	    $(BIN)/prefect work-pool create $(WORK_POOL) --type process
-	$(MAKE) --no-print-directory -o $(STAMP) blocks
-	$(BIN)/prefect variable set sparkify_project_dir "$(CURDIR)" --overwrite
+	$(BIN)/python flows/deploy_setup.py "$(CURDIR)" --work-pool $(WORK_POOL)
 	$(BIN)/prefect --no-prompt deploy --all
 	$(BIN)/python flows/alerts.py
 

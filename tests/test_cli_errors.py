@@ -320,7 +320,16 @@ def test_argparse_mistakes_stay_argparse_s(
 
 @pytest.mark.parametrize(
     "module",
-    ["etl", "analytics", "create_tables", "cluster", "janitor", "generate", "redshift_smoke"],
+    [
+        "etl",
+        "analytics",
+        "create_tables",
+        "cluster",
+        "janitor",
+        "generate",
+        "redshift_smoke",
+        "deploy_setup",
+    ],
 )
 def test_every_command_line_takes_debug(module: str, capsys: pytest.CaptureFixture[str]) -> None:
 
