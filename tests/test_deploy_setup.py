@@ -4,6 +4,7 @@ session's Prefect server (the deployments' tests run the whole `make deploy`).""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,19 +13,19 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.variables import Variable
 from prefect.workers.process import ProcessWorker
 
-from flows.deploy_setup import PROJECT_DIR_VARIABLE, main
+from flows.deploy_setup import PROJECT_DIR_VARIABLE
 from tasks.warehouse import block_types
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, Said
 
 
 def test_without_prefect_api_url_it_is_one_line_and_sets_up_nothing(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    command_line: Callable[..., Said], tmp_path: Path
 ) -> None:
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
-        assert main([str(tmp_path)]) == 2
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err.strip().splitlines() == [
+        said = command_line("deploy_setup.py", str(tmp_path))
+    assert said.status == 2
+    assert said.out == ""
+    assert said.err.strip().splitlines() == [
         "deploy-setup: PREFECT_API_URL is not set: set it first, e.g. "
         "prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api"
     ]
@@ -32,15 +33,16 @@ def test_without_prefect_api_url_it_is_one_line_and_sets_up_nothing(
 
 @pytest.mark.usefixtures("prefect_server")
 def test_it_creates_the_pool_once_registers_the_blocks_and_stores_the_resolved_path(
-    capsys: pytest.CaptureFixture[str],
+    command_line: Callable[..., Said],
 ) -> None:
     """On a work pool of the test's own. The variable is the session's deployments' own, read
     by their runs meanwhile: it is given the repository's path, as `make deploy` gives it,
     spelled another way."""
     pool = f"sparkify-test-{uuid.uuid4().hex[:8]}"
     spelled = str(PROJECT_ROOT / "flows" / "..")
-    assert main([spelled, "--work-pool", pool]) == 0
-    assert f"work pool {pool!r} created" in capsys.readouterr().out
+    said = command_line("deploy_setup.py", spelled, "--work-pool", pool)
+    assert said.status == 0
+    assert f"work pool {pool!r} created" in said.out
     with get_client(sync_client=True) as client:
         created = client.read_work_pool(pool)
         slugs = {block_type.slug for block_type in client.read_block_types()}
@@ -51,8 +53,9 @@ def test_it_creates_the_pool_once_registers_the_blocks_and_stores_the_resolved_p
     assert Variable.get(PROJECT_DIR_VARIABLE) == str(PROJECT_ROOT)
 
     # Again: the pool is kept as it is.
-    assert main([spelled, "--work-pool", pool]) == 0
-    assert f"work pool {pool!r} exists" in capsys.readouterr().out
+    said = command_line("deploy_setup.py", spelled, "--work-pool", pool)
+    assert said.status == 0
+    assert f"work pool {pool!r} exists" in said.out
     with get_client(sync_client=True) as client:
         assert client.read_work_pool(pool).id == created.id
         client.delete_work_pool(pool)
