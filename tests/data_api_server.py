@@ -162,9 +162,18 @@ class Statement:
     columns: list[dict[str, Any]] = field(default_factory=list)
     subs: list[Statement] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
+    # A batch's statement (not one the caller sent itself, whose end ends the session's work).
+    in_batch: bool = False
+    started: float = field(default_factory=time.monotonic)
 
     def set(self, status: str, error: str | None = None) -> None:
-        """Move to a status (after the fields it reports are set)."""
+        """Move to a status (after the fields it reports are set). A statement the caller sent
+        that ends has its duration set and its session freed first, before anyone can see that
+        it ended: the Data API's session is AVAILABLE again once its statement has ended, and
+        the caller's next statement may come at once."""
+        if status not in ACTIVE and not self.in_batch:
+            self.duration_ns = int((time.monotonic() - self.started) * 1e9)
+            self.session.busy, self.session.last_used = False, time.monotonic()
         self.error, self.updated_at, self.status = error, time.time(), status
 
     def describe(self) -> dict[str, Any]:
@@ -268,7 +277,7 @@ class LocalDataApi:
         statement = Statement(str(uuid.uuid4()), sqls, body, session)
         if "Sqls" in body:
             statement.subs = [
-                Statement(f"{statement.id}:{n}", [sql], body, session)
+                Statement(f"{statement.id}:{n}", [sql], body, session, in_batch=True)
                 for n, sql in enumerate(sqls, start=1)
             ]
         with self.lock:
@@ -335,7 +344,7 @@ class LocalDataApi:
     # Running a statement
 
     def _run(self, statement: Statement) -> None:
-        session, started = statement.session, time.monotonic()
+        session, statement.started = statement.session, time.monotonic()
         try:
             statement.set("PICKED")
             statement.set("STARTED")
@@ -349,8 +358,6 @@ class LocalDataApi:
         except Exception as error:  # the connection itself failed
             statement.set("FAILED", f"ERROR: {error}")
         finally:
-            statement.duration_ns = int((time.monotonic() - started) * 1e9)
-            session.busy, session.last_used = False, time.monotonic()
             if session.id is None:
                 session.close()
 
@@ -610,6 +617,10 @@ def _offset(token: str | None, statement_id: str) -> int:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The answer goes out in two writes (headers, then body) on a kept-alive connection: with
+    # Nagle's algorithm the body waits for the client's delayed ACK of the headers, some 40 ms
+    # per call, where the Data API itself answers at once.
+    disable_nagle_algorithm = True
     api: LocalDataApi
 
     def do_POST(self) -> None:
