@@ -44,10 +44,12 @@ def begin_session() -> Path:
 
 
 def end_session(shared: Path) -> None:
-    """In the controller: stop the session's servers that were started (the Prefect server's
-    database last), and remove their files."""
-    for pid_file in sorted(shared.glob("*.pid"), key=lambda f: f.name == DATABASE_PID):
-        stop_group(int(pid_file.read_text()))
+    """In the controller: stop the session's servers that were started, all at once, then the
+    Prefect server's database (at once too: PostgreSQL's immediate shutdown, as nothing of it
+    is kept), and remove their files."""
+    pid_files = list(shared.glob("*.pid"))
+    stop_groups([int(f.read_text()) for f in pid_files if f.name != DATABASE_PID])
+    stop_groups([int(f.read_text()) for f in pid_files if f.name == DATABASE_PID], signal.SIGQUIT)
     shutil.rmtree(shared, ignore_errors=True)
 
 
@@ -96,26 +98,23 @@ def one_certificate_ca_file() -> Path:
 
 
 def migrated_database() -> Path:
-    """A Prefect database at the installed Prefect's newest schema, its built-in block types
-    registered and nothing else in it: made once per session by starting and stopping a
-    temporary server on an empty PREFECT_HOME, as a first local run does."""
+    """A Prefect database at the installed Prefect's newest schema and nothing in it, made
+    once per session by Prefect's own migrations (`prefect server database upgrade`, the
+    migrations a first local run's temporary server runs; the server registers its block
+    types when it starts)."""
     shared = shared_dir()
     template = shared / "template" / DATABASE
     with locked(shared / "template.lock"):
         if not template.exists():
             home = shared / "template-home"
             home.mkdir(exist_ok=True)
-            start_and_stop = (
-                "from prefect.server.api.server import SubprocessASGIServer\n"
-                f"server = SubprocessASGIServer()\nserver.start(timeout={START_TIMEOUT})\n"
-                "server.stop()\n"
-            )
+            prefect = str(Path(sys.executable).parent / "prefect")
             subprocess.run(
-                [sys.executable, "-c", start_and_stop],
+                [prefect, "server", "database", "upgrade", "--yes"],
                 env=prefect_env(home),
                 check=True,
                 capture_output=True,
-                timeout=START_TIMEOUT + 60,
+                timeout=START_TIMEOUT,
             )
             template.parent.mkdir(exist_ok=True)
             copy_database(home / DATABASE, template)
@@ -307,28 +306,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def stop_group(pid: int) -> None:
-    """Stop a process group: SIGTERM, then SIGKILL if it is still there after a while. Its
-    leader is reaped here when it is this process's child."""
-    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
+def stop_groups(pids: list[int], first: signal.Signals = signal.SIGTERM) -> None:
+    """Stop process groups together: `first` (SIGTERM unless told), then SIGKILL to those still
+    there after a while. Their leaders are reaped here when they are this process's children."""
+    left = list(pids)
+    for sig, wait in ((first, 3.0), (signal.SIGKILL, 5.0)):
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, sig)
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
+        while left and time.monotonic() < deadline:
+            for pid in left:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+            left = [pid for pid in left if alive(pid, group=True)]
+            time.sleep(0.05)
+        if not left:
+            return
 
 
-def alive(pid: int) -> bool:
+def alive(pid: int, group: bool = False) -> bool:
+    """Whether the process (with group, any process of the group it leads) is still there."""
     try:
-        os.kill(pid, 0)
+        (os.killpg if group else os.kill)(pid, 0)
     except ProcessLookupError:
         return False
     return True
