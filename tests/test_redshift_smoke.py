@@ -19,7 +19,6 @@ from sqlalchemy.exc import InterfaceError
 import flows.redshift_smoke as smoke
 from flows.cluster import cluster_create
 from flows.redshift_smoke import (
-    DEFAULT_SAMPLE,
     SMOKE_ROLE_NAME,
     main,
     redshift_smoke,
@@ -42,7 +41,9 @@ from tests.test_cluster_teardown import (
     task_run_states,
 )
 
-SAMPLE_FILES = sum(1 for p in Path(DEFAULT_SAMPLE).rglob("*") if p.is_file())
+
+def file_count(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.is_file())
 
 
 def digests(**tables: tuple[int, str]) -> dict[str, TableDigest]:
@@ -161,6 +162,7 @@ def test_a_failed_redshift_load_fails_the_run_and_leaves_nothing_behind(
     credentials_block: str,  # noqa: F811
     cluster_names: dict[str, str],  # noqa: F811
     smoke_source: str,
+    small_source: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen: dict[str, Any] = {}
@@ -179,6 +181,7 @@ def test_a_failed_redshift_load_fails_the_run_and_leaves_nothing_behind(
         smoke_source,
         aws_credentials=credentials_block,
         cluster=cluster_of(cluster_names),
+        sample=str(small_source),
         return_state=True,
     )
 
@@ -193,7 +196,7 @@ def test_a_failed_redshift_load_fails_the_run_and_leaves_nothing_behind(
         "source": f"{smoke_source}/smoke-{run_id.hex[:12]}",
         "warehouse": f"sparkify-redshift-warehouse/{identifier}",
         "exists": (True, True),
-        "objects": SAMPLE_FILES,
+        "objects": file_count(small_source),
     }
     # ...which failed, naming the step, and the cost of the cluster's life was estimated...
     notes = failure.value.__notes__
@@ -216,6 +219,7 @@ def test_the_cancellation_hook_deletes_the_cluster_block_and_objects(
     credentials_block: str,  # noqa: F811
     cluster_names: dict[str, str],  # noqa: F811
     smoke_source: str,
+    small_source: Path,
 ) -> None:
     assert tear_down in redshift_smoke.on_cancellation_hooks
     assert tear_down in redshift_smoke.on_crashed_hooks
@@ -224,11 +228,11 @@ def test_the_cancellation_hook_deletes_the_cluster_block_and_objects(
     run = FlowRun(flow_id=uuid.uuid4(), parameters={**parameters, "cluster": cluster.model_dump()})
     plan = smoke_plan(smoke_source, cluster, run.id)
     cluster_create(smoke_source, plan.cluster, aws_credentials=credentials_block)
-    upload_tree.fn(DEFAULT_SAMPLE, plan.run_objects(credentials_block))
+    upload_tree.fn(str(small_source), plan.run_objects(credentials_block))
     identifier = plan.cluster.identifier
     assert cluster_exists(aws_credentials, identifier)
     assert block_exists(identifier)
-    assert len(run_objects(aws_credentials, plan.run_source)) == SAMPLE_FILES
+    assert len(run_objects(aws_credentials, plan.run_source)) == file_count(small_source)
 
     tear_down(redshift_smoke, run, Cancelled())
 
@@ -301,10 +305,12 @@ def test_the_command_line_exits_0_when_the_tables_agree_and_1_when_one_differs(
     aws_credentials,
     credentials_block: str,  # noqa: F811
     smoke_source: str,
+    small_source: Path,
     duckdb_for_redshift: dict[str, Any],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     argv = ["--source", smoke_source, "--aws-credentials", credentials_block]
+    argv += ["--sample", str(small_source)]
     argv += ["--poll-seconds", "0.1", "--ingress-cidr", "203.0.113.7/32"]
 
     assert main(argv) == 0
