@@ -44,12 +44,15 @@ def begin_session() -> Path:
 
 
 def end_session(shared: Path) -> None:
-    """In the controller: stop the session's servers that were started, all at once, then the
-    Prefect server's database (at once too: PostgreSQL's immediate shutdown, as nothing of it
-    is kept), and remove their files."""
-    pid_files = list(shared.glob("*.pid"))
-    stop_groups([int(f.read_text()) for f in pid_files if f.name != DATABASE_PID])
-    stop_groups([int(f.read_text()) for f in pid_files if f.name == DATABASE_PID], signal.SIGQUIT)
+    """In the controller: stop the session's servers that were started, all at once and with no
+    graceful shutdown, as nothing of them is kept (the Prefect server's PostgreSQL by its
+    immediate shutdown, which still removes its shared memory), and remove their files."""
+    stop_groups(
+        {
+            int(f.read_text()): signal.SIGQUIT if f.name == DATABASE_PID else signal.SIGKILL
+            for f in shared.glob("*.pid")
+        }
+    )
     shutil.rmtree(shared, ignore_errors=True)
 
 
@@ -306,29 +309,39 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def stop_groups(pids: list[int], first: signal.Signals = signal.SIGTERM) -> None:
-    """Stop process groups together: `first` (SIGTERM unless told), then SIGKILL to those still
-    there after a while. Their leaders are reaped here when they are this process's children."""
-    left = list(pids)
-    for sig, wait in ((first, 3.0), (signal.SIGKILL, 5.0)):
-        for pid in left:
+def stop_groups(groups: dict[int, signal.Signals]) -> None:
+    """Send each process group its signal, then SIGKILL to the groups still running after a
+    while; return once none is. Leaders that are this process's children are reaped here."""
+    for kill in (False, True):
+        for pid, sig in groups.items():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, sig)
-        deadline = time.monotonic() + wait
-        while left and time.monotonic() < deadline:
-            for pid in left:
+                os.killpg(pid, signal.SIGKILL if kill else sig)
+        deadline = time.monotonic() + 5.0
+        while groups and time.monotonic() < deadline:
+            for pid in groups:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, os.WNOHANG)
-            left = [pid for pid in left if alive(pid, group=True)]
+            groups = {pid: sig for pid, sig in groups.items() if group_running(pid)}
             time.sleep(0.05)
-        if not left:
+        if not groups:
             return
 
 
-def alive(pid: int, group: bool = False) -> bool:
-    """Whether the process (with group, any process of the group it leads) is still there."""
+def group_running(group: int) -> bool:
+    """Whether a process of the group still runs: one that has ended but that its parent has not
+    reaped yet (a zombie; an orphan waits for init) does not."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == group and fields[0] != "Z":
+                    return True
+    return False
+
+
+def alive(pid: int) -> bool:
     try:
-        (os.killpg if group else os.kill)(pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     return True
