@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -17,7 +20,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from prefect import tags
 
+from flows.etl import etl
 from tasks.run.lock import limit_name
 from tasks.run.schedule import run_dates
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
@@ -334,9 +339,12 @@ def _wait_for_message(deployed: Deployed, run_id: str, prefix: str) -> datetime:
     raise AssertionError(f"{run_id} never logged {prefix!r}:\n{deployed.tail()}")
 
 
-def test_two_runs_on_one_warehouse_take_turns(deployed: Deployed, tmp_path: Path) -> None:
+def test_a_deployment_run_and_a_local_run_on_one_warehouse_take_turns(
+    deployed: Deployed, small_source: Path, tmp_path: Path
+) -> None:
+    """A deployment's run (in the worker's process) and a local run (in this one) on the same
+    server and warehouse: both wait for the warehouse's lock, then hold it one after the other."""
     db = tmp_path / "shared.duckdb"
-    parameters = {"source": str(SAMPLE), "warehouse": str(db)}
     # The test holds the warehouse's lock first (creating it, as the first run would), so both
     # runs are certain to be waiting at the same time when it lets go: only the lock can keep
     # them apart then.
@@ -346,22 +354,63 @@ def test_two_runs_on_one_warehouse_take_turns(deployed: Deployed, tmp_path: Path
         "/v2/concurrency_limits/increment-with-lease",
         {"names": [name], "slots": 1, "mode": "concurrency", "lease_duration": 300},
     )
+    marker = f"take-turns-{uuid.uuid4().hex}"
+    local = LocalRun(marker, str(small_source), str(db))
     try:
-        runs = [deployed.trigger("sparkify-etl/backfill", parameters) for _ in range(2)]
+        runs = [deployed.trigger("sparkify-etl/backfill", local.parameters), local.start(deployed)]
         waiting = [_wait_for_message(deployed, r, "waiting for the warehouse lock") for r in runs]
     finally:
         deployed.post(
             "/v2/concurrency_limits/decrement-with-lease", {"lease_id": lease["lease_id"]}
         )
+    local.finish()
     for run_id in runs:
         deployed.wait_completed(run_id)
 
     first, second = sorted(_held_interval(deployed, r, name) for r in runs)
     assert max(waiting) < first[0]  # both were waiting before either held the lock
     assert first[0] < first[1] <= second[0] < second[1]  # one after the other, never both
-    assert table_counts(db) == expected_from_json(SAMPLE).counts
+    assert table_counts(db) == expected_from_json(small_source).counts
     limit = deployed.get(f"/v2/concurrency_limits/{name}")
     assert (limit["limit"], limit["active_slots"]) == (1, 0)
+
+
+class LocalRun:
+    """`etl(source, warehouse)` in a thread of this process, against the session's server (the
+    thread runs in a copy of this context, where its settings are), its flow run tagged."""
+
+    def __init__(self, marker: str, source: str, warehouse: str) -> None:
+        self.marker, self.parameters = marker, {"source": source, "warehouse": warehouse}
+        self.outcome: list[Any] = []
+        self.thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._run,), daemon=True
+        )
+
+    def _run(self) -> None:
+        try:
+            with tags(self.marker):
+                self.outcome.append(etl(**self.parameters))
+        except BaseException as error:
+            self.outcome.append(error)
+
+    def start(self, deployed: Deployed) -> str:
+        """Start the run; its flow run's id once the server has it."""
+        self.thread.start()
+        body = {"flow_runs": {"tags": {"all_": [self.marker]}}}
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while time.monotonic() < deadline:
+            if found := deployed.post("/flow_runs/filter", body):
+                return found[0]["id"]
+            assert self.thread.is_alive(), self.outcome
+            time.sleep(0.2)
+        raise AssertionError("the local run never reached the server")
+
+    def finish(self) -> None:
+        """Wait for the run to end; fail with its error if it failed."""
+        self.thread.join(RUN_TIMEOUT)
+        assert not self.thread.is_alive(), "the local run did not finish"
+        [result] = self.outcome
+        assert not isinstance(result, BaseException), result
 
 
 def test_deploy_all_from_the_root_creates_every_deployment_by_a_name_that_says_what(
