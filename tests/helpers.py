@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import TaskRun
 
 from tests.conftest import PROJECT_ROOT
 
@@ -110,10 +111,9 @@ def run(script: str, *args: str, env: dict[str, str]) -> subprocess.CompletedPro
     )
 
 
-def task_run_states(flow_run_id: uuid.UUID, expected: set[str]) -> dict[str, str]:
-    """The state of each task the flow run ran, by task name, once every expected task is
-    recorded in a final state (the server records task runs from their events, in batches, a
-    moment after they end)."""
+def task_runs(flow_run_id: uuid.UUID, expected: set[str]) -> list[TaskRun]:
+    """The task runs of the flow run, once every expected task (by name) is recorded in a final
+    state (the server records task runs from their events, in batches, a moment after they end)."""
     final = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
     deadline = time.monotonic() + 60
     while True:
@@ -121,7 +121,18 @@ def task_run_states(flow_run_id: uuid.UUID, expected: set[str]) -> dict[str, str
             runs = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
             )
-        states = {run.name.rsplit("-", 1)[0]: run.state_type.value for run in runs}
+        states = {task_name(run): run.state_type.value for run in runs}
         if all(states.get(name) in final for name in expected) or time.monotonic() > deadline:
-            return states
+            return runs
         time.sleep(0.5)
+
+
+def task_run_states(flow_run_id: uuid.UUID, expected: set[str]) -> dict[str, str]:
+    """The state of each task the flow run ran, by task name, once every expected task is
+    recorded in a final state (task_runs)."""
+    return {task_name(run): run.state_type.value for run in task_runs(flow_run_id, expected)}
+
+
+def task_name(run: TaskRun) -> str:
+    """A task run's task: its name without the run's suffix (`quality-checks-3a1`)."""
+    return run.name.rsplit("-", 1)[0]
