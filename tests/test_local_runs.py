@@ -28,13 +28,14 @@ from prefect.settings import (
 )
 
 from sql import model
+from tasks.common import server_watch
 from tasks.common.local_server import (
     LOCAL_STARTUP_TIMEOUT_SECONDS,
     local_startup_timeout,
     server_start_lock,
     start_lock_path,
 )
-from tasks.common.server_watch import running
+from tasks.common.server_watch import SERVER_APP, running
 from tasks.warehouse.duckdb.warehouse import DuckDBWarehouse
 from tasks.warehouse.hold import WAIT_VARIABLE, transaction
 from tasks.warehouse.tables import create_tables
@@ -199,9 +200,13 @@ def child_pids(pid: int) -> list[int]:
     return [int(child) for child in text.split()]
 
 
-def test_a_local_run_killed_outright_leaves_no_temporary_server(tmp_path: Path) -> None:
-    """kill -9 of a plain local run mid-flight: its temporary server (a child Prefect would stop
-    at the run's exit) is stopped by the run's watcher within seconds."""
+@pytest.mark.parametrize("moment", ["mid-flight", "while-its-server-starts"])
+def test_a_local_run_killed_outright_leaves_no_temporary_server(
+    tmp_path: Path, moment: str
+) -> None:
+    """kill -9 of a plain local run, mid-flight or while its temporary server is still starting
+    (before the run could begin): that server (a child Prefect would stop at the run's exit) is
+    stopped by the run's watcher within seconds."""
     log = tmp_path / "run.log"
     command = [sys.executable, "flows/etl.py", "--warehouse", str(tmp_path / "wh.duckdb")]
     env = local_env(migrated_home(tmp_path / "home"))
@@ -210,14 +215,17 @@ def test_a_local_run_killed_outright_leaves_no_temporary_server(tmp_path: Path) 
     servers: list[int] = []
     try:
         deadline = time.monotonic() + 240
-        while "Beginning flow run" not in log.read_text():  # the server is up, the run began
+        begun = moment == "while-its-server-starts"  # then the kill comes before it began
+        while not servers or not (begun or "Beginning flow run" in log.read_text()):
             assert run.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
-        servers = uvicorn_children(run.pid)
+            time.sleep(0.2 if servers else 0.02)
+            servers = uvicorn_children(run.pid)
         assert len(servers) == 1, child_pids(run.pid)
         run.kill()
         run.wait(timeout=30)
+        if moment == "while-its-server-starts":
+            assert "Beginning flow run" not in log.read_text()
         deadline = time.monotonic() + 30
         while running(servers[0]):
             assert time.monotonic() < deadline, "the temporary server outlived its run"
@@ -229,9 +237,54 @@ def test_a_local_run_killed_outright_leaves_no_temporary_server(tmp_path: Path) 
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_the_watcher_stops_the_server_on_the_port_of_a_run_dead_before_it_looked(
+    tmp_path: Path,
+) -> None:
+    """A run killed so early that its watcher never saw its server as its child (here: gone
+    before the watcher began): the watcher stops the Prefect server on the run's port, and
+    leaves one on another port alone. Ports outside Prefect's range: no real server is hit."""
+
+    def server(port: int) -> subprocess.Popen:
+        app = SERVER_APP.decode()
+        return subprocess.Popen([sys.executable, "-c", SLEEP, app, "--port", str(port)])
+
+    ours, other = server(65001), server(65002)
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", START_WATCHER, str(Path(server_watch.__file__)), "65001"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        watcher = int(run.stdout)
+        deadline = time.monotonic() + 30
+        while running(watcher) or running(ours.pid):
+            assert time.monotonic() < deadline, "the watcher left the dead run's server running"
+            time.sleep(0.1)
+        assert ours.wait(timeout=5) == -signal.SIGTERM
+        assert other.poll() is None
+    finally:
+        ours.kill()
+        other.kill()
+
+
+SLEEP = "import time; time.sleep(120)"
+# A run that starts its watcher and dies at once.
+START_WATCHER = """
+import os, subprocess, sys
+watcher = subprocess.Popen([sys.executable, sys.argv[1], str(os.getpid()), sys.argv[2]],
+                           start_new_session=True)
+print(watcher.pid)
+"""
+
+
 def uvicorn_children(pid: int) -> list[int]:
-    """The process's children that are Prefect's temporary server."""
-    return [c for c in child_pids(pid) if b"uvicorn" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    """The process's children that are Prefect's temporary server (a child that ended in the
+    meantime is none)."""
+    found = []
+    for child in child_pids(pid):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            if b"uvicorn" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+    return found
 
 
 def test_ctrl_c_stops_a_run_at_once_in_one_line_keeping_the_warehouse(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ then find that server running and use it. A second run waits for the first one's
 up (saying so in one line), then starts its own on the database already set up; from then on
 the runs go on side by side as Prefect allows (WAL, its busy timeout, its retries). Runs with
 PREFECT_API_URL set never start a temporary server: the call does nothing for them. A watcher
-process stops the server if the run dies without stopping it (tasks/common/server_watch.py).
+process, started just before the server, stops it if the run dies without stopping it, during
+the server's start or after it (tasks/common/server_watch.py).
 """
 
 from __future__ import annotations
@@ -77,16 +78,22 @@ def start_temporary_server() -> None:
         # The server's usage report: offline (or firewalled), each start logs an ERROR line.
         updates[PREFECT_SERVER_ANALYTICS_ENABLED] = False
     with temporary_settings(updates=updates), server_start_lock(start_lock_path()):
+        if server.port is None:
+            server.port = server.find_available_port()
+        watch_server(server.port)
         server.start()
-    if server.server_process is not None:
-        watch_server(server.server_process.pid)
 
 
-def watch_server(pid: int) -> None:
-    """Start the watcher that stops the temporary server (process `pid`) if this process dies
-    without stopping it (tasks/common/server_watch.py)."""
+def watch_server(port: int) -> None:
+    """Start the watcher that stops this process's temporary server (on port) if this process
+    dies without stopping it, even while the server starts (tasks/common/server_watch.py)."""
     subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("server_watch.py")), str(pid)],
+        [
+            sys.executable,
+            str(Path(__file__).with_name("server_watch.py")),
+            str(os.getpid()),
+            str(port),
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

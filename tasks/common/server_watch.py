@@ -3,22 +3,29 @@
 Prefect starts the server as a child process of the run and stops it when the run exits; a run
 killed outright (kill -9, the out-of-memory killer) never gets to, and the server would go on
 serving, holding its port and the database, for good. So `start_temporary_server` starts this
-watcher beside it: `python tasks/common/server_watch.py SERVER_PID` (run as a file, it needs no
-import path), a child of the run in a session of its own (Ctrl-C in the terminal does not reach
-it). It imports nothing of Prefect's and looks twice a second: once its parent is no longer the
-run, it stops the server (SIGTERM, then SIGKILL); once the server is gone (a normal stop), it
-ends.
+watcher just before the server: `python tasks/common/server_watch.py RUN_PID PORT` (run as a
+file, it needs no import path), a child of the run in a session of its own (Ctrl-C in the
+terminal does not reach it). It imports nothing of Prefect's. While the run lives, it notes each
+of the run's children that is a Prefect server. Once its parent is no longer the run (at once,
+if the run died before the watcher began), it stops those still there and any Prefect server
+left on PORT, the port the run chose (a server the run died too early to see noted), SIGTERM
+then SIGKILL, and ends. So a killed run's server is stopped whether the run died while the
+server was starting or long after.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 POLL_SECONDS = 0.5
 STOP_SECONDS = 5.0
+# The factory Prefect's temporary server runs under uvicorn: it names a server on the command line.
+SERVER_APP = b"prefect.server.api.server:create_app"
 
 
 def running(pid: int) -> bool:
@@ -37,6 +44,44 @@ def running(pid: int) -> bool:
     return state not in (b"Z", b"X")
 
 
+def command_line(pid: int) -> list[bytes]:
+    """The process's arguments; empty once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def is_server(pid: int, port: int | None = None) -> bool:
+    """Whether the process is a Prefect server (on port, when given)."""
+    args = command_line(pid)
+    if SERVER_APP not in args:
+        return False
+    wanted = (b"--port", str(port).encode())
+    return port is None or wanted in itertools.pairwise(args)
+
+
+def children(pid: int) -> set[int]:
+    """The process's children (those of each of its threads), from /proc."""
+    found: set[int] = set()
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            found.update(int(child) for child in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
+def servers_on(port: int) -> set[int]:
+    """Every process that is a Prefect server on port."""
+    pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    return {pid for pid in pids if is_server(pid, port)}
+
+
 def stop(pid: int) -> None:
     """SIGTERM, then SIGKILL if the process is still there after STOP_SECONDS."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -51,14 +96,16 @@ def stop(pid: int) -> None:
             time.sleep(0.1)
 
 
-def watch(run_pid: int, server_pid: int) -> None:
-    """Until the server is gone: stop it as soon as the run is."""
-    while running(server_pid):
-        if os.getppid() != run_pid:
-            stop(server_pid)
-            return
+def watch(run_pid: int, port: int) -> None:
+    """Until the run is gone, note its Prefect servers; then stop those still running."""
+    noted: set[int] = set()
+    while os.getppid() == run_pid:
+        noted.update(pid for pid in children(run_pid) if is_server(pid))
         time.sleep(POLL_SECONDS)
+    for pid in noted | servers_on(port):
+        if is_server(pid):  # still that server, not a reused PID
+            stop(pid)
 
 
 if __name__ == "__main__":
-    watch(os.getppid(), int(sys.argv[1]))
+    watch(int(sys.argv[1]), int(sys.argv[2]))
