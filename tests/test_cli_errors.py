@@ -8,6 +8,7 @@ import importlib
 import logging
 import os
 import pickle
+import re
 import sqlite3
 import subprocess
 import sys
@@ -398,7 +399,8 @@ def test_a_block_that_does_not_exist_is_one_line_in_the_logs_and_the_state(
     assert "give the warehouse (--warehouse)" in line
     assert ".duckdb" in line
     assert "Traceback" not in said.out + said.err + console.text
-    assert "404" not in said.err + console.text
+    # No HTTP 404 of Prefect's API shows through (a port or an ID may hold the digits 404).
+    assert not re.search(r"\b404\b|Not Found", said.err + console.text)
     assert console.messages.count(line) == 1  # logged once, as the line
     run_ = flow_run_of("sparkify-etl", "warehouse", spec)
     assert run_.state.is_failed()
