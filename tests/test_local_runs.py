@@ -215,8 +215,8 @@ def test_a_local_run_killed_outright_leaves_no_temporary_server(
     servers: list[int] = []
     try:
         deadline = time.monotonic() + 240
-        begun = moment == "while-its-server-starts"  # then the kill comes before it began
-        while not servers or not (begun or "Beginning flow run" in log.read_text()):
+        at_start = moment == "while-its-server-starts"  # else once the flow run has begun
+        while not servers or not (at_start or "Beginning flow run" in log.read_text()):
             assert run.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2 if servers else 0.02)
@@ -224,7 +224,7 @@ def test_a_local_run_killed_outright_leaves_no_temporary_server(
         assert len(servers) == 1, child_pids(run.pid)
         run.kill()
         run.wait(timeout=30)
-        if moment == "while-its-server-starts":
+        if at_start:
             assert "Beginning flow run" not in log.read_text()
         deadline = time.monotonic() + 30
         while running(servers[0]):
@@ -237,9 +237,7 @@ def test_a_local_run_killed_outright_leaves_no_temporary_server(
                 os.kill(pid, signal.SIGKILL)
 
 
-def test_the_watcher_stops_the_server_on_the_port_of_a_run_dead_before_it_looked(
-    tmp_path: Path,
-) -> None:
+def test_the_watcher_stops_the_server_on_the_port_of_a_run_dead_before_it_looked() -> None:
     """A run killed so early that its watcher never saw its server as its child (here: gone
     before the watcher began): the watcher stops the Prefect server on the run's port, and
     leaves one on another port alone. Ports outside Prefect's range: no real server is hit."""

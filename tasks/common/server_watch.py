@@ -98,12 +98,15 @@ def stop(pid: int) -> None:
 
 def watch(run_pid: int, port: int) -> None:
     """Until the run is gone, note its Prefect servers; then stop those still running."""
-    noted: set[int] = set()
+    noted: dict[int, list[bytes]] = {}  # PID: its command line, to know it again
     while os.getppid() == run_pid:
-        noted.update(pid for pid in children(run_pid) if is_server(pid))
+        for pid in children(run_pid) - noted.keys():
+            if is_server(pid):
+                noted[pid] = command_line(pid)
         time.sleep(POLL_SECONDS)
-    for pid in noted | servers_on(port):
-        if is_server(pid):  # still that server, not a reused PID
+    noted.update((pid, command_line(pid)) for pid in servers_on(port))
+    for pid, args in noted.items():
+        if command_line(pid) == args:  # still that server, not another process on its PID
             stop(pid)
 
 
