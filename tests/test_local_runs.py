@@ -241,12 +241,7 @@ def test_the_watcher_stops_the_server_on_the_port_of_a_run_dead_before_it_looked
     """A run killed so early that its watcher never saw its server as its child (here: gone
     before the watcher began): the watcher stops the Prefect server on the run's port, and
     leaves one on another port alone. Ports outside Prefect's range: no real server is hit."""
-
-    def server(port: int) -> subprocess.Popen:
-        app = SERVER_APP.decode()
-        return subprocess.Popen([sys.executable, "-c", SLEEP, app, "--port", str(port)])
-
-    ours, other = server(65001), server(65002)
+    ours, other = fake_server(65001), fake_server(65002)
     try:
         run = subprocess.run(
             [sys.executable, "-c", START_WATCHER, str(Path(server_watch.__file__)), "65001"],
@@ -262,6 +257,26 @@ def test_the_watcher_stops_the_server_on_the_port_of_a_run_dead_before_it_looked
     finally:
         ours.kill()
         other.kill()
+
+
+def test_both_readings_of_the_process_table_know_a_server_and_its_parent() -> None:
+    """The watcher's process table from /proc and from ps(1) (its reading where there is no
+    /proc, as on macOS) agree on a server's parent and see it as a Prefect server on its port."""
+    server = fake_server(65003)
+    try:
+        for table in (server_watch.table_from_proc(), server_watch.table_from_ps()):
+            parent, args = table[server.pid]
+            assert parent == os.getpid()
+            assert server_watch.is_server(args, 65003)
+            assert not server_watch.is_server(args, 65004)
+            assert not server_watch.is_server(table[os.getpid()][1])
+    finally:
+        server.kill()
+
+
+def fake_server(port: int) -> subprocess.Popen:
+    """A process whose command line is that of a Prefect server on port: it only sleeps."""
+    return subprocess.Popen([sys.executable, "-c", SLEEP, SERVER_APP, "--port", str(port)])
 
 
 SLEEP = "import time; time.sleep(120)"
