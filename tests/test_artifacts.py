@@ -38,7 +38,7 @@ from tasks.run.quality import CheckResult
 from tasks.run.transform import TableChange
 from tasks.source.files import RunFiles, SkippedFile
 from tasks.warehouse.protocol import Reject, StageReport
-from tests.helpers import table_counts, task_runs
+from tests.helpers import table_counts, task_name, task_runs
 
 EVENTS = StageReport("staging_events", files=2, rows=100, rejects=0, seconds=0.5)
 SONGS = StageReport("staging_songs", files=10, rows=10, rejects=0, seconds=0.25)
@@ -318,7 +318,7 @@ def test_a_failed_check_shows_its_failing_rows_and_fails_its_task(
     assert ", level=premium, " in sample
     assert found[QUALITY_KEY].description.startswith("1 of ")
     tasks_of_run = task_runs(flow_run_id, {"quality-checks"})
-    checks = [t for t in tasks_of_run if t.name.startswith("quality-checks")]
+    checks = [t for t in tasks_of_run if task_name(t) == "quality-checks"]
     assert [t.state.type.value for t in checks] == ["FAILED"]
     # The reason once at ERROR, no traceback.
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
